@@ -1,0 +1,69 @@
+"""The `harness` command.
+
+Sub-commands live next to the stage they drive and are imported only when
+used, so `harness --help` and `harness check` stay fast and a broken optional
+stack (say, no PostgreSQL driver) cannot break unrelated commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import click
+
+from harness import __version__
+from harness.errors import EXIT_BAD_INPUT, HarnessError
+
+# name -> "module:attribute" of a click command or group
+COMMANDS: dict[str, str] = {
+    "check": "harness.model.check:check",
+    "lab": "harness.vlab.cli:lab",
+    "run": "harness.run.cli:run",
+    "scan": "harness.lab.scan_cli:scan",
+    "bundle": "harness.report.bundle_cli:bundle",
+    "registry": "harness.registry.cli:registry",
+    "demo": "harness.demo:demo",
+}
+
+
+def _exists(target: str) -> bool:
+    return importlib.util.find_spec(target.split(":")[0]) is not None
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name, target in COMMANDS.items() if _exists(target))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="harness")
+def cli() -> None:
+    """Board certification harness: certify boards, reproduce customer cases, answer eligibility."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user mistakes and lab faults become one paragraph and an exit code, not a traceback."""
+    try:
+        rv = cli.main(args=argv, prog_name="harness", standalone_mode=False)
+    except HarnessError as exc:
+        click.echo(f"harness: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("harness: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("harness: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,1 @@
+"""lab stage of the harness flow (see harness/README.md)."""

@@ -1,0 +1,1 @@
+"""model stage of the harness flow (see harness/README.md)."""

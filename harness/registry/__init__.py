@@ -1,0 +1,1 @@
+"""registry stage of the harness flow (see harness/README.md)."""

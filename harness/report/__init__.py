@@ -1,0 +1,1 @@
+"""report stage of the harness flow (see harness/README.md)."""

@@ -1,0 +1,1 @@
+"""repro stage of the harness flow (see harness/README.md)."""

@@ -1,0 +1,1 @@
+"""run stage of the harness flow (see harness/README.md)."""

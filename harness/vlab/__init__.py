@@ -1,0 +1,1 @@
+"""vlab stage of the harness flow (see harness/README.md)."""
