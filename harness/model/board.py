@@ -30,7 +30,9 @@ class Identity(Strict):
     revision: str = Field(min_length=1)
     soc: str = Field(min_length=1)
     arch: Literal["x86_64", "aarch64", "armv7l", "riscv64"]
-    compatible: str = Field(min_length=1, description="device-tree compatible string (or DMI product name on x86)")
+    compatible: str = Field(
+        min_length=1, description="device-tree compatible string (or DMI product name on x86)"
+    )
 
 
 class Console(Strict):
@@ -53,8 +55,13 @@ class Ssh(Strict):
 class Boot(Strict):
     flow: Literal["direct", "u-boot"] = "direct"
     bootloader_prompt: str = Field(default="=> ", description="regex for the U-Boot prompt")
-    bootloader_banner: str = Field(default=r"U-Boot \d{4}\.\d{2}", description="regex; seen again mid-run means an unexpected reset")
-    boot_command: str | None = Field(default=None, description="U-Boot command that boots the OS; default: the board's bootcmd")
+    bootloader_banner: str = Field(
+        default=r"U-Boot \d{4}\.\d{2}",
+        description="regex; seen again mid-run means an unexpected reset",
+    )
+    boot_command: str | None = Field(
+        default=None, description="U-Boot command that boots the OS; default: the board's bootcmd"
+    )
     timeout: float = Field(default=180.0, gt=0, description="power-on to login prompt, seconds")
 
 
@@ -73,11 +80,15 @@ class Inventory(Strict):
     """What a healthy unit of this model must show; `harness` discovers the real values on the board."""
 
     cpus: int = Field(gt=0)
-    memory_mib: int = Field(gt=0, description="total RAM as configured; the kernel reports a little less")
+    memory_mib: int = Field(
+        gt=0, description="total RAM as configured; the kernel reports a little less"
+    )
     block_devices: list[BlockDevice] = []
     network_interfaces: list[str] = []
     usb_devices: list[UsbDevice] = []
-    serial_ports: int = Field(default=1, ge=0, description="UARTs the kernel registers, console included")
+    serial_ports: int = Field(
+        default=1, ge=0, description="UARTs the kernel registers, console included"
+    )
     watchdog: bool = False
     rtc: bool = False
 
@@ -105,7 +116,9 @@ class Lab(Strict):
     """How to reach a unit. Exactly one of the three."""
 
     virtual: Virtual | None = None
-    env: str | None = Field(default=None, description="labgrid environment file (relative to the profile)")
+    env: str | None = Field(
+        default=None, description="labgrid environment file (relative to the profile)"
+    )
     target: str = Field(default="main", description="target name inside the environment file")
     place: str | None = Field(default=None, description="labgrid coordinator place name")
 
@@ -123,7 +136,9 @@ class Lab(Strict):
 class BoardProfile(Strict):
     schema_version: Literal[1] = Field(default=1, alias="schema")
     kind: Literal["board"] = "board"
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="short id used on the command line")
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9._-]*$", description="short id used on the command line"
+    )
     identity: Identity
     console: Console = Console()
     ssh: Ssh = Ssh()
@@ -151,8 +166,14 @@ def load_board(file: str | Path) -> BoardProfile:
     board = validate(doc, BoardProfile)
     board.source = Path(file).resolve()
     board.sha256 = hashlib.sha256(Path(file).read_bytes()).hexdigest()
-    if board.lab.virtual and board.boot.flow == "u-boot" and board.identity.arch not in ("aarch64", "x86_64"):
-        raise doc.error("the virtual lab boots U-Boot only for aarch64 and x86_64", ("boot", "flow"))
+    if (
+        board.lab.virtual
+        and board.boot.flow == "u-boot"
+        and board.identity.arch not in ("aarch64", "x86_64")
+    ):
+        raise doc.error(
+            "the virtual lab boots U-Boot only for aarch64 and x86_64", ("boot", "flow")
+        )
     return board
 
 
@@ -166,4 +187,7 @@ def find_board(name_or_path: str, boards_dir: Path | None = None) -> BoardProfil
         if candidate.stem == name_or_path:
             return load_board(candidate)
     known = ", ".join(sorted(p.stem for p in boards_dir.glob("*.y*ml"))) or "none"
-    raise UserError(f"no board profile named '{name_or_path}' (known in {boards_dir}: {known})", Location(name_or_path))
+    raise UserError(
+        f"no board profile named '{name_or_path}' (known in {boards_dir}: {known})",
+        Location(name_or_path),
+    )

@@ -29,7 +29,9 @@ def load_any(file: Path) -> object:
     try:
         loader = getattr(importlib.import_module(module_name), attr)
     except ModuleNotFoundError:
-        raise doc.error(f"files of kind {kind!r} are not supported by this harness version", ("kind",)) from None
+        raise doc.error(
+            f"files of kind {kind!r} are not supported by this harness version", ("kind",)
+        ) from None
     return loader(file)
 
 

@@ -40,7 +40,9 @@ class SourceDoc:
                 return None
             key = key[:-1]
 
-    def error(self, message: str, path: Iterable[str | int] = (), hint: str | None = None) -> UserError:
+    def error(
+        self, message: str, path: Iterable[str | int] = (), hint: str | None = None
+    ) -> UserError:
         path = tuple(path)
         return UserError(
             message,
@@ -96,7 +98,7 @@ def load_yaml(file: str | Path, text: str | None = None) -> SourceDoc:
             raise UserError(f"cannot read: {exc.strerror}", Location(file)) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+        data = yaml.load(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
