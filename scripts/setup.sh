@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   qemu-system-x86 qemu-system-arm qemu-utils u-boot-qemu
   cpio xz-utils zstd e2fsprogs dosfstools mtools busybox-static
-  postgresql chromium chromium-driver iproute2 socat
+  postgresql chromium chromium-driver iproute2 socat dropbear-bin openssh-sftp-server
 )
 
 SUDO=""
