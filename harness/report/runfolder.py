@@ -1,0 +1,162 @@
+"""The run folder `results/<run-id>/`: the one place a run's evidence lives.
+
+Results are appended to results.jsonl and fsync'd after every test, so a
+harness killed mid-run (or a host that loses power) keeps everything that had
+finished; a torn last line from such a kill is recognised and cut off before
+anything is appended again. run.json is replaced atomically (write, fsync,
+rename), so a reader never sees half of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+from harness.errors import Location, UserError
+
+RESULTS = "results.jsonl"
+RUN_JSON = "run.json"
+CONSOLE_LOG = "console.log"
+JUNIT = "junit.xml"
+INVENTORY = "inventory.json"
+ARTIFACTS = "artifacts"
+
+RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[a-z0-9._-]+-[0-9a-f]{4}$")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_run_id(board_name: str, now: dt.datetime | None = None) -> str:
+    """Sortable by start time, readable (board name), unique (random suffix)."""
+    moment = (now or utc_now()).astimezone(dt.UTC)
+    return f"{moment:%Y%m%dT%H%M%SZ}-{board_name}-{secrets.token_hex(2)}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class RunFolder:
+    """Reads and writes one run's folder; all writes are durable before they return."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.run_id = path.name
+
+    @classmethod
+    def create(cls, results_root: Path, run_id: str) -> RunFolder:
+        results_root.mkdir(parents=True, exist_ok=True)
+        path = results_root / run_id
+        path.mkdir()  # never reuse a folder: a clash means a duplicate run id
+        _fsync_dir(results_root)
+        return cls(path)
+
+    @classmethod
+    def open_existing(cls, results_root: Path, run_id: str) -> RunFolder:
+        path = results_root / run_id
+        if not (path / RUN_JSON).is_file():
+            known = sorted(p.name for p in results_root.glob("*/") if (p / RUN_JSON).is_file())[-5:]
+            raise UserError(
+                f"no run {run_id!r} to resume in {results_root}",
+                Location(str(path), None, "--resume"),
+                f"recent runs: {', '.join(known)}" if known else None,
+            )
+        folder = cls(path)
+        folder.repair_results()
+        return folder
+
+    # ---- results.jsonl ----------------------------------------------------------------
+
+    @property
+    def results_file(self) -> Path:
+        return self.path / RESULTS
+
+    def append_result(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
+        with open(self.results_file, "a", encoding="utf-8") as out:
+            out.write(line)
+            out.flush()
+            os.fsync(out.fileno())
+
+    def read_results(self) -> list[dict[str, Any]]:
+        """Every complete line; a torn (unterminated or unparsable) last line is ignored."""
+        if not self.results_file.exists():
+            return []
+        records: list[dict[str, Any]] = []
+        raw = self.results_file.read_bytes()
+        lines = raw.split(b"\n")
+        for index, line in enumerate(lines):
+            if not line.strip():
+                continue
+            last = index == len(lines) - 1  # no newline after it: a write that was cut short
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if last:
+                    break
+                raise
+            if last:
+                records.pop()  # parsed, but not terminated: not known to be complete
+        return records
+
+    def repair_results(self) -> int:
+        """Cut a torn last line off, so the next append starts on a line of its own."""
+        if not self.results_file.exists():
+            return 0
+        raw = self.results_file.read_bytes()
+        keep = raw.rfind(b"\n") + 1
+        if keep == len(raw):
+            return 0
+        with open(self.results_file, "r+b") as out:
+            out.truncate(keep)
+            out.flush()
+            os.fsync(out.fileno())
+        return len(raw) - keep
+
+    # ---- run.json ---------------------------------------------------------------------
+
+    def write_run_json(self, data: dict[str, Any]) -> None:
+        self.write_json(RUN_JSON, data)
+
+    def read_run_json(self) -> dict[str, Any]:
+        return json.loads((self.path / RUN_JSON).read_text(encoding="utf-8"))
+
+    def write_json(self, name: str, data: Any) -> None:
+        target = self.path / name
+        tmp = target.with_name(f".{name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, sort_keys=True)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(self.path)
+
+    @property
+    def console_log(self) -> Path:
+        return self.path / CONSOLE_LOG
+
+    @property
+    def junit_file(self) -> Path:
+        return self.path / JUNIT
+
+    @property
+    def artifacts(self) -> Path:
+        path = self.path / ARTIFACTS
+        path.mkdir(exist_ok=True)
+        return path

@@ -1,0 +1,313 @@
+"""Running one test to an outcome: applicability, steps, crash handling, retries, waivers.
+
+The rules (see docs/plan-format.md "Outcomes"):
+
+- `requires` false -> `skip`, with the values that made it false.
+- An expectation not met, a python step's AssertionError, a command that
+  overran its timeout but left a working shell, a kernel crash or an
+  unexpected reset seen on the console -> `fail` (the board failed). Crashes
+  carry the console excerpt.
+- A lab problem (`InfraError`: console lost or silent, SSH link dropped, power
+  switch failed, the board did not come back) -> `error`; the board is
+  recovered (shell re-established, power-cycled if need be) and the test is
+  tried again up to `retries` times. Failures are never retried.
+- If an InfraError turns out to have been caused by a crash the console saw
+  (panic during an SSH command drops the link), it is a `fail` with the
+  crash excerpt, not an `error`.
+- A `fail` covered by an unexpired waiver -> `waived`.
+
+Recovery happens before the next attempt or test, never skipped: one broken
+test must not leave a broken board for the rest of the plan (labgrid's
+pytest plugin, by contrast, skips every later test once a strategy raised).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import InfraError
+from harness.lab.errors import BoardCrashed, BoardFault
+from harness.model.board import BoardProfile
+from harness.model.plan import Plan, TestSpec
+from harness.model.requires import resolve_path
+from harness.report.runfolder import iso, utc_now
+from harness.run.context import StepFailed, TestContext, Transcript
+from harness.run.outcomes import Outcome
+from harness.run.steps import run_steps
+
+EXCERPT_LINES = 40
+
+
+@dataclass
+class BoardState:
+    """Whether the board needs recovery before it can be trusted with the next test."""
+
+    needs_recovery: bool = False
+    failed_recoveries: int = 0
+    last_problem: str = ""
+
+
+@dataclass
+class Attempt:
+    outcome: Outcome
+    reason: str
+    excerpt: str = ""
+    measurements: list[dict[str, Any]] = field(default_factory=list)
+    transcript: str = ""
+    crash: dict[str, Any] | None = None
+
+
+class BoardLost(InfraError):
+    """Recovery failed several times in a row: the remaining tests cannot run."""
+
+
+class TestExecutor:
+    """Owns the board-recovery state across tests; `execute(test)` returns a results.jsonl record."""
+
+    __test__ = False
+
+    def __init__(
+        self,
+        board: Any,
+        profile: BoardProfile,
+        plan: Plan,
+        facts: Callable[[], dict[str, Any]],
+        artifacts: Path,
+        console_tail: Callable[[int], str],
+        retries: int = 1,
+        max_failed_recoveries: int = 3,
+        today: dt.date | None = None,
+    ):
+        self.board = board
+        self.profile = profile
+        self.plan = plan
+        self.facts = facts
+        self.artifacts = artifacts
+        self.console_tail = console_tail
+        self.retries = retries
+        self.max_failed_recoveries = max_failed_recoveries
+        self.today = today or dt.date.today()
+        self.state = BoardState()
+
+    # ---- public -----------------------------------------------------------------------
+
+    def execute(self, test: TestSpec) -> dict[str, Any]:
+        started = utc_now()
+        clock = time.monotonic()
+        scope = self.scope()
+        history: list[dict[str, Any]] = []
+        expr = test.requires_expr
+        if expr is not None and not expr.evaluate(scope):
+            attempt = Attempt(Outcome.SKIP, self._why_not(test, scope))
+            return self._record(test, attempt, 1, history, started, clock)
+        number = 0
+        while True:
+            number += 1
+            attempt = self._attempt(test)
+            if attempt.outcome is not Outcome.ERROR or number > self.retries:
+                break
+            history.append(
+                {"attempt": number, "outcome": attempt.outcome.value, "reason": attempt.reason}
+            )
+            if self.state.failed_recoveries >= self.max_failed_recoveries:
+                break
+        if attempt.outcome is Outcome.FAIL:
+            attempt = self._apply_waiver(test, attempt)
+        return self._record(test, attempt, number, history, started, clock)
+
+    def scope(self) -> dict[str, Any]:
+        return {
+            "board": self.profile.model_dump(mode="json", by_alias=False),
+            "facts": self.facts(),
+        }
+
+    @property
+    def board_lost(self) -> bool:
+        return self.state.failed_recoveries >= self.max_failed_recoveries
+
+    # ---- one attempt ------------------------------------------------------------------
+
+    def _attempt(self, test: TestSpec) -> Attempt:
+        if self.state.needs_recovery:
+            problem = self.recover()
+            if problem is not None:
+                return Attempt(
+                    Outcome.ERROR,
+                    f"board could not be recovered before the test: {problem}",
+                    excerpt=self.console_tail(EXCERPT_LINES),
+                )
+        crashes_before = len(self._crash_events())
+        transcript = Transcript()
+        ctx = TestContext(
+            board=self.board,
+            profile=self.profile,
+            facts=self.facts(),
+            test=test,
+            artifacts=self.artifacts,
+            transcript=transcript,
+            transport=test.transport or "console",
+        )
+        deadline = time.monotonic() + float(test.timeout or 60)
+        try:
+            result = run_steps(ctx, test.steps, deadline, self.scope())
+        except BoardCrashed as crash:
+            self.state.needs_recovery = True
+            return self._crash_attempt(crash.event, transcript, ctx)
+        except (
+            BoardFault
+        ) as fault:  # e.g. CommandTimeout: the shell was recovered, the board was slow
+            output = getattr(fault, "output", "")
+            return Attempt(
+                Outcome.FAIL, str(fault), _tail(output), _measured(ctx), transcript.text()
+            )
+        except StepFailed as failed:
+            return Attempt(Outcome.FAIL, str(failed), "", _measured(ctx), transcript.text())
+        except AssertionError as failed:
+            reason = str(failed) or "python step assertion failed"
+            return Attempt(
+                Outcome.FAIL, reason, _traceback_tail(failed), _measured(ctx), transcript.text()
+            )
+        except InfraError as infra:
+            self.state.needs_recovery = True
+            recovery_problem = self.recover()
+            crash = self._new_crash(crashes_before)
+            if crash is not None:
+                transcript.note(f"{type(infra).__name__}: {infra} (caused by the crash below)")
+                return self._crash_attempt(crash, transcript, ctx)
+            reason = f"{type(infra).__name__}: {infra}"
+            if recovery_problem:
+                reason += f"; recovery failed: {recovery_problem}"
+            return Attempt(
+                Outcome.ERROR,
+                reason,
+                self.console_tail(EXCERPT_LINES),
+                _measured(ctx),
+                transcript.text(),
+            )
+        except Exception as bug:  # the test's own python code broke: an error, but not the lab's
+            return Attempt(
+                Outcome.ERROR,
+                f"python step raised {type(bug).__name__}: {bug}",
+                _traceback_tail(bug),
+                _measured(ctx),
+                transcript.text(),
+            )
+        measurements = [m.as_dict() for m in result.measurements]
+        if result.problems:
+            return Attempt(
+                Outcome.FAIL,
+                result.problems[0],
+                _tail(result.last_output),
+                measurements,
+                transcript.text(),
+            )
+        return Attempt(Outcome.PASS, "", "", measurements, transcript.text())
+
+    def _crash_attempt(self, event: Any, transcript: Transcript, ctx: TestContext) -> Attempt:
+        crash = (
+            event.to_dict()
+            if hasattr(event, "to_dict")
+            else {"kind": getattr(event, "kind", "crash")}
+        )
+        reason = f"board crashed: {event.kind}: {event.line.strip()}"
+        return Attempt(
+            Outcome.FAIL, reason, event.excerpt, _measured(ctx), transcript.text(), crash
+        )
+
+    def recover(self) -> str | None:
+        """Get back to a working shell; returns None on success, else what went wrong."""
+        try:
+            self.board.ensure_shell()
+        except InfraError as first:
+            try:
+                self.board.power_cycle()
+                self.board.ensure_shell()
+            except InfraError as second:
+                self.state.failed_recoveries += 1
+                self.state.last_problem = (
+                    f"{type(first).__name__}: {first}; then power cycle: {second}"
+                )
+                return self.state.last_problem
+        self.state.needs_recovery = False
+        self.state.failed_recoveries = 0
+        return None
+
+    def _crash_events(self) -> list[Any]:
+        return list(getattr(self.board, "crash_events", []) or [])
+
+    def _new_crash(self, before: int) -> Any:
+        events = self._crash_events()[before:]
+        return events[0] if events else None
+
+    # ---- bookkeeping ------------------------------------------------------------------
+
+    def _apply_waiver(self, test: TestSpec, attempt: Attempt) -> Attempt:
+        waiver = self.plan.waiver_for(test.id)
+        if waiver is None:
+            return attempt
+        if not waiver.active_on(self.today):
+            attempt.reason += f" (waiver expired on {waiver.expires.isoformat()}: {waiver.reason})"
+            return attempt
+        attempt.outcome = Outcome.WAIVED
+        attempt.reason = f"waived until {waiver.expires.isoformat()} ({waiver.reason}); failure: {attempt.reason}"
+        return attempt
+
+    def _why_not(self, test: TestSpec, scope: dict[str, Any]) -> str:
+        expr = test.requires_expr
+        assert expr is not None
+        values = ", ".join(f"{path} = {resolve_path(path.parts, scope)!r}" for path in expr.paths())
+        return f"not applicable: requires {expr.text!r} is false ({values})"
+
+    def _record(
+        self,
+        test: TestSpec,
+        attempt: Attempt,
+        number: int,
+        history: list[dict[str, Any]],
+        started: dt.datetime,
+        clock: float,
+    ) -> dict[str, Any]:
+        waiver = self.plan.waiver_for(test.id)
+        record: dict[str, Any] = {
+            "id": test.id,
+            "title": test.title,
+            "category": test.category,
+            "blocker": bool(test.blocker),
+            "outcome": attempt.outcome.value,
+            "reason": attempt.reason,
+            "duration": round(time.monotonic() - clock, 3),
+            "started_at": iso(started),
+            "finished_at": iso(utc_now()),
+            "attempt": number,
+            "previous_attempts": history,
+            "measurements": attempt.measurements,
+            "excerpt": attempt.excerpt,
+            "log": attempt.transcript,
+        }
+        if attempt.crash is not None:
+            record["crash"] = attempt.crash
+        if waiver is not None and attempt.outcome is Outcome.WAIVED:
+            record["waiver"] = {
+                "reason": waiver.reason,
+                "expires": waiver.expires.isoformat(),
+                "ticket": waiver.ticket,
+            }
+        return record
+
+
+def _measured(ctx: TestContext) -> list[dict[str, Any]]:
+    return [m.as_dict() for m in ctx.measurements]
+
+
+def _tail(text: str, lines: int = EXCERPT_LINES) -> str:
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def _traceback_tail(exc: BaseException) -> str:
+    return _tail("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), 15)
