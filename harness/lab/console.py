@@ -1,0 +1,378 @@
+"""A shell on the board's serial console, driven for a machine rather than a person.
+
+Built on labgrid's `ConsoleProtocol` (`read`/`write` of the serial driver), not
+on labgrid's ShellDriver, because a certification run sends thousands of
+commands and must know each exact exit status. After login the session turns
+the board's echo and newline translation off and empties the prompts, then
+sends every command as ONE line:
+
+    printf '\\036S%s\\036\\n' TOKEN; eval 'COMMAND'; printf '\\n\\036E%s:%d\\036\\n' TOKEN "$?"
+
+so a command costs one round trip, runs in the login shell itself (cwd and
+variables persist), and its output is exactly what lies between the start and
+end markers. TOKEN is fresh for every command, so output that contains old
+markers, marker-like text or binary junk cannot end a command early; the
+markers are built by printf from octal escapes, so even an echoing terminal
+would not show them.
+
+Everything read is fed to the console log and to the crash watch as it
+arrives; between commands the session drains what the board printed before
+sending the next one, so nothing is lost (`drain()` can be called at any time
+to keep the log current while idle).
+
+Errors (see errors.py): `CommandTimeout` after a timed-out command whose shell
+was recovered; `ShellUnresponsive` when it could not be; `BoardCrashed` when the
+crash watch saw a crash or reset (fatal or error severity) during or before a
+command; `ConsoleLost` when the connection closed; `LoginFailed`/`LoginTimeout`.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable
+
+import pexpect
+import serial
+from labgrid.protocol import ConsoleProtocol
+
+from harness.errors import Location, UserError
+from harness.lab.consolelog import ConsoleLog
+from harness.lab.crash_patterns import UNEXPECTED_RESET
+from harness.lab.crashwatch import CrashEvent, CrashWatch, most_severe
+from harness.lab.errors import (
+    BoardCrashed,
+    CommandTimeout,
+    ConsoleLost,
+    LoginFailed,
+    LoginTimeout,
+    ShellUnresponsive,
+)
+from harness.lab.prompt import LOGIN_REFUSED, Prompts
+from harness.lab.result import CommandResult
+from harness.lab.terminal import strip_escapes
+from harness.model.board import Console
+
+# The N_TTY line discipline holds at most 4095 bytes of one canonical line.
+MAX_LINE_BYTES = 4000
+# How long to wait for a resync marker after Ctrl-C, per attempt.
+RESYNC_WAIT = (1.0, 2.0, 3.0)
+# After a crash line, keep reading this long for its context (call trace).
+CRASH_CONTEXT_WAIT = 2.0
+# Press Enter again when the board was quiet this long without showing a prompt.
+LOGIN_POKE_AFTER = 1.0
+SETUP = (
+    "stty -echo -onlcr 2>/dev/null; PS1=''; PS2=''; PROMPT_COMMAND=''; "
+    "bind 'set enable-bracketed-paste off' 2>/dev/null; "
+)
+RESTORE = "stty echo onlcr 2>/dev/null; PS1='# '; PS2='> '"
+RAISE_ON = frozenset({"fatal", "error"})
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+class ConsoleSession:
+    """One logged-in shell on a console. Not thread-safe: one owner reads the console."""
+
+    def __init__(
+        self,
+        console: ConsoleProtocol,
+        settings: Console,
+        log: ConsoleLog | None = None,
+        watch: CrashWatch | None = None,
+        raise_on: frozenset[str] = RAISE_ON,
+    ):
+        self.console = console
+        self.settings = settings
+        self.prompts = Prompts.from_console(settings)
+        self.log = log or ConsoleLog(None)
+        self.watch = watch or CrashWatch()
+        self.raise_on = raise_on
+        self.ready = False
+        self._buffer = bytearray()
+        self._session = secrets.token_hex(3)
+        self._counter = 0
+        self._reported = 0
+        self.on_read: list[Callable[[bytes], None]] = []
+
+    # --- reading -----------------------------------------------------------------------
+    def _read(self, timeout: float) -> bytes:
+        """Wait up to `timeout` for the first byte, then take everything already there."""
+        try:
+            data = self.console.read(size=1, timeout=max(timeout, 0.0), max_size=1)
+        except pexpect.TIMEOUT:
+            return b""
+        except (serial.SerialException, OSError) as exc:
+            raise ConsoleLost(f"console connection lost: {exc}") from exc
+        try:
+            data += self.console.read(size=65536, timeout=0.0, max_size=65536)
+        except pexpect.TIMEOUT:
+            pass
+        except (serial.SerialException, OSError) as exc:
+            self._record(data)
+            raise ConsoleLost(f"console connection lost: {exc}") from exc
+        self._record(data)
+        return data
+
+    def _record(self, data: bytes) -> None:
+        if not data:
+            return
+        self.log.board(data)
+        self.watch.feed(data)
+        self._buffer += data
+        for callback in self.on_read:
+            callback(data)
+
+    def _write(self, data: bytes, shown: str | None) -> None:
+        if shown is not None:
+            self.log.sent(shown)
+        try:
+            self.console.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise ConsoleLost(f"console connection lost while writing: {exc}") from exc
+
+    def drain(self, quiet: float = 0.0) -> bytes:
+        """Read what the board printed since the last command (until `quiet` s of silence)."""
+        start = len(self._buffer)
+        while self._read(quiet):
+            pass
+        return bytes(self._buffer[start:])
+
+    # --- crash handling -----------------------------------------------------------------
+    def unreported_crashes(self) -> list[CrashEvent]:
+        return [e for e in self.watch.events[self._reported :] if e.severity in self.raise_on]
+
+    def acknowledge_crashes(self) -> None:
+        """Crashes seen so far are known (reported, or expected during a deliberate reboot)."""
+        self._reported = len(self.watch.events)
+
+    def _raise_if_crashed(self, command: str | None) -> None:
+        if not self.unreported_crashes():
+            return
+        deadline = time.monotonic() + CRASH_CONTEXT_WAIT
+        while time.monotonic() < deadline and not all(
+            e.complete for e in self.unreported_crashes()
+        ):
+            if not self._read(min(0.5, deadline - time.monotonic())):
+                break
+        events = self.unreported_crashes()
+        self.acknowledge_crashes()
+        worst = most_severe(events)
+        assert worst is not None
+        if worst.severity == "fatal":
+            self.ready = False
+        raise BoardCrashed(worst, events, command)
+
+    # --- commands -----------------------------------------------------------------------
+    def _token(self) -> bytes:
+        self._counter += 1
+        return f"{self._session}{self._counter:x}".encode()
+
+    def run(self, command: str, timeout: float = 60.0) -> CommandResult:
+        """Run `command` in the console shell; exit status and merged output, one round trip.
+
+        Raises CommandTimeout (shell recovered), ShellUnresponsive, BoardCrashed, ConsoleLost.
+        """
+        if not self.ready:
+            raise ShellUnresponsive(
+                "the console shell is not logged in (after a crash or failed recovery); "
+                "Board.ensure_shell() brings it back"
+            )
+        self.drain()
+        self._raise_if_crashed(None)
+        token = self._token()
+        line = (
+            f"printf '\\036S%s\\036\\n' {token.decode()}; eval {_quote(command)}; "
+            f"printf '\\n\\036E%s:%d\\036\\n' {token.decode()} \"$?\"\n"
+        ).encode()
+        if len(line) > MAX_LINE_BYTES:
+            raise UserError(
+                f"command is {len(line)} bytes once framed; a console line carries at most "
+                f"{MAX_LINE_BYTES}: copy it to the board as a script (SSH put) and run that",
+                Location(field="command"),
+            )
+        start_marker = b"\x1eS" + token + b"\x1e\n"
+        end = re.compile(rb"\x1eE" + token + rb":(\d+)\x1e\r?\n")
+        crashes_before = len(self.watch.events)
+        self._buffer.clear()
+        started = time.perf_counter()
+        self._write(line, command)
+        deadline = time.monotonic() + timeout
+        searched = 0
+        while True:
+            match = end.search(self._buffer, max(0, searched - 64))
+            if match:
+                break
+            searched = len(self._buffer)
+            if self.unreported_crashes():
+                self._raise_if_crashed(command)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._recover_after_timeout(command, timeout)
+            self._read(remaining)
+        duration = time.perf_counter() - started
+        exit_status = int(match.group(1))
+        body = bytes(self._buffer[: match.start()])
+        begin = body.find(start_marker)
+        if begin >= 0:
+            body = body[begin + len(start_marker) :]
+        if body.endswith(b"\n"):
+            body = body[:-1]
+        del self._buffer[: match.end()]
+        # The shell lived through the command, so banners inside its output were printed by
+        # the command (dmesg, cat of an old log), not by a reset.
+        for event in self.watch.events[crashes_before:]:
+            if event.kind == UNEXPECTED_RESET:
+                event.severity = "warning"
+        self._raise_if_crashed(command)
+        return CommandResult(
+            command=command,
+            exit_status=exit_status,
+            stdout=body.decode("utf-8", errors="replace"),
+            stderr="",
+            duration=duration,
+        )
+
+    def _recover_after_timeout(self, command: str, timeout: float) -> None:
+        partial = strip_escapes(bytes(self._buffer).decode("utf-8", errors="replace"))
+        self.log.note(f"command timed out after {timeout:g} s; interrupting")
+        for wait in RESYNC_WAIT:
+            self._write(b"\x03", "<Ctrl-C>")
+            if self.resync(wait):
+                raise CommandTimeout(command, timeout, partial)
+            text = strip_escapes(bytes(self._buffer).decode("utf-8", errors="replace"))
+            if self.prompts.which(text[-200:]) == "login":
+                # The command ended the login shell (exit, logout): log in again.
+                self.ready = False
+                self.login()
+                raise CommandTimeout(command, timeout, partial)
+        self.ready = False
+        self.log.note("the shell does not answer")
+        raise ShellUnresponsive(
+            f"the console shell did not answer after {command!r} timed out "
+            f"({len(RESYNC_WAIT)} Ctrl-C and resync attempts); the board may be hung"
+        )
+
+    def resync(self, wait: float) -> bool:
+        """Ask the shell to print a fresh marker; True when it does within `wait` s."""
+        token = self._token()
+        marker = re.compile(rb"\x1eR" + token + rb"\x1e\r?\n")
+        self._buffer.clear()
+        self._write(f"\nprintf '\\036R%s\\036\\n' {token.decode()}\n".encode(), "<resync>")
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.unreported_crashes():
+                self._raise_if_crashed(None)
+            match = marker.search(self._buffer)
+            if match:
+                del self._buffer[: match.end()]
+                return True
+            self._read(deadline - time.monotonic())
+        return bool(marker.search(self._buffer))
+
+    # --- login --------------------------------------------------------------------------
+    def login(self, timeout: float | None = None) -> None:
+        """From whatever the console shows (boot messages, login prompt, a shell) to a shell
+        set up for machine use. Raises LoginFailed when the board refuses the credentials,
+        LoginTimeout when no prompt shows up in time."""
+        timeout = self.settings.login_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        self.log.note(f"login as {self.settings.username!r}")
+        self.ready = False
+        self._buffer.clear()
+        self._write(b"\n", "<Enter>")
+        typed: str | None = "enter"
+        last_input = time.monotonic()
+        while time.monotonic() < deadline:
+            self._raise_if_crashed(None)
+            text = strip_escapes(bytes(self._buffer).decode("utf-8", errors="replace"))
+            if typed == "password" and LOGIN_REFUSED.search(text):
+                refused = LOGIN_REFUSED.search(text)
+                assert refused is not None
+                raise LoginFailed(
+                    f"the board refused the console login as {self.settings.username!r}: "
+                    f"it said {refused.group(0)!r} (check console.username/password in the board profile)"
+                )
+            if typed == "probe" and re.search(rb"\x1eR[0-9a-f]+\x1e", self._buffer):
+                self._setup_shell()
+                return
+            prompt = self.prompts.which(text[-200:])
+            if prompt == "password":
+                if typed == "user":
+                    if self.settings.password is None:
+                        raise LoginFailed(
+                            "the board asks for a console password but the board profile gives "
+                            "none (console.password)"
+                        )
+                    typed = self._type(self.settings.password, "password", secret=True)
+                else:
+                    typed = self._type("", "enter")
+                last_input = time.monotonic()
+                continue
+            if prompt == "login":
+                if typed == "password":
+                    raise LoginFailed(
+                        f"the board refused the console login as {self.settings.username!r}: "
+                        "it asked for the login again (check console.username/password)"
+                    )
+                typed = self._type(self.settings.username, "user")
+                last_input = time.monotonic()
+                continue
+            if prompt == "shell":
+                self._setup_shell()
+                return
+            quiet = not self._read(min(0.25, max(deadline - time.monotonic(), 0)))
+            if quiet and time.monotonic() - last_input >= LOGIN_POKE_AFTER:
+                typed = self._poke(typed)
+                last_input = time.monotonic()
+        self.log.note("login timed out")
+        raise LoginTimeout(
+            f"no login or shell prompt on the console within {timeout:g} s "
+            f"(looked for {self.settings.login_prompt!r} and {self.settings.shell_prompt!r})"
+        )
+
+    def _poke(self, typed: str | None) -> str:
+        """Quiet and no prompt: a kernel message may have hidden the prompt, or a shell with
+        an empty prompt (set up by an earlier session) is waiting. Alternate Enter and a probe."""
+        self._buffer.clear()
+        if typed == "enter":
+            token = self._token().decode()
+            self._write(f"printf '\\036R%s\\036\\n' {token}\n".encode(), "<probe>")
+            return "probe"
+        return self._type("", "enter")
+
+    def _type(self, text: str, what: str, secret: bool = False) -> str:
+        self._buffer.clear()
+        self._write(text.encode() + b"\n", "******" if secret else (text or "<Enter>"))
+        return what
+
+    def _setup_shell(self) -> None:
+        token = self._token()
+        marker = re.compile(rb"\x1eR" + token + rb"\x1e\r?\n")
+        self._buffer.clear()
+        self._write(
+            f"{SETUP}printf '\\036R%s\\036\\n' {token.decode()}\n".encode(), "<shell setup>"
+        )
+        deadline = time.monotonic() + 10.0
+        while not marker.search(self._buffer):
+            if time.monotonic() > deadline:
+                raise ShellUnresponsive(
+                    "the console shell did not answer its setup command within 10 s"
+                )
+            self._raise_if_crashed(None)
+            self._read(deadline - time.monotonic())
+        match = marker.search(self._buffer)
+        assert match is not None
+        del self._buffer[: match.end()]
+        self.ready = True
+        self.watch.arm()
+        self.log.note("shell ready")
+
+    def restore_terminal(self) -> None:
+        """Give the console back to a person: echo and a visible prompt again."""
+        if self.ready:
+            self._write((RESTORE + "\n").encode(), "<restore terminal>")
+            self.ready = False

@@ -1,0 +1,194 @@
+"""Watching a console stream for kernel crashes and unexpected resets.
+
+The watch is fed every byte the console session reads, not just during boot,
+because the crash that matters is usually the one in the middle of a test. It
+works on whole lines (escapes stripped), keeps a few lines before each match
+and collects the configured number of lines after it, so an event's excerpt
+shows the panic message together with its call trace.
+
+Resets have no message of their own: the sign is a bootloader or kernel banner
+where none was expected. The watch therefore tracks the boot stage: after
+`expect_boot()` one boot sequence (bootloader banners, each variant once, then
+one kernel banner) is normal; any further banner is an `unexpected-reset`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from harness.lab.crash_patterns import (
+    CONTEXT_BEFORE,
+    PATTERNS,
+    SEVERITY_RANK,
+    UNEXPECTED_RESET,
+    CrashPattern,
+)
+from harness.lab.terminal import strip_escapes
+
+# A "line" without a newline is cut here so binary junk cannot grow the buffer forever.
+MAX_LINE = 4096
+
+
+@dataclass
+class CrashEvent:
+    """One crash or reset seen on the console; `excerpt` grows until its context is complete."""
+
+    kind: str
+    severity: str
+    description: str
+    line: str
+    line_number: int
+    excerpt_lines: list[str] = field(default_factory=list)
+    missing_after: int = 0
+
+    @property
+    def excerpt(self) -> str:
+        return "\n".join(self.excerpt_lines)
+
+    @property
+    def complete(self) -> bool:
+        return self.missing_after <= 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "description": self.description,
+            "line": self.line,
+            "line_number": self.line_number,
+            "excerpt": self.excerpt,
+        }
+
+
+def most_severe(events: Iterable[CrashEvent]) -> CrashEvent | None:
+    """The first event of the highest severity: the one a report should lead with."""
+    best: CrashEvent | None = None
+    for event in events:
+        if best is None or SEVERITY_RANK[event.severity] > SEVERITY_RANK[best.severity]:
+            best = event
+    return best
+
+
+class CrashWatch:
+    """Feed it console bytes; it appends `CrashEvent`s to `events` as it recognises them."""
+
+    def __init__(
+        self, patterns: Iterable[CrashPattern] = PATTERNS, extra: Iterable[CrashPattern] = ()
+    ):
+        self.patterns = (*extra, *patterns)
+        self._any = re.compile("|".join(f"(?:{p.regex.pattern})" for p in self.patterns))
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._partial = ""
+        self._before: deque[str] = deque(maxlen=CONTEXT_BEFORE)
+        self._open: list[CrashEvent] = []
+        self._line_number = 0
+        self._bytes_seen = 0
+        self.events: list[CrashEvent] = []
+        self.expect_boot()
+
+    # --- boot stage -------------------------------------------------------------------
+    def expect_boot(self) -> None:
+        """A boot is about to happen on purpose (power on, reboot): its banners are not a reset."""
+        self._stage: str | None = None
+        self._bootloader_variants: set[str] = set()
+
+    def arm(self) -> None:
+        """The board is up: from now on any boot banner means it reset on its own."""
+        if self._stage is None:
+            self._stage = "kernel"
+
+    @property
+    def booting(self) -> bool:
+        return self._stage != "kernel"
+
+    # --- feeding ----------------------------------------------------------------------
+    @property
+    def bytes_seen(self) -> int:
+        return self._bytes_seen
+
+    def feed(self, data: bytes) -> list[CrashEvent]:
+        """Process raw console bytes; returns the events that started in them."""
+        self._bytes_seen += len(data)
+        return self._feed_text(self._decoder.decode(data))
+
+    def feed_text(self, text: str) -> list[CrashEvent]:
+        return self._feed_text(text)
+
+    def flush(self) -> list[CrashEvent]:
+        """End of stream: treat a trailing partial line as a line."""
+        found: list[CrashEvent] = []
+        if self._partial:
+            found += self._line(self._partial)
+            self._partial = ""
+        for event in self._open:
+            event.missing_after = 0
+        self._open.clear()
+        return found
+
+    def _feed_text(self, text: str) -> list[CrashEvent]:
+        found: list[CrashEvent] = []
+        text = self._partial + text
+        *lines, self._partial = text.split("\n")
+        for raw in lines:
+            found += self._line(raw)
+        while len(self._partial) > MAX_LINE:
+            found += self._line(self._partial[:MAX_LINE])
+            self._partial = self._partial[MAX_LINE:]
+        return found
+
+    def _line(self, raw: str) -> list[CrashEvent]:
+        self._line_number += 1
+        line = strip_escapes(raw)
+        for event in self._open:
+            event.excerpt_lines.append(line)
+            event.missing_after -= 1
+        self._open = [e for e in self._open if not e.complete]
+        found: list[CrashEvent] = []
+        if self._any.search(line):
+            for pattern in self.patterns:
+                if pattern.regex.search(line):
+                    event = self._classify(pattern, line)
+                    if event is not None:
+                        found.append(event)
+                    break
+        self._before.append(line)
+        return found
+
+    def _classify(self, pattern: CrashPattern, line: str) -> CrashEvent | None:
+        kind, description = pattern.kind, pattern.description
+        if pattern.boot_marker is not None:
+            if not self._is_unexpected_boot(pattern.boot_marker, line):
+                return None
+            kind = UNEXPECTED_RESET
+            description = f"the board restarted unexpectedly ({pattern.description} again)"
+        event = CrashEvent(
+            kind=kind,
+            severity=pattern.severity,
+            description=description,
+            line=line,
+            line_number=self._line_number,
+            excerpt_lines=[*self._before, line],
+            missing_after=pattern.context_after,
+        )
+        self.events.append(event)
+        if not event.complete:
+            self._open.append(event)
+        return event
+
+    def _is_unexpected_boot(self, marker: str, line: str) -> bool:
+        if marker == "bootloader":
+            variant = "SPL" if " SPL " in line else "TPL" if " TPL " in line else "main"
+            unexpected = self._stage == "kernel" or variant in self._bootloader_variants
+            if unexpected:
+                self._bootloader_variants = set()
+            self._stage = "bootloader"
+            self._bootloader_variants.add(variant)
+            return unexpected
+        unexpected = self._stage == "kernel"
+        self._stage = "kernel"
+        self._bootloader_variants = set()
+        return unexpected
