@@ -1,0 +1,948 @@
+"""The registry store: every read and write, one transaction each, on SQLite or PostgreSQL.
+
+One class so the HTTP API, the CLI and the local (serverless) client share
+exactly the same rules. Writes append to the audit log inside the same
+transaction, so a write and its audit entry exist together or not at all.
+Duplicate-sensitive inserts use INSERT ... ON CONFLICT DO NOTHING and then
+read back the winner, which is correct under concurrency on both databases;
+SQLite write transactions start with BEGIN IMMEDIATE so two writers queue on
+the busy timeout instead of deadlocking on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Engine, create_engine, event, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+
+from harness.errors import InfraError, Location, UserError
+from harness.labkey import decode_public_key
+from harness.registry.business_hours import SupportCalendar
+from harness.registry.eligibility import (
+    Answer,
+    CertRecord,
+    Device,
+    KernelBoard,
+    KernelRecord,
+    evaluate,
+)
+from harness.registry.errors import Conflict, Forbidden, Invalid, NotFound
+from harness.registry.schema import (
+    audit_log,
+    board_models,
+    board_revisions,
+    case_runs,
+    cases,
+    certificates,
+    kernel_boards,
+    labs,
+    metadata,
+    runs,
+    tokens,
+    vendor_kernels,
+)
+from harness.registry.submission import check_bundle
+
+Role = Literal["admin", "lab", "reader"]
+ROLES: tuple[str, ...] = ("admin", "lab", "reader")
+SEVERITIES = ("critical", "high", "medium", "low")
+CASE_VERDICTS = ("resolved", "not-resolved")
+TEXT_MAX = 400
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a token's role, and for lab tokens the lab it speaks for."""
+
+    role: str
+    label: str
+    lab_id: int | None = None
+    lab_name: str | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"{self.role}:{self.label}"
+
+
+LOCAL_ADMIN = Principal(role="admin", label="local-cli")
+
+
+@dataclass
+class Settings:
+    validity_days: int = 365
+    calendar: SupportCalendar = field(default_factory=SupportCalendar)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _text(value: Any, name: str, *, allow_empty: bool = False, limit: int = TEXT_MAX) -> str:
+    """Text fields are stored verbatim; only type, emptiness and length are checked."""
+    if not isinstance(value, str):
+        raise Invalid(f"field '{name}' must be a string", Location(field=name))
+    if not allow_empty and not value.strip():
+        raise Invalid(f"field '{name}' must not be empty", Location(field=name))
+    if len(value) > limit:
+        raise Invalid(f"field '{name}' is longer than {limit} characters", Location(field=name))
+    if "\x00" in value:
+        raise Invalid(f"field '{name}' contains a NUL character", Location(field=name))
+    return value
+
+
+def hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a SQLAlchemy URL; SQLite gets WAL, a busy timeout and foreign keys."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UserError(f"not a database URL: {url!r}", Location(field="database")) from None
+    if parsed.drivername.startswith("postgresql"):
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_size=10, max_overflow=30, pool_pre_ping=True)
+    if not parsed.drivername.startswith("sqlite"):
+        raise UserError(
+            f"unsupported database {parsed.drivername!r} (use sqlite or postgresql)",
+            Location(field="database"),
+        )
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        parsed,
+        connect_args={"timeout": 60, "check_same_thread": False},
+        pool_size=10,
+        max_overflow=30,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_setup(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _begin)
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class Store:
+    """The registry's rules over one database. Thread-safe: each call takes its own connection."""
+
+    def __init__(
+        self, url: str, settings: Settings | None = None, clock: Callable[[], datetime] = _now
+    ):
+        self.url = url
+        self.settings = settings or Settings()
+        self.clock = clock
+        self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._create_schema()
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def _create_schema(self) -> None:
+        try:
+            with self._tx(write=True) as conn:
+                metadata.create_all(conn, checkfirst=True)
+        except (OperationalError, DBAPIError) as exc:
+            if self.dialect == "postgresql" and "already exists" in str(exc):
+                return  # another process created it at the same moment
+            raise InfraError(
+                f"cannot open the registry database {self._safe_url()}: {exc.orig}"
+            ) from None
+
+    def _safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @contextmanager
+    def _tx(self, write: bool = False) -> Iterator[Connection]:
+        """One transaction; database outages become InfraError (exit 3 / HTTP 503), not tracebacks."""
+        try:
+            with self.engine.connect() as conn:
+                if self.dialect == "sqlite":
+                    conn = conn.execution_options(sqlite_begin="IMMEDIATE" if write else "DEFERRED")
+                with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            raise InfraError(f"registry database unavailable: {exc.orig}") from None
+
+    def _insert_ignore(
+        self, conn: Connection, table: Any, values: dict[str, Any], keys: list[str]
+    ) -> int:
+        """Insert unless a row with the same unique `keys` exists; returns rows inserted (0 or 1)."""
+        maker = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        stmt = maker(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+        return conn.execute(stmt).rowcount
+
+    def _audit(
+        self,
+        conn: Connection,
+        actor: Principal,
+        action: str,
+        entity: str,
+        key: Any,
+        detail: dict[str, Any],
+    ) -> None:
+        conn.execute(
+            audit_log.insert().values(
+                at=self.clock(),
+                actor=actor.actor,
+                action=action,
+                entity=entity,
+                entity_key=str(key),
+                detail=json.dumps(detail, sort_keys=True, default=str),
+            )
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- labs and tokens ------------------------------------------------------------------
+
+    def add_lab(self, name: str, public_key: str, actor: Principal = LOCAL_ADMIN) -> str:
+        """Register a lab and its signing key; returns a new lab token (shown once)."""
+        name = _text(name, "name", limit=200)
+        decode_public_key(public_key, Location(field="public_key"))
+        with self._tx(write=True) as conn:
+            if not self._insert_ignore(
+                conn,
+                labs,
+                {"name": name, "public_key": public_key.strip(), "created_at": self.clock()},
+                ["name"],
+            ):
+                raise Conflict(f"lab {name!r} is already registered", Location(field="name"))
+            lab_id = conn.execute(select(labs.c.id).where(labs.c.name == name)).scalar_one()
+            secret = self._new_token(conn, "lab", f"lab {name}", lab_id)
+            self._audit(conn, actor, "register", "lab", name, {"public_key": public_key.strip()})
+        return secret
+
+    def ensure_lab(self, name: str, public_key: str) -> None:
+        """Local registry only: make sure this machine's own lab is registered with its key."""
+        with self._tx() as conn:
+            row = conn.execute(select(labs.c.public_key).where(labs.c.name == name)).first()
+        if row is None:
+            with suppress(Conflict):  # another process registered it first
+                self.add_lab(name, public_key, Principal(role="admin", label="local-setup"))
+        elif row.public_key != public_key.strip():
+            raise UserError(
+                f"the local registry knows lab {name!r} with a different key",
+                Location(field="lab"),
+                "the lab key was replaced; register the new key with `harness registry labs add`",
+            )
+
+    def lab_principal(self, name: str) -> Principal:
+        with self._tx() as conn:
+            row = conn.execute(select(labs.c.id, labs.c.name).where(labs.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"lab {name!r} is not registered", Location(field="lab"))
+        return Principal(role="lab", label=f"lab {row.name}", lab_id=row.id, lab_name=row.name)
+
+    def create_token(
+        self, role: str, label: str, lab: str | None = None, actor: Principal = LOCAL_ADMIN
+    ) -> str:
+        if role not in ROLES:
+            raise Invalid(f"field 'role' must be one of {', '.join(ROLES)}", Location(field="role"))
+        label = _text(label, "label", limit=200)
+        with self._tx(write=True) as conn:
+            lab_id = None
+            if role == "lab":
+                if not lab:
+                    raise Invalid("field 'lab' is required for a lab token", Location(field="lab"))
+                lab_id = conn.execute(select(labs.c.id).where(labs.c.name == lab)).scalar()
+                if lab_id is None:
+                    raise NotFound(f"lab {lab!r} is not registered", Location(field="lab"))
+            secret = self._new_token(conn, role, label, lab_id)
+            self._audit(conn, actor, "create", "token", label, {"role": role, "lab": lab})
+        return secret
+
+    def _new_token(self, conn: Connection, role: str, label: str, lab_id: int | None) -> str:
+        secret = f"hrt_{role}_{secrets.token_urlsafe(24)}"
+        conn.execute(
+            tokens.insert().values(
+                token_sha256=hash_token(secret),
+                role=role,
+                lab_id=lab_id,
+                label=label,
+                created_at=self.clock(),
+            )
+        )
+        return secret
+
+    def authenticate(self, secret: str) -> Principal | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                select(tokens.c.role, tokens.c.label, tokens.c.lab_id, labs.c.name)
+                .select_from(tokens.outerjoin(labs, labs.c.id == tokens.c.lab_id))
+                .where(tokens.c.token_sha256 == hash_token(secret))
+            ).first()
+        if row is None:
+            return None
+        return Principal(role=row.role, label=row.label, lab_id=row.lab_id, lab_name=row.name)
+
+    def list_labs(self) -> list[dict[str, Any]]:
+        with self._tx() as conn:
+            rows = conn.execute(select(labs).order_by(labs.c.name)).mappings().all()
+        return [
+            {
+                "name": r["name"],
+                "public_key": r["public_key"],
+                "created_at": r["created_at"].isoformat(),
+            }
+            for r in rows
+        ]
+
+    # ---- boards ---------------------------------------------------------------------------
+
+    def _board_id(self, conn: Connection, vendor: str, model: str, soc: str = "") -> int:
+        self._insert_ignore(
+            conn,
+            board_models,
+            {"vendor": vendor, "model": model, "soc": soc, "created_at": self.clock()},
+            ["vendor", "model"],
+        )
+        return conn.execute(
+            select(board_models.c.id).where(
+                board_models.c.vendor == vendor, board_models.c.model == model
+            )
+        ).scalar_one()
+
+    def _add_revision(self, conn: Connection, board_id: int, revision: str) -> None:
+        self._insert_ignore(
+            conn,
+            board_revisions,
+            {"board_model_id": board_id, "revision": revision},
+            ["board_model_id", "revision"],
+        )
+
+    def register_board(
+        self, vendor: str, model: str, soc: str, revisions: list[str], actor: Principal
+    ) -> dict[str, Any]:
+        vendor, model = _text(vendor, "vendor", limit=200), _text(model, "model", limit=200)
+        soc = _text(soc, "soc", allow_empty=True, limit=200)
+        revisions = [_text(r, f"revisions[{i}]", limit=100) for i, r in enumerate(revisions)]
+        with self._tx(write=True) as conn:
+            board_id = self._board_id(conn, vendor, model, soc)
+            if soc:
+                conn.execute(
+                    board_models.update().where(board_models.c.id == board_id).values(soc=soc)
+                )
+            for revision in revisions:
+                self._add_revision(conn, board_id, revision)
+            self._audit(
+                conn,
+                actor,
+                "register",
+                "board",
+                f"{vendor}/{model}",
+                {"soc": soc, "revisions": revisions},
+            )
+        return self.get_board(vendor, model)
+
+    def get_board(self, vendor: str, model: str) -> dict[str, Any]:
+        boards = [b for b in self.list_boards(vendor=vendor, model=model)]
+        if not boards:
+            raise NotFound(f"board model {vendor!r} {model!r} is not known")
+        return boards[0]
+
+    def list_boards(
+        self, vendor: str | None = None, model: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Board models with their revisions and, per revision, the OS releases certified right now."""
+        now = self.clock()
+        query = select(board_models).order_by(board_models.c.vendor, board_models.c.model)
+        if vendor is not None:
+            query = query.where(board_models.c.vendor == vendor)
+        if model is not None:
+            query = query.where(board_models.c.model == model)
+        with self._tx() as conn:
+            models = conn.execute(query).mappings().all()
+            ids = [m["id"] for m in models]
+            revs = conn.execute(
+                select(board_revisions.c.board_model_id, board_revisions.c.revision).where(
+                    board_revisions.c.board_model_id.in_(ids)
+                )
+            ).all()
+            valid = conn.execute(
+                select(
+                    certificates.c.board_model_id,
+                    certificates.c.revision,
+                    certificates.c.os_release,
+                    func.count(),
+                )
+                .where(
+                    certificates.c.board_model_id.in_(ids),
+                    certificates.c.revoked_at.is_(None),
+                    certificates.c.expires_at > now,
+                    certificates.c.issued_at <= now,
+                )
+                .group_by(
+                    certificates.c.board_model_id,
+                    certificates.c.revision,
+                    certificates.c.os_release,
+                )
+            ).all()
+        out = []
+        for m in models:
+            revisions: dict[str, list[str]] = {
+                r.revision: [] for r in revs if r.board_model_id == m["id"]
+            }
+            for v in valid:
+                if v.board_model_id == m["id"]:
+                    revisions.setdefault(v.revision, []).append(v.os_release)
+            out.append(
+                {
+                    "vendor": m["vendor"],
+                    "model": m["model"],
+                    "soc": m["soc"],
+                    "revisions": [
+                        {"revision": rev, "certified_os_releases": sorted(rel)}
+                        for rev, rel in sorted(revisions.items())
+                    ],
+                    "certified": any(revisions.values()),
+                }
+            )
+        return out
+
+    # ---- submissions and certificates -----------------------------------------------------
+
+    def submit_bundle(self, data: bytes, principal: Principal) -> dict[str, Any]:
+        """Store a signed run; a certified verdict issues a certificate. Idempotent by run id."""
+        if principal.role != "lab" or principal.lab_id is None:
+            raise Forbidden("only a lab token can submit evidence")
+        with self._tx() as conn:
+            key = conn.execute(
+                select(labs.c.public_key).where(labs.c.id == principal.lab_id)
+            ).scalar_one()
+        checked = check_bundle(data, principal.lab_name or "", key)
+        run = checked.run
+        now = self.clock()
+        with self._tx(write=True) as conn:
+            existing = self._existing_run(conn, run.run_id, checked.sha256)
+            if existing:
+                return existing
+            board_id = self._board_id(conn, run.board.vendor, run.board.model, run.board.soc)
+            self._add_revision(conn, board_id, run.board.revision)
+            inserted = self._insert_ignore(
+                conn,
+                runs,
+                {
+                    "run_id": run.run_id,
+                    "lab_id": principal.lab_id,
+                    "bundle_sha256": checked.sha256,
+                    "bundle": data,
+                    "verdict": run.verdict,
+                    "plan_id": run.plan.id,
+                    "plan_version": run.plan.version,
+                    "board_model_id": board_id,
+                    "revision": run.board.revision,
+                    "os_release": run.software.os_release,
+                    "kernel_release": run.software.kernel_release,
+                    "kernel_version": run.software.kernel_version,
+                    "finished_at": run.finished_at,
+                    "received_at": now,
+                },
+                ["run_id"],
+            )
+            if not inserted:  # a concurrent submitter stored it between our check and insert
+                existing = self._existing_run(conn, run.run_id, checked.sha256)
+                assert existing is not None
+                return existing
+            cert_id = None
+            if run.verdict == "certified":
+                cert_id = conn.execute(
+                    certificates.insert()
+                    .values(
+                        run_id=run.run_id,
+                        board_model_id=board_id,
+                        revision=run.board.revision,
+                        os_release=run.software.os_release,
+                        kernel_release=run.software.kernel_release,
+                        kernel_version=run.software.kernel_version,
+                        plan_id=run.plan.id,
+                        plan_version=run.plan.version,
+                        bundle_sha256=checked.sha256,
+                        lab_id=principal.lab_id,
+                        issued_at=now,
+                        expires_at=now + timedelta(days=self.settings.validity_days),
+                    )
+                    .returning(certificates.c.id)
+                ).scalar_one()
+            self._audit(
+                conn,
+                principal,
+                "submit",
+                "run",
+                run.run_id,
+                {
+                    "bundle_sha256": checked.sha256,
+                    "verdict": run.verdict,
+                    "certificate_id": cert_id,
+                },
+            )
+        return {
+            "status": "stored",
+            "run_id": run.run_id,
+            "bundle_sha256": checked.sha256,
+            "verdict": run.verdict,
+            "certificate_id": cert_id,
+        }
+
+    def _existing_run(self, conn: Connection, run_id: str, sha256: str) -> dict[str, Any] | None:
+        row = conn.execute(
+            select(runs.c.bundle_sha256, runs.c.verdict).where(runs.c.run_id == run_id)
+        ).first()
+        if row is None:
+            return None
+        if row.bundle_sha256 != sha256:
+            raise Conflict(
+                f"run {run_id!r} is already stored with a different bundle (sha256 {row.bundle_sha256}); "
+                "a run id can carry only one set of evidence",
+                Location(field="run_id"),
+            )
+        cert_id = conn.execute(
+            select(certificates.c.id).where(certificates.c.run_id == run_id)
+        ).scalar()
+        return {
+            "status": "duplicate",
+            "run_id": run_id,
+            "bundle_sha256": sha256,
+            "verdict": row.verdict,
+            "certificate_id": cert_id,
+        }
+
+    def get_bundle(self, run_id: str) -> bytes:
+        with self._tx() as conn:
+            data = conn.execute(select(runs.c.bundle).where(runs.c.run_id == run_id)).scalar()
+        if data is None:
+            raise NotFound(f"run {run_id!r} is not stored", Location(field="run_id"))
+        return bytes(data)
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        with self._tx() as conn:
+            rows = (
+                conn.execute(
+                    select(
+                        runs.c.run_id,
+                        runs.c.bundle_sha256,
+                        runs.c.verdict,
+                        labs.c.name.label("lab"),
+                        runs.c.received_at,
+                    )
+                    .select_from(runs.join(labs, labs.c.id == runs.c.lab_id))
+                    .order_by(runs.c.id)
+                )
+                .mappings()
+                .all()
+            )
+        return [{**r, "received_at": r["received_at"].isoformat()} for r in rows]
+
+    def _cert_query(self) -> Any:
+        return select(
+            certificates,
+            board_models.c.vendor,
+            board_models.c.model,
+            labs.c.name.label("lab"),
+        ).select_from(
+            certificates.join(
+                board_models, board_models.c.id == certificates.c.board_model_id
+            ).join(labs, labs.c.id == certificates.c.lab_id)
+        )
+
+    @staticmethod
+    def _cert_record(row: Any) -> CertRecord:
+        return CertRecord(
+            id=row.id,
+            run_id=row.run_id,
+            vendor=row.vendor,
+            model=row.model,
+            revision=row.revision,
+            os_release=row.os_release,
+            kernel_release=row.kernel_release,
+            kernel_version=row.kernel_version,
+            plan_id=row.plan_id,
+            plan_version=row.plan_version,
+            lab=row.lab,
+            bundle_sha256=row.bundle_sha256,
+            issued_at=row.issued_at,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            revoked_reason=row.revoked_reason,
+        )
+
+    def list_certificates(
+        self,
+        vendor: str | None = None,
+        model: str | None = None,
+        revision: str | None = None,
+        os_release: str | None = None,
+    ) -> list[dict[str, Any]]:
+        query = self._cert_query().order_by(certificates.c.id)
+        for column, value in (
+            (board_models.c.vendor, vendor),
+            (board_models.c.model, model),
+            (certificates.c.revision, revision),
+            (certificates.c.os_release, os_release),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        now = self.clock()
+        with self._tx() as conn:
+            rows = conn.execute(query).all()
+        out = []
+        for row in rows:
+            record = self._cert_record(row)
+            state = (
+                "revoked"
+                if record.revoked_at
+                else "expired"
+                if record.expires_at <= now
+                else "valid"
+            )
+            out.append({**record.as_evidence(), "state": state})
+        return out
+
+    def get_certificate(self, cert_id: int) -> dict[str, Any]:
+        with self._tx() as conn:
+            row = conn.execute(self._cert_query().where(certificates.c.id == cert_id)).first()
+        if row is None:
+            raise NotFound(
+                f"certificate {cert_id} does not exist", Location(field="certificate_id")
+            )
+        return self._cert_record(row).as_evidence()
+
+    def revoke_certificate(self, cert_id: int, reason: str, actor: Principal) -> dict[str, Any]:
+        reason = _text(reason, "reason", limit=2000)
+        with self._tx(write=True) as conn:
+            row = conn.execute(
+                select(certificates.c.revoked_at).where(certificates.c.id == cert_id)
+            ).first()
+            if row is None:
+                raise NotFound(
+                    f"certificate {cert_id} does not exist", Location(field="certificate_id")
+                )
+            if row.revoked_at is not None:
+                raise Conflict(
+                    f"certificate {cert_id} is already revoked", Location(field="certificate_id")
+                )
+            conn.execute(
+                certificates.update()
+                .where(certificates.c.id == cert_id)
+                .values(revoked_at=self.clock(), revoked_reason=reason)
+            )
+            self._audit(conn, actor, "revoke", "certificate", cert_id, {"reason": reason})
+        return self.get_certificate(cert_id)
+
+    # ---- vendor kernels -------------------------------------------------------------------
+
+    def register_kernel(
+        self,
+        kernel_release: str,
+        kernel_version: str,
+        build_id: str,
+        boards: list[dict[str, str]],
+        actor: Principal,
+    ) -> dict[str, Any]:
+        kernel_release = _text(kernel_release, "kernel_release", limit=200)
+        kernel_version = _text(kernel_version, "kernel_version", allow_empty=True)
+        build_id = _text(build_id, "build_id", limit=200)
+        if not boards:
+            raise Invalid(
+                "field 'boards' must name at least one board model", Location(field="boards")
+            )
+        cleaned = [
+            (
+                _text(b.get("vendor"), f"boards[{i}].vendor", limit=200),
+                _text(b.get("model"), f"boards[{i}].model", limit=200),
+                _text(
+                    b.get("revision") or "", f"boards[{i}].revision", allow_empty=True, limit=100
+                ),
+            )
+            for i, b in enumerate(boards)
+        ]
+        with self._tx(write=True) as conn:
+            if not self._insert_ignore(
+                conn,
+                vendor_kernels,
+                {
+                    "kernel_release": kernel_release,
+                    "kernel_version": kernel_version,
+                    "build_id": build_id,
+                    "created_at": self.clock(),
+                },
+                ["build_id"],
+            ):
+                raise Conflict(
+                    f"kernel build {build_id!r} is already registered", Location(field="build_id")
+                )
+            kernel_id = conn.execute(
+                select(vendor_kernels.c.id).where(vendor_kernels.c.build_id == build_id)
+            ).scalar_one()
+            for vendor, model, revision in cleaned:
+                board_id = self._board_id(conn, vendor, model)
+                if revision:
+                    self._add_revision(conn, board_id, revision)
+                self._insert_ignore(
+                    conn,
+                    kernel_boards,
+                    {"kernel_id": kernel_id, "board_model_id": board_id, "revision": revision},
+                    ["kernel_id", "board_model_id", "revision"],
+                )
+            self._audit(
+                conn,
+                actor,
+                "register",
+                "kernel",
+                build_id,
+                {"kernel_release": kernel_release, "boards": cleaned},
+            )
+        return next(k for k in self.list_kernels() if k["build_id"] == build_id)
+
+    def _kernel_records(self, conn: Connection, where: Any) -> list[KernelRecord]:
+        kernel_rows = conn.execute(
+            select(vendor_kernels).where(where).order_by(vendor_kernels.c.id)
+        ).all()
+        if not kernel_rows:
+            return []
+        board_rows = conn.execute(
+            select(
+                kernel_boards.c.kernel_id,
+                board_models.c.vendor,
+                board_models.c.model,
+                kernel_boards.c.revision,
+            )
+            .select_from(
+                kernel_boards.join(
+                    board_models, board_models.c.id == kernel_boards.c.board_model_id
+                )
+            )
+            .where(kernel_boards.c.kernel_id.in_([k.id for k in kernel_rows]))
+            .order_by(kernel_boards.c.id)
+        ).all()
+        return [
+            KernelRecord(
+                id=k.id,
+                kernel_release=k.kernel_release,
+                kernel_version=k.kernel_version,
+                build_id=k.build_id,
+                boards=tuple(
+                    KernelBoard(b.vendor, b.model, b.revision)
+                    for b in board_rows
+                    if b.kernel_id == k.id
+                ),
+            )
+            for k in kernel_rows
+        ]
+
+    def list_kernels(self) -> list[dict[str, Any]]:
+        with self._tx() as conn:
+            return [
+                k.as_evidence()
+                for k in self._kernel_records(conn, vendor_kernels.c.id.is_not(None))
+            ]
+
+    # ---- eligibility ----------------------------------------------------------------------
+
+    def eligibility(self, device: Device) -> Answer:
+        """Fetch every record that could decide or explain the answer, then apply the rules."""
+        with self._tx() as conn:
+            board_id = conn.execute(
+                select(board_models.c.id).where(
+                    board_models.c.vendor == device.vendor, board_models.c.model == device.model
+                )
+            ).scalar()
+            certs: list[CertRecord] = []
+            kernel_filter: Any = vendor_kernels.c.kernel_release == device.kernel_release
+            if board_id is not None:
+                rows = conn.execute(
+                    self._cert_query().where(certificates.c.board_model_id == board_id)
+                ).all()
+                certs = [self._cert_record(r) for r in rows]
+                for_board = select(kernel_boards.c.kernel_id).where(
+                    kernel_boards.c.board_model_id == board_id
+                )
+                kernel_filter = or_(kernel_filter, vendor_kernels.c.id.in_(for_board))
+            kernels = self._kernel_records(conn, kernel_filter)
+        return evaluate(device, certs, kernels, self.clock())
+
+    # ---- customer cases -------------------------------------------------------------------
+
+    def open_case(self, fields: dict[str, Any], actor: Principal) -> dict[str, Any]:
+        case_id = _text(fields.get("case_id"), "case_id", limit=200)
+        customer_ref = _text(fields.get("customer_ref"), "customer_ref")
+        severity = fields.get("severity")
+        if severity not in SEVERITIES:
+            raise Invalid(
+                f"field 'severity' must be one of {', '.join(SEVERITIES)}",
+                Location(field="severity"),
+            )
+        subsystem = _text(fields.get("subsystem"), "subsystem", limit=200)
+        summary = _text(fields.get("summary", ""), "summary", allow_empty=True, limit=10000)
+        vendor = _text(fields.get("vendor"), "vendor", limit=200)
+        model = _text(fields.get("model"), "model", limit=200)
+        revision = _text(fields.get("revision"), "revision", limit=100)
+        opened_at = fields.get("opened_at") or self.clock()
+        if not isinstance(opened_at, datetime) or opened_at.tzinfo is None:
+            raise Invalid(
+                "field 'opened_at' must be an ISO 8601 time with a time zone",
+                Location(field="opened_at"),
+            )
+        target = self.settings.calendar.response_target(opened_at)
+        with self._tx(write=True) as conn:
+            board_id = self._board_id(conn, vendor, model)
+            self._add_revision(conn, board_id, revision)
+            if not self._insert_ignore(
+                conn,
+                cases,
+                {
+                    "case_id": case_id,
+                    "customer_ref": customer_ref,
+                    "severity": severity,
+                    "subsystem": subsystem,
+                    "summary": summary,
+                    "board_model_id": board_id,
+                    "revision": revision,
+                    "opened_at": opened_at,
+                    "response_target_at": target,
+                },
+                ["case_id"],
+            ):
+                raise Conflict(f"case {case_id!r} already exists", Location(field="case_id"))
+            self._audit(
+                conn,
+                actor,
+                "open",
+                "case",
+                case_id,
+                {"customer_ref": customer_ref, "severity": severity},
+            )
+        return self.get_case(case_id)
+
+    def attach_run(self, case_id: str, run_id: str, actor: Principal) -> dict[str, Any]:
+        with self._tx(write=True) as conn:
+            self._require_case_and_run(conn, case_id, run_id)
+            if self._insert_ignore(
+                conn,
+                case_runs,
+                {"case_id": case_id, "run_id": run_id, "attached_at": self.clock()},
+                ["case_id", "run_id"],
+            ):
+                self._audit(conn, actor, "attach", "case", case_id, {"run_id": run_id})
+        return self.get_case(case_id)
+
+    def verify_case(
+        self, case_id: str, verdict: str, run_id: str, actor: Principal
+    ) -> dict[str, Any]:
+        if verdict not in CASE_VERDICTS:
+            raise Invalid(
+                f"field 'verdict' must be one of {', '.join(CASE_VERDICTS)}",
+                Location(field="verdict"),
+            )
+        with self._tx(write=True) as conn:
+            self._require_case_and_run(conn, case_id, run_id)
+            self._insert_ignore(
+                conn,
+                case_runs,
+                {"case_id": case_id, "run_id": run_id, "attached_at": self.clock()},
+                ["case_id", "run_id"],
+            )
+            conn.execute(
+                cases.update()
+                .where(cases.c.case_id == case_id)
+                .values(
+                    verification_verdict=verdict,
+                    verification_run_id=run_id,
+                    verified_at=self.clock(),
+                )
+            )
+            self._audit(
+                conn, actor, "verify", "case", case_id, {"verdict": verdict, "run_id": run_id}
+            )
+        return self.get_case(case_id)
+
+    def _require_case_and_run(self, conn: Connection, case_id: str, run_id: str) -> None:
+        if conn.execute(select(cases.c.id).where(cases.c.case_id == case_id)).first() is None:
+            raise NotFound(f"case {case_id!r} does not exist", Location(field="case_id"))
+        if conn.execute(select(runs.c.id).where(runs.c.run_id == run_id)).first() is None:
+            raise NotFound(
+                f"run {run_id!r} is not stored; submit its bundle first", Location(field="run_id")
+            )
+
+    def get_case(self, case_id: str) -> dict[str, Any]:
+        found = self.list_cases(case_id=case_id)
+        if not found:
+            raise NotFound(f"case {case_id!r} does not exist", Location(field="case_id"))
+        return found[0]
+
+    def list_cases(self, case_id: str | None = None) -> list[dict[str, Any]]:
+        query = (
+            select(cases, board_models.c.vendor, board_models.c.model)
+            .select_from(cases.join(board_models, board_models.c.id == cases.c.board_model_id))
+            .order_by(cases.c.id)
+        )
+        if case_id is not None:
+            query = query.where(cases.c.case_id == case_id)
+        with self._tx() as conn:
+            rows = conn.execute(query).mappings().all()
+            attached = conn.execute(
+                select(case_runs.c.case_id, case_runs.c.run_id, runs.c.verdict)
+                .select_from(case_runs.join(runs, runs.c.run_id == case_runs.c.run_id))
+                .where(case_runs.c.case_id.in_([r["case_id"] for r in rows]))
+                .order_by(case_runs.c.id)
+            ).all()
+        return [
+            {
+                "case_id": r["case_id"],
+                "customer_ref": r["customer_ref"],
+                "severity": r["severity"],
+                "subsystem": r["subsystem"],
+                "summary": r["summary"],
+                "board": {"vendor": r["vendor"], "model": r["model"], "revision": r["revision"]},
+                "opened_at": r["opened_at"].isoformat(),
+                "response_target_at": r["response_target_at"].isoformat(),
+                "reproduction_runs": [
+                    {"run_id": a.run_id, "verdict": a.verdict}
+                    for a in attached
+                    if a.case_id == r["case_id"]
+                ],
+                "verification": {
+                    "verdict": r["verification_verdict"],
+                    "run_id": r["verification_run_id"],
+                    "verified_at": r["verified_at"].isoformat() if r["verified_at"] else None,
+                },
+            }
+            for r in rows
+        ]
+
+    # ---- audit ----------------------------------------------------------------------------
+
+    def audit_entries(self, limit: int = 1000) -> list[dict[str, Any]]:
+        with self._tx() as conn:
+            rows = (
+                conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit))
+                .mappings()
+                .all()
+            )
+        return [{**r, "at": r["at"].isoformat(), "detail": json.loads(r["detail"])} for r in rows]

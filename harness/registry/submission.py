@@ -1,0 +1,96 @@
+"""Checking an uploaded evidence bundle before anything is stored.
+
+The registry trusts nothing in an upload: the signature is checked against
+the key the lab registered (not the key the bundle carries), every byte
+against the manifest, and the run summary against a strict schema, so a
+certificate can only ever come from intact evidence signed by a known lab.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.registry.errors import Invalid
+from harness.report.bundle import BundleUnreadable, read_member, verify_bundle
+
+MAX_BUNDLE_BYTES = 256 << 20
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class PlanRef(_Loose):
+    id: str = Field(min_length=1, max_length=200)
+    version: str = Field(min_length=1, max_length=100)
+
+
+class BoardRef(_Loose):
+    vendor: str = Field(min_length=1, max_length=200)
+    model: str = Field(min_length=1, max_length=200)
+    revision: str = Field(min_length=1, max_length=100)
+    soc: str = Field(default="", max_length=200)
+
+
+class SoftwareRef(_Loose):
+    kernel_release: str = Field(min_length=1, max_length=200)
+    kernel_version: str = Field(default="", max_length=400)
+    os_release: str = Field(min_length=1, max_length=200)
+
+
+class RunSummary(_Loose):
+    """The parts of run.json (harness/README.md "Run folder") the registry records."""
+
+    run_id: str = Field(min_length=1, max_length=200)
+    plan: PlanRef
+    board: BoardRef
+    software: SoftwareRef
+    verdict: Literal["certified", "not-certified", "incomplete"]
+    finished_at: datetime | None = None
+
+
+class CheckedBundle(BaseModel):
+    run: RunSummary
+    sha256: str
+    lab: str
+
+
+def check_bundle(data: bytes, lab_name: str, registered_key: str) -> CheckedBundle:
+    """Verify an upload for `lab_name`; raises Invalid (422) naming the first reason it is refused."""
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise Invalid(f"bundle is larger than {MAX_BUNDLE_BYTES} bytes")
+    try:
+        report = verify_bundle(data, trusted_key=registered_key, label="bundle")
+    except BundleUnreadable as exc:
+        raise Invalid(f"bundle is not readable: {exc.message}") from None
+    if not report.ok:
+        raise Invalid("bundle rejected: " + "; ".join(report.problems))
+    if report.manifest["lab"] != lab_name:
+        raise Invalid(
+            f"bundle was signed for lab {report.manifest['lab']!r}, but the token belongs to lab {lab_name!r}"
+        )
+    try:
+        raw = json.loads(read_member(data, "run/run.json").decode("utf-8"))
+    except KeyError:
+        raise Invalid("bundle has no run.json") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid(f"run.json in the bundle is not valid JSON ({exc})") from None
+    try:
+        run = RunSummary.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise Invalid(f"run.json field '{where}': {first['msg']}") from None
+    if run.finished_at is not None and run.finished_at.tzinfo is None:
+        raise Invalid(
+            "run.json field 'finished_at': must carry a time zone (ISO 8601 with Z or offset)"
+        )
+    if run.run_id != report.run_id:
+        raise Invalid(
+            f"manifest run id {report.run_id!r} differs from run.json run id {run.run_id!r}"
+        )
+    return CheckedBundle(run=run, sha256=report.sha256, lab=lab_name)

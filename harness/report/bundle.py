@@ -1,0 +1,430 @@
+"""Evidence bundles: a run folder packed, fingerprinted and signed by the lab.
+
+Layout (see docs/bundle-format.md): an uncompressed POSIX tar holding
+``manifest.json`` (sha256 and size of every file of the run folder, the run
+id, the lab name and its public key), ``manifest.sig`` (the lab's ed25519
+signature of the exact manifest bytes) and the run folder's files under
+``run/``. The tar is written canonically (fixed order and metadata), so the
+verifier can rebuild it from its contents and notice a change to any byte,
+including header and padding bytes no manifest would cover.
+
+Reading never touches the filesystem except through `unpack_bundle`, which
+only ever creates regular files below the destination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, BinaryIO
+
+from harness.errors import Location, UserError
+from harness.labkey import LabIdentity, fingerprint, load_or_create_identity, verify_signature
+
+FORMAT = "harness-evidence-bundle/1"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+RUN_PREFIX = "run/"
+_CHUNK = 1 << 20
+
+
+class BundleUnreadable(UserError):
+    """Not a bundle at all (missing, not a tar, truncated): bad input, exit 2."""
+
+
+@dataclass
+class VerifyReport:
+    """What `verify_bundle` found. `problems` empty means intact and correctly signed."""
+
+    path: str
+    sha256: str
+    problems: list[str] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    signer_fingerprint: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def run_id(self) -> str:
+        return str(self.manifest.get("run_id", ""))
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    path: Path
+    sha256: str
+    run_id: str
+    lab: str
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _run_files(run_dir: Path) -> list[tuple[str, Path]]:
+    """Every file of the run folder, relative POSIX path first; anything but plain files is refused."""
+    found: list[tuple[str, Path]] = []
+    for root, dirs, files in os.walk(run_dir, followlinks=False):
+        for name in sorted(dirs):
+            if (Path(root) / name).is_symlink():
+                raise UserError(
+                    "run folder contains a symlink; evidence must be plain files",
+                    Location(Path(root) / name),
+                )
+        for name in files:
+            path = Path(root) / name
+            if path.is_symlink() or not path.is_file():
+                raise UserError(
+                    "run folder contains something that is not a regular file", Location(path)
+                )
+            found.append((path.relative_to(run_dir).as_posix(), path))
+    return sorted(found)
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "run.json"
+    if not run_dir.is_dir():
+        raise UserError("not a run folder (no such directory)", Location(run_dir))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError("not a run folder: run.json is missing", Location(path)) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"run.json is not valid JSON ({exc})", Location(path)) from None
+    if not isinstance(data, dict):
+        raise UserError("run.json must hold a JSON object", Location(path))
+    run_id = data.get("run_id")
+    if not isinstance(run_id, str) or not run_id.strip():
+        raise UserError(
+            "run.json has no run id (a non-empty string)", Location(path, field="run_id")
+        )
+    return data
+
+
+def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
+    """Fixed metadata so the same contents always give the same bytes."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    return info
+
+
+def _write_canonical(out: IO[bytes], members: list[tuple[str, int, BinaryIO | bytes]]) -> None:
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
+        for name, size, content in members:
+            stream = io.BytesIO(content) if isinstance(content, bytes) else content
+            tar.addfile(_tarinfo(name, size), stream)
+
+
+def default_bundle_path(run_dir: Path) -> Path:
+    return run_dir.parent / f"{run_dir.name}.bundle.tar"
+
+
+def make_bundle(
+    run_dir: Path, out: Path | None = None, identity: LabIdentity | None = None
+) -> BundleInfo:
+    """Pack and sign `run_dir`. Deterministic: the same folder and key give the same bytes."""
+    run_dir = Path(run_dir)
+    run = read_run_json(run_dir)
+    identity = identity or load_or_create_identity()
+    files = _run_files(run_dir)
+    manifest = {
+        "format": FORMAT,
+        "run_id": run["run_id"],
+        "lab": identity.name,
+        "public_key": identity.public_key_text,
+        "files": [
+            {"path": rel, "sha256": _file_sha256(path), "size": path.stat().st_size}
+            for rel, path in files
+        ],
+    }
+    manifest_bytes = canonical_json(manifest)
+    signature = identity.sign(manifest_bytes)
+    out = Path(out) if out else default_bundle_path(run_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    handles: list[BinaryIO] = []
+    try:
+        members: list[tuple[str, int, BinaryIO | bytes]] = [
+            (MANIFEST, len(manifest_bytes), manifest_bytes),
+            (SIGNATURE, len(signature), signature),
+        ]
+        for entry, (_rel, path) in zip(manifest["files"], files, strict=True):
+            handle = path.open("rb")
+            handles.append(handle)
+            members.append((RUN_PREFIX + entry["path"], entry["size"], handle))
+        with tmp.open("wb") as fh:
+            _write_canonical(fh, members)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    finally:
+        for handle in handles:
+            handle.close()
+        tmp.unlink(missing_ok=True)
+    return BundleInfo(path=out, sha256=_file_sha256(out), run_id=run["run_id"], lab=identity.name)
+
+
+def safe_member_name(name: str) -> str | None:
+    """The reason a member name is unsafe to unpack, or None when it is a plain relative path."""
+    if not name or "\\" in name or "\x00" in name:
+        return "has an empty name or one with backslashes or NUL bytes"
+    path = PurePosixPath(name)
+    if path.is_absolute():
+        return "is an absolute path"
+    if any(part in ("..", ".", "") for part in name.split("/")):
+        return "contains '..', '.' or an empty path component"
+    return None
+
+
+class _Reader:
+    """A parsed bundle whose members have passed the safety rules."""
+
+    def __init__(self, fh: BinaryIO, label: str):
+        self.fh = fh
+        self.label = label
+        self.unsafe: list[str] = []
+        try:
+            self.tar = tarfile.open(fileobj=fh, mode="r:", encoding="utf-8")  # noqa: SIM115 - lives as long as the reader
+            members = self.tar.getmembers()
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise BundleUnreadable(f"not a readable tar file ({exc})", Location(label)) from None
+        self.members: dict[str, tarfile.TarInfo] = {}
+        self.order: list[str] = []
+        for member in members:
+            reason = safe_member_name(member.name)
+            if reason:
+                self.unsafe.append(f"member {member.name!r} {reason}")
+            elif not member.isreg():
+                self.unsafe.append(
+                    f"member {member.name!r} is not a regular file (links and devices are refused)"
+                )
+            elif member.name in self.members:
+                self.unsafe.append(f"member {member.name!r} appears twice")
+            else:
+                self.members[member.name] = member
+                self.order.append(member.name)
+
+    def read(self, name: str, limit: int = 16 << 20) -> bytes:
+        member = self.members[name]
+        if member.size > limit:
+            raise ValueError(f"{name} is larger than {limit} bytes")
+        stream = self.tar.extractfile(member)
+        assert stream is not None  # regular files always have a stream
+        return stream.read()
+
+    def stream(self, name: str) -> BinaryIO:
+        stream = self.tar.extractfile(self.members[name])
+        assert stream is not None
+        return stream  # type: ignore[return-value]
+
+    def sha256(self, name: str) -> str:
+        digest = hashlib.sha256()
+        stream = self.stream(name)
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+
+class _HashSink(io.RawIOBase):
+    """A write-only file that only hashes, so rebuilding a large bundle costs no memory."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        self.position += len(data)
+        return len(data)
+
+
+def _check_manifest(manifest: Any) -> list[str]:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return [f"manifest.json is not a {FORMAT} manifest"]
+    problems = []
+    for key in ("run_id", "lab", "public_key"):
+        if not isinstance(manifest.get(key), str) or not manifest[key]:
+            problems.append(f"manifest.json field '{key}' is missing or not a string")
+    files = manifest.get("files")
+    if not isinstance(files, list) or not all(
+        isinstance(f, dict)
+        and isinstance(f.get("path"), str)
+        and isinstance(f.get("sha256"), str)
+        and isinstance(f.get("size"), int)
+        for f in files
+    ):
+        problems.append("manifest.json field 'files' is not a list of {path, sha256, size}")
+    return problems
+
+
+def _verify_open(
+    reader: _Reader, file_sha256: str, trusted_key: str | None, label: str
+) -> VerifyReport:
+    report = VerifyReport(path=label, sha256=file_sha256)
+    report.problems.extend(reader.unsafe)
+    if MANIFEST not in reader.members:
+        if not reader.members and not reader.unsafe:
+            raise BundleUnreadable("not an evidence bundle (empty tar)", Location(label))
+        report.problems.append("manifest.json is missing")
+        return report
+    try:
+        manifest_bytes = reader.read(MANIFEST)
+        manifest = json.loads(manifest_bytes.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        report.problems.append(f"manifest.json is not valid JSON ({exc})")
+        return report
+    shape = _check_manifest(manifest)
+    if shape:
+        report.problems.extend(shape)
+        return report
+    report.manifest = manifest
+    key = trusted_key or manifest["public_key"]
+    report.signer_fingerprint = fingerprint(key)
+    if trusted_key and trusted_key.strip() != manifest["public_key"].strip():
+        report.problems.append("bundle names a different public key than the lab's registered key")
+    signature = reader.read(SIGNATURE) if SIGNATURE in reader.members else b""
+    if not signature:
+        report.problems.append("manifest.sig is missing")
+    elif not verify_signature(key, signature, manifest_bytes):
+        report.problems.append("signature does not match the manifest (forged or altered manifest)")
+    listed = {f["path"]: f for f in manifest["files"]}
+    present = {name[len(RUN_PREFIX) :] for name in reader.order if name.startswith(RUN_PREFIX)}
+    for extra in sorted(
+        set(reader.order) - {MANIFEST, SIGNATURE} - {RUN_PREFIX + p for p in present}
+    ):
+        report.problems.append(f"unexpected member {extra!r}")
+    for path in sorted(set(listed) - present):
+        report.problems.append(f"file {path!r} listed in the manifest is missing")
+    for path in sorted(present - set(listed)):
+        report.problems.append(f"file {path!r} was added (not in the manifest)")
+    for path in sorted(present & set(listed)):
+        member = reader.members[RUN_PREFIX + path]
+        if (
+            member.size != listed[path]["size"]
+            or reader.sha256(RUN_PREFIX + path) != listed[path]["sha256"]
+        ):
+            report.problems.append(f"file {path!r} was changed (sha256 differs from the manifest)")
+    if not report.problems:
+        _check_canonical(reader, manifest, file_sha256, report)
+    return report
+
+
+def _check_canonical(
+    reader: _Reader, manifest: dict[str, Any], file_sha256: str, report: VerifyReport
+) -> None:
+    """Rebuild the tar from its contents: any other byte (headers, padding, trailer) is tampering."""
+    expected = [MANIFEST, SIGNATURE, *[RUN_PREFIX + f["path"] for f in manifest["files"]]]
+    if reader.order != expected:
+        report.problems.append("members are not in manifest order (bundle was repacked)")
+        return
+    sink = _HashSink()
+    members: list[tuple[str, int, BinaryIO | bytes]] = [
+        (name, reader.members[name].size, reader.stream(name)) for name in expected
+    ]
+    _write_canonical(sink, members)  # type: ignore[arg-type]
+    if sink.digest.hexdigest() != file_sha256:
+        report.problems.append(
+            "tar framing bytes differ from the canonical encoding (bundle was altered)"
+        )
+
+
+def verify_bundle(
+    source: Path | bytes, trusted_key: str | None = None, label: str | None = None
+) -> VerifyReport:
+    """Check a bundle's safety, manifest, signature and every byte; raises BundleUnreadable for non-bundles.
+
+    `trusted_key` pins the signer (the registry passes the lab's registered
+    key); without it the key embedded in the manifest is used, which proves
+    integrity but not who signed.
+    """
+    if isinstance(source, bytes):
+        data = source
+        label = label or "<upload>"
+    else:
+        label = label or str(source)
+        try:
+            data = Path(source).read_bytes()
+        except FileNotFoundError:
+            raise BundleUnreadable("bundle file not found", Location(source)) from None
+        except IsADirectoryError:
+            raise BundleUnreadable(
+                "is a directory, expected a bundle file", Location(source)
+            ) from None
+        except OSError as exc:
+            raise BundleUnreadable(f"cannot read: {exc.strerror}", Location(source)) from None
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        reader = _Reader(io.BytesIO(data), label)
+    except BundleUnreadable:
+        if not (data.startswith(MANIFEST.encode()) or data[257:262] == b"ustar"):
+            raise
+        # It was a tar header once: a flipped byte there is tampering, not a wrong file.
+        return VerifyReport(
+            path=label, sha256=digest, problems=["tar header is damaged (bad checksum)"]
+        )
+    try:
+        return _verify_open(reader, digest, trusted_key, label)
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        return VerifyReport(
+            path=label, sha256=digest, problems=[f"bundle is truncated or damaged ({exc})"]
+        )
+
+
+def read_member(data: bytes, name: str) -> bytes:
+    """One member of an already verified bundle (e.g. ``run/run.json``)."""
+    return _Reader(io.BytesIO(data), "<bundle>").read(name)
+
+
+def iter_run_files(data: bytes) -> Iterator[tuple[str, bytes]]:
+    reader = _Reader(io.BytesIO(data), "<bundle>")
+    for name in reader.order:
+        if name.startswith(RUN_PREFIX):
+            yield name[len(RUN_PREFIX) :], reader.read(name, limit=1 << 40)
+
+
+def unpack_bundle(source: Path, dest: Path, trusted_key: str | None = None) -> VerifyReport:
+    """Verify, then write the run files below `dest` as new regular files only."""
+    report = verify_bundle(source, trusted_key)
+    if not report.ok:
+        return report
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    for rel, content in iter_run_files(Path(source).read_bytes()):
+        target = (dest / rel).resolve()
+        if root not in target.parents:
+            raise UserError(f"refusing to write outside {dest}", Location(rel))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+    return report
