@@ -1,0 +1,189 @@
+"""The initramfs tree of the virtual lab OS: busybox, dropbear + sftp-server, modules, config.
+
+Only files taken from the unpacked Debian packages and from harness/vlab/guest/
+go in, so what runs on a virtual board is traceable to package versions and
+this repository.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+from harness.errors import InfraError
+from harness.vlab import elfdeps, kmods, recipe
+from harness.vlab.recipe import ArchRecipe
+
+GUEST_FILES = Path(__file__).with_name("guest")
+HOST_KEY_PATH = "etc/dropbear/dropbear_ed25519_host_key"
+# Debian's dropbear execs this path for the sftp subsystem; openssh-sftp-server ships it as a symlink.
+SFTP_SERVER_PATH = "usr/lib/sftp-server"
+# The kernel opens /dev/console before /init can mount devtmpfs.
+DEVICES = {"dev/console": (5, 1), "dev/null": (1, 3)}
+
+
+def guest_files_digest() -> str:
+    """Hash of everything under guest/: editing the init script must invalidate the cache."""
+    digest = hashlib.sha256()
+    for path in sorted(GUEST_FILES.rglob("*")):
+        if path.is_file():
+            digest.update(
+                path.relative_to(GUEST_FILES).as_posix().encode() + b"\0" + path.read_bytes()
+            )
+    return digest.hexdigest()
+
+
+def _render(name: str, values: dict[str, str]) -> str:
+    text = (GUEST_FILES / name).read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    return text
+
+
+def _put(tree: Path, relative: str, data: bytes | str, mode: int = 0o644) -> None:
+    target = tree / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data.encode() if isinstance(data, str) else data)
+    target.chmod(mode)
+
+
+def _copy(tree: Path, relative: str, source: Path, mode: int = 0o755) -> None:
+    _put(tree, relative, source.read_bytes(), mode)
+
+
+def _symlink(tree: Path, relative: str, target: str) -> None:
+    link = tree / relative
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+
+
+def password_hash(password: str, salt: str) -> str:
+    """SHA-512 crypt hash, as both busybox login and dropbear (via libcrypt) verify it."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        raise InfraError("busybox is not installed on this host (Debian package busybox-static)")
+    result = subprocess.run(
+        [busybox, "mkpasswd", "-m", "sha512", password, salt],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0 or not result.stdout.startswith("$6$"):
+        raise InfraError(
+            f"busybox mkpasswd failed: {result.stderr.strip() or result.stdout.strip()}"
+        )
+    return result.stdout.strip()
+
+
+def generate_host_key(private_key: Path) -> tuple[str, str]:
+    """Create the board's ed25519 host key; returns (`type base64` public key, SHA256 fingerprint)."""
+    dropbearkey = shutil.which("dropbearkey")
+    if dropbearkey is None:
+        raise InfraError("dropbearkey is not installed on this host (Debian package dropbear-bin)")
+    made = subprocess.run(
+        [dropbearkey, "-t", "ed25519", "-f", str(private_key)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    shown = subprocess.run(
+        [dropbearkey, "-y", "-f", str(private_key)], capture_output=True, text=True, check=False
+    )
+    line = next(
+        (text for text in shown.stdout.splitlines() if text.startswith("ssh-ed25519 ")), None
+    )
+    if made.returncode != 0 or line is None:
+        raise InfraError(
+            f"dropbearkey could not make a host key: {made.stderr.strip() or shown.stderr.strip()}"
+        )
+    key_type, blob = line.split()[:2]
+    fingerprint = "SHA256:" + base64.b64encode(
+        hashlib.sha256(base64.b64decode(blob)).digest()
+    ).decode().rstrip("=")
+    return f"{key_type} {blob}", fingerprint
+
+
+def assemble(
+    tree: Path, unpacked: Path, modules_dir: Path, arch: ArchRecipe, host_key: Path
+) -> None:
+    """Fill `tree` with the guest's root filesystem from the unpacked packages in `unpacked`."""
+    values = {
+        "CONSOLE": arch.console,
+        "ARCH": arch.arch,
+        "OS_NAME": recipe.OS_NAME,
+        "OS_ID": recipe.OS_ID,
+        "OS_VERSION": recipe.OS_VERSION,
+    }
+    for directory in (
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "root",
+        "var/log",
+        "var/run",
+        "mnt",
+    ):
+        (tree / directory).mkdir(parents=True, exist_ok=True)
+    (tree / "tmp").chmod(0o1777)
+    (tree / "root").chmod(0o700)
+
+    busybox = unpacked / "bin" / "busybox"
+    if not busybox.is_file():
+        raise InfraError(f"busybox-static ({arch.deb_arch}) did not provide bin/busybox")
+    _copy(tree, "bin/busybox", busybox)
+    _symlink(tree, "bin/sh", "busybox")
+    _put(tree, "init", _render("init.sh", values), 0o755)
+    _put(tree, "sbin/harness-agent", _render("agent.sh", values), 0o755)
+    _put(tree, "etc/inittab", _render("inittab", values))
+    _put(tree, "etc/issue", _render("issue", values))
+    _put(tree, "etc/profile", _render("profile", values))
+    for name in ("passwd", "group", "shells", "nsswitch.conf", "hosts"):
+        _put(tree, f"etc/{name}", _render(name, values))
+    root_hash = password_hash(recipe.ROOT_PASSWORD, "vlab" + arch.arch.replace("_", ""))
+    _put(
+        tree,
+        "etc/shadow",
+        f"root:{root_hash}:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n",
+        0o600,
+    )
+    _copy(tree, HOST_KEY_PATH, host_key, 0o600)
+
+    dropbear = unpacked / "usr/sbin/dropbear"
+    sftp_server = (
+        elfdeps.real_file(unpacked, unpacked / SFTP_SERVER_PATH)
+        if (unpacked / SFTP_SERVER_PATH).exists()
+        else None
+    )
+    if sftp_server is None:
+        raise InfraError(
+            f"openssh-sftp-server ({arch.deb_arch}) did not provide /{SFTP_SERVER_PATH}"
+        )
+    _copy(tree, "usr/sbin/dropbear", dropbear)
+    sftp_relative = sftp_server.relative_to(unpacked).as_posix()
+    _copy(tree, sftp_relative, sftp_server)
+    _symlink(tree, SFTP_SERVER_PATH, "/" + sftp_relative)
+
+    binaries = [dropbear, sftp_server]
+    loader = elfdeps.interpreter(dropbear)
+    if loader is None:
+        raise InfraError(f"dropbear ({arch.deb_arch}) has no program interpreter")
+    for soname, path in elfdeps.library_closure(binaries, unpacked, arch.library_dirs).items():
+        _copy(tree, f"lib/{arch.triplet}/{soname}", elfdeps.real_file(unpacked, path))
+    loader_source = elfdeps.real_file(unpacked, unpacked / loader.lstrip("/"))
+    if not (tree / loader.lstrip("/")).exists():
+        _copy(tree, loader.lstrip("/"), loader_source)
+
+    order = []
+    for relative, _source, image in kmods.load_order(recipe.MODULES, modules_dir):
+        _put(tree, f"lib/modules/{relative}", image)
+        order.append(relative)
+    _put(tree, "lib/modules/load-order", "\n".join(order) + "\n")
