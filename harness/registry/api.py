@@ -1,0 +1,314 @@
+"""The registry's HTTP API (FastAPI; OpenAPI at /openapi.json) and its read-only web page.
+
+Every request is one store call, hence one transaction: a request either
+happened completely or not at all. Errors come back as one paragraph in
+`detail`, naming the field, with the status the store's error carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness import __version__
+from harness.errors import InfraError, UserError
+from harness.registry.eligibility import Device
+from harness.registry.errors import Forbidden, RegistryError, Unauthorized
+from harness.registry.store import Principal, Store
+
+_bearer = HTTPBearer(auto_error=False)
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabIn(_Body):
+    name: str = Field(min_length=1, max_length=200)
+    public_key: str = Field(min_length=1, max_length=200, description="ed25519:<base64>")
+
+
+class TokenIn(_Body):
+    role: Literal["admin", "lab", "reader"]
+    label: str = Field(min_length=1, max_length=200)
+    lab: str | None = None
+
+
+class BoardIn(_Body):
+    vendor: str = Field(min_length=1, max_length=200)
+    model: str = Field(min_length=1, max_length=200)
+    soc: str = Field(default="", max_length=200)
+    revisions: list[str] = []
+
+
+class RevokeIn(_Body):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class KernelBoardIn(_Body):
+    vendor: str
+    model: str
+    revision: str | None = Field(default=None, description="omit for every revision")
+
+
+class KernelIn(_Body):
+    kernel_release: str = Field(min_length=1, max_length=200, description="uname -r")
+    kernel_version: str = Field(
+        default="", max_length=400, description="uname -v, if the build must match exactly"
+    )
+    build_id: str = Field(min_length=1, max_length=200)
+    boards: list[KernelBoardIn] = Field(min_length=1)
+
+
+class CaseIn(_Body):
+    case_id: str = Field(min_length=1, max_length=200)
+    customer_ref: str = Field(min_length=1, max_length=400)
+    severity: Literal["critical", "high", "medium", "low"]
+    subsystem: str = Field(min_length=1, max_length=200)
+    summary: str = Field(default="", max_length=10000)
+    vendor: str = Field(min_length=1, max_length=200)
+    model: str = Field(min_length=1, max_length=200)
+    revision: str = Field(min_length=1, max_length=100)
+    opened_at: datetime | None = Field(default=None, description="default: now")
+
+
+class AttachIn(_Body):
+    run_id: str = Field(min_length=1, max_length=200)
+
+
+class VerifyIn(_Body):
+    verdict: Literal["resolved", "not-resolved"]
+    run_id: str = Field(min_length=1, max_length=200)
+
+
+def _field_error(exc: RequestValidationError) -> str:
+    first = exc.errors()[0]
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    where = ".".join(loc) or "request body"
+    return f"field '{where}': {first.get('msg', 'invalid value')}"
+
+
+def create_app(store: Store, public_reads: bool = True) -> FastAPI:
+    """The registry app over `store`. With `public_reads` off, reads need a reader (or higher) token."""
+    app = FastAPI(
+        title="Board certification registry",
+        version=__version__,
+        description="Certificates, vendor kernels, customer cases and eligibility answers backed by signed evidence.",
+    )
+
+    @app.exception_handler(RegistryError)
+    async def _registry_error(_: Request, exc: RegistryError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return JSONResponse({"detail": exc.message}, status_code=exc.http_status, headers=headers)
+
+    @app.exception_handler(UserError)
+    async def _user_error(_: Request, exc: UserError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(InfraError)
+    async def _infra_error(_: Request, exc: InfraError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _field_error(exc)}, status_code=422)
+
+    def principal_of(credentials: HTTPAuthorizationCredentials | None) -> Principal | None:
+        if credentials is None:
+            return None
+        principal = store.authenticate(credentials.credentials)
+        if principal is None:
+            raise Unauthorized("the bearer token is not valid")
+        return principal
+
+    def require(*roles: str) -> Callable[..., Principal]:
+        def dependency(
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        ) -> Principal:
+            principal = principal_of(credentials)
+            if principal is None:
+                raise Unauthorized("this request needs a bearer token")
+            if principal.role not in roles:
+                raise Forbidden(
+                    f"a {principal.role} token cannot do this (needs: {', '.join(roles)})"
+                )
+            return principal
+
+        return dependency
+
+    def reader(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal | None:
+        principal = principal_of(credentials)
+        if principal is None and not public_reads:
+            raise Unauthorized("this registry needs a bearer token for reads")
+        return principal
+
+    Admin = Annotated[Principal, Depends(require("admin"))]
+    Lab = Annotated[Principal, Depends(require("lab"))]
+    LabOrAdmin = Annotated[Principal, Depends(require("lab", "admin"))]
+    Reader = Annotated[Principal | None, Depends(reader)]
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "database": store.dialect}
+
+    # -- labs and tokens (admin)
+    @app.post("/labs", status_code=201, tags=["admin"])
+    def add_lab(body: LabIn, who: Admin) -> dict[str, str]:
+        """Register a lab's signing key; the answer holds the lab's submit token (shown once)."""
+        return {"name": body.name, "token": store.add_lab(body.name, body.public_key, who)}
+
+    @app.get("/labs", tags=["admin"])
+    def list_labs(_: Admin) -> list[dict[str, Any]]:
+        return store.list_labs()
+
+    @app.post("/tokens", status_code=201, tags=["admin"])
+    def add_token(body: TokenIn, who: Admin) -> dict[str, str]:
+        return {
+            "role": body.role,
+            "token": store.create_token(body.role, body.label, body.lab, who),
+        }
+
+    @app.get("/audit", tags=["admin"])
+    def audit(_: Admin, limit: int = Query(1000, ge=1, le=100000)) -> list[dict[str, Any]]:
+        return store.audit_entries(limit)
+
+    # -- evidence (lab)
+    @app.post("/submissions", tags=["lab"])
+    def submit(who: Lab, response: Response, bundle: UploadFile = File(...)) -> dict[str, Any]:
+        """Upload an evidence bundle; a certified run becomes a certificate. Same run twice = stored once."""
+        result = store.submit_bundle(bundle.file.read(), who)
+        response.status_code = 201 if result["status"] == "stored" else 200
+        return result
+
+    @app.get("/runs", tags=["read"])
+    def list_runs(_: Reader) -> list[dict[str, Any]]:
+        return store.list_runs()
+
+    @app.get("/runs/{run_id:path}/bundle", tags=["read"], response_class=Response)
+    def get_bundle(run_id: str, _: Reader) -> Response:
+        return Response(store.get_bundle(run_id), media_type="application/x-tar")
+
+    # -- boards and certificates
+    @app.post("/boards", status_code=201, tags=["admin"])
+    def register_board(body: BoardIn, who: Admin) -> dict[str, Any]:
+        return store.register_board(body.vendor, body.model, body.soc, body.revisions, who)
+
+    @app.get("/boards", tags=["read"])
+    def list_boards(_: Reader) -> list[dict[str, Any]]:
+        return store.list_boards()
+
+    @app.get("/certificates", tags=["read"])
+    def list_certificates(
+        _: Reader,
+        vendor: str | None = None,
+        model: str | None = None,
+        revision: str | None = None,
+        os_release: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return store.list_certificates(vendor, model, revision, os_release)
+
+    @app.get("/certificates/{cert_id}", tags=["read"])
+    def get_certificate(cert_id: int, _: Reader) -> dict[str, Any]:
+        return store.get_certificate(cert_id)
+
+    @app.post("/certificates/{cert_id}/revoke", tags=["admin"])
+    def revoke(cert_id: int, body: RevokeIn, who: Admin) -> dict[str, Any]:
+        return store.revoke_certificate(cert_id, body.reason, who)
+
+    # -- vendor kernels
+    @app.post("/kernels", status_code=201, tags=["admin"])
+    def register_kernel(body: KernelIn, who: Admin) -> dict[str, Any]:
+        boards = [b.model_dump() for b in body.boards]
+        return store.register_kernel(
+            body.kernel_release, body.kernel_version, body.build_id, boards, who
+        )
+
+    @app.get("/kernels", tags=["read"])
+    def list_kernels(_: Reader) -> list[dict[str, Any]]:
+        return store.list_kernels()
+
+    # -- customer cases
+    @app.post("/cases", status_code=201, tags=["admin"])
+    def open_case(body: CaseIn, who: Admin) -> dict[str, Any]:
+        """Open a case; its initial response target (12 business hours) is computed and stored."""
+        return store.open_case(body.model_dump(), who)
+
+    @app.get("/cases", tags=["read"])
+    def list_cases(_: Reader) -> list[dict[str, Any]]:
+        return store.list_cases()
+
+    @app.post("/cases/{case_id:path}/runs", tags=["lab"])
+    def attach(case_id: str, body: AttachIn, who: LabOrAdmin) -> dict[str, Any]:
+        return store.attach_run(case_id, body.run_id, who)
+
+    @app.post("/cases/{case_id:path}/verification", tags=["lab"])
+    def verify(case_id: str, body: VerifyIn, who: LabOrAdmin) -> dict[str, Any]:
+        return store.verify_case(case_id, body.verdict, body.run_id, who)
+
+    @app.get("/cases/{case_id:path}", tags=["read"])
+    def get_case(case_id: str, _: Reader) -> dict[str, Any]:
+        return store.get_case(case_id)
+
+    # -- eligibility
+    @app.get("/eligibility", tags=["read"])
+    def eligibility(
+        _: Reader,
+        vendor: str = Query(min_length=1),
+        model: str = Query(min_length=1),
+        revision: str = Query(min_length=1),
+        os_release: str = Query(min_length=1),
+        kernel_release: str = Query(min_length=1),
+        kernel_version: str = "",
+    ) -> dict[str, Any]:
+        device = Device(vendor, model, revision, os_release, kernel_release, kernel_version)
+        return store.eligibility(device).as_dict()
+
+    # -- read-only web page
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def boards_page(_: Reader) -> str:
+        return _templates.get_template("boards.html").render(
+            boards=store.list_boards(), version=__version__
+        )
+
+    @app.get("/ui/eligibility", response_class=HTMLResponse, include_in_schema=False)
+    def eligibility_page(
+        _: Reader,
+        vendor: str = "",
+        model: str = "",
+        revision: str = "",
+        os_release: str = "",
+        kernel_release: str = "",
+    ) -> str:
+        form = {
+            "vendor": vendor,
+            "model": model,
+            "revision": revision,
+            "os_release": os_release,
+            "kernel_release": kernel_release,
+        }
+        answer, missing = None, [k for k, v in form.items() if not v.strip()]
+        if not missing:
+            answer = store.eligibility(
+                Device(vendor, model, revision, os_release, kernel_release)
+            ).as_dict()
+        asked = any(form.values())
+        return _templates.get_template("eligibility.html").render(
+            form=form, answer=answer, missing=missing if asked else [], version=__version__
+        )
+
+    return app

@@ -1,0 +1,541 @@
+"""`harness registry ...`: serve, query and administer the registry.
+
+Commands work against the local SQLite registry by default, a database given
+with --db (SQLite path or PostgreSQL URL), or an HTTP registry given with
+--url / HARNESS_REGISTRY_URL (token from HARNESS_REGISTRY_TOKEN). Output is a
+human table unless --json is given; bad input exits 2 with one paragraph.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import Location, UserError
+from harness.registry.config import (
+    ENV_REGISTRY_TOKEN,
+    ENV_REGISTRY_URL,
+    default_db_url,
+    remote_registry,
+)
+from harness.registry.eligibility import Device
+
+_LOCAL_ONLY = "this command needs direct access to the database (use --db, not --url)"
+
+
+class Backend:
+    """Local Store or RemoteStore behind the same calls the commands need."""
+
+    def __init__(self, db: str | None, url: str | None, token: str | None):
+        self.remote = None
+        self.store = None
+        if db is None and (url or remote_registry()):
+            from harness.registry.remote import RemoteStore
+
+            configured = remote_registry()
+            self.remote = RemoteStore(
+                url or configured.url,
+                token if token is not None else (configured.token if configured else ""),
+            )  # type: ignore[union-attr]
+        else:
+            from harness.registry.store import Store
+
+            self.store = Store(db or default_db_url())
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if self.remote is not None:
+            return getattr(self.remote, name)(*args, **kwargs)
+        from harness.registry.store import LOCAL_ADMIN
+
+        method = getattr(self.store, name)
+        if name in (
+            "revoke_certificate",
+            "register_kernel",
+            "open_case",
+            "attach_run",
+            "verify_case",
+            "add_lab",
+            "create_token",
+            "register_board",
+        ):
+            kwargs["actor"] = LOCAL_ADMIN
+        result = method(*args, **kwargs)
+        return result.as_dict() if name == "eligibility" else result
+
+
+def _backend(ctx: click.Context) -> Backend:
+    opts = ctx.find_root().obj or {}
+    reg = ctx.find_object(dict) or opts
+    return Backend(reg.get("db"), reg.get("url"), reg.get("token"))
+
+
+def _emit(
+    data: Any, as_json: bool, columns: list[tuple[str, str]] | None = None, title: str = ""
+) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+        return
+    rows = data if isinstance(data, list) else [data]
+    table = Table(title=title or None, show_lines=False)
+    columns = columns or [(k, k) for k in (rows[0].keys() if rows else [])]
+    for header, _ in columns:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*[_cell(row, path) for _, path in columns])
+    Console(width=None if sys.stdout.isatty() else 200, highlight=False).print(
+        table
+    ) if rows else click.echo("(none)")
+
+
+def _cell(row: dict[str, Any], path: str) -> str:
+    value: Any = row
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="JSON for machines instead of a table"
+)
+
+
+@click.group()
+@click.option("--db", help="database: SQLite path or SQLAlchemy URL (default: local registry file)")
+@click.option("--url", help=f"HTTP registry (default: ${ENV_REGISTRY_URL})")
+@click.option("--token", help=f"bearer token for --url (default: ${ENV_REGISTRY_TOKEN})")
+@click.pass_context
+def registry(ctx: click.Context, db: str | None, url: str | None, token: str | None) -> None:
+    """The eligibility registry: certificates, vendor kernels, cases, eligibility answers."""
+    if db and "://" not in db:
+        db = f"sqlite:///{Path(db).absolute()}"
+    ctx.obj = {"db": db, "url": url, "token": token}
+
+
+@registry.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--private-reads", is_flag=True, help="reads need a reader token too")
+@click.option("--timezone", help="support team's IANA time zone for response targets (default UTC)")
+@click.option(
+    "--holidays",
+    type=click.Path(path_type=Path),
+    help="YAML with 'timezone:' and 'holidays:' (ISO dates)",
+)
+@click.option("--validity-days", default=365, show_default=True, type=click.IntRange(1, 3650))
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    private_reads: bool,
+    timezone: str | None,
+    holidays: Path | None,
+    validity_days: int,
+) -> None:
+    """Run the HTTP registry (OpenAPI at /openapi.json, web page at /)."""
+    import uvicorn
+
+    from harness.registry.api import create_app
+    from harness.registry.business_hours import calendar_from_options
+    from harness.registry.store import Settings, Store
+
+    settings = Settings(
+        validity_days=validity_days, calendar=calendar_from_options(timezone, holidays)
+    )
+    store = Store(ctx.obj["db"] or default_db_url(), settings)
+    uvicorn.run(
+        create_app(store, public_reads=not private_reads), host=host, port=port, log_level="warning"
+    )
+
+
+@registry.command()
+@click.option(
+    "--board",
+    "profile",
+    type=click.Path(path_type=Path),
+    help="board profile YAML for vendor/model/revision",
+)
+@click.option("--vendor")
+@click.option("--model")
+@click.option("--revision")
+@click.option("--os-release", required=True, help='e.g. "Debian GNU/Linux 12 (bookworm)"')
+@click.option("--kernel", "kernel_release", required=True, help="uname -r of the device")
+@click.option("--kernel-version", default="", help="uname -v, to match a vendor build exactly")
+@json_option
+@click.pass_context
+def eligible(
+    ctx: click.Context,
+    profile: Path | None,
+    vendor: str | None,
+    model: str | None,
+    revision: str | None,
+    os_release: str,
+    kernel_release: str,
+    kernel_version: str,
+    as_json: bool,
+) -> None:
+    """Is a device eligible for support, and on what evidence?"""
+    if profile is not None:
+        from harness.model.board import load_board
+
+        identity = load_board(profile).identity
+        vendor, model, revision = (
+            vendor or identity.vendor,
+            model or identity.model,
+            revision or identity.revision,
+        )
+    for name, value in (("vendor", vendor), ("model", model), ("revision", revision)):
+        if not value:
+            raise UserError(
+                f"give --{name} (or --board with a profile)", Location(field=f"--{name}")
+            )
+    device = Device(vendor, model, revision, os_release, kernel_release, kernel_version)  # type: ignore[arg-type]
+    answer = _backend(ctx).call("eligibility", device)
+    if as_json:
+        _emit(answer, True)
+        return
+    click.echo(f"{answer['status']}: {answer['summary']}")
+    for item in answer["evidence"]:
+        click.echo(
+            f"  rests on {_describe(item)}" + (f" ({item['note']})" if item.get("note") else "")
+        )
+    for item in answer["not_counted"]:
+        click.echo(f"  did not count: {_describe(item)}: {item['why']}")
+
+
+def _describe(item: dict[str, Any]) -> str:
+    if item["kind"] == "certificate":
+        board = item["board"]
+        return f"certificate #{item['id']} (run {item['run_id']}, {board['vendor']} {board['model']} rev {board['revision']}, {item['os_release']}, kernel {item['kernel_release']})"
+    return f"vendor kernel #{item['id']} ({item['kernel_release']}, build {item['build_id']})"
+
+
+@registry.command()
+@json_option
+@click.pass_context
+def boards(ctx: click.Context, as_json: bool) -> None:
+    """Board models with their revisions and current certification status."""
+    data = _backend(ctx).call("list_boards")
+    if as_json:
+        _emit(data, True)
+        return
+    rows = [
+        {
+            "vendor": b["vendor"],
+            "model": b["model"],
+            "soc": b["soc"],
+            "revision": r["revision"],
+            "certified": r["certified_os_releases"] or "not certified",
+        }
+        for b in data
+        for r in (b["revisions"] or [{"revision": "", "certified_os_releases": []}])
+    ]
+    _emit(rows, False, title="Board models")
+
+
+@registry.command()
+@click.option("--vendor")
+@click.option("--model")
+@click.option("--revision")
+@click.option("--os-release")
+@json_option
+@click.pass_context
+def certs(
+    ctx: click.Context,
+    vendor: str | None,
+    model: str | None,
+    revision: str | None,
+    os_release: str | None,
+    as_json: bool,
+) -> None:
+    """Certificates (valid, expired and revoked), optionally filtered."""
+    data = _backend(ctx).call(
+        "list_certificates", vendor=vendor, model=model, revision=revision, os_release=os_release
+    )
+    _emit(
+        data,
+        as_json,
+        [
+            ("id", "id"),
+            ("vendor", "board.vendor"),
+            ("model", "board.model"),
+            ("rev", "board.revision"),
+            ("OS release", "os_release"),
+            ("kernel", "kernel_release"),
+            ("plan", "plan.id"),
+            ("ver", "plan.version"),
+            ("run", "run_id"),
+            ("lab", "lab"),
+            ("expires", "expires_at"),
+            ("state", "state"),
+            ("revoked because", "revoked_reason"),
+        ],
+        "Certificates",
+    )
+
+
+@registry.command()
+@click.argument("cert_id", type=int)
+@click.option(
+    "--reason", required=True, help="why; shown in every eligibility answer that skips it"
+)
+@json_option
+@click.pass_context
+def revoke(ctx: click.Context, cert_id: int, reason: str, as_json: bool) -> None:
+    """Revoke a certificate (admin)."""
+    cert = _backend(ctx).call("revoke_certificate", cert_id, reason)
+    _emit(
+        cert,
+        as_json,
+        [("id", "id"), ("run", "run_id"), ("revoked", "revoked_at"), ("reason", "revoked_reason")],
+    )
+
+
+@registry.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def kernels(ctx: click.Context, as_json: bool) -> None:
+    """Vendor-built kernels (lists them; `kernels add` registers one)."""
+    if ctx.invoked_subcommand is None:
+        data = _backend(ctx).call("list_kernels")
+        for k in data:
+            k["boards"] = [
+                f"{b['vendor']} {b['model']}" + (f" rev {b['revision']}" if b["revision"] else "")
+                for b in k["boards"]
+            ]
+        _emit(
+            data,
+            as_json,
+            [
+                ("id", "id"),
+                ("release", "kernel_release"),
+                ("version", "kernel_version"),
+                ("build", "build_id"),
+                ("boards", "boards"),
+            ],
+            "Vendor kernels",
+        )
+
+
+def _board_spec(spec: str) -> dict[str, str]:
+    """VENDOR/MODEL or VENDOR/MODEL@REVISION."""
+    head, _, revision = spec.partition("@")
+    vendor, sep, model = head.partition("/")
+    if not sep or not vendor or not model:
+        raise UserError(
+            f"board {spec!r} must be VENDOR/MODEL or VENDOR/MODEL@REVISION",
+            Location(field="--board"),
+        )
+    return {"vendor": vendor, "model": model, "revision": revision}
+
+
+@kernels.command("add")
+@click.option("--release", required=True, help="uname -r of the vendor build")
+@click.option(
+    "--version", "kversion", default="", help="uname -v, if devices must match the build exactly"
+)
+@click.option("--build-id", required=True)
+@click.option(
+    "--board",
+    "board_specs",
+    multiple=True,
+    required=True,
+    help="VENDOR/MODEL[@REVISION], repeatable",
+)
+@json_option
+@click.pass_context
+def kernels_add(
+    ctx: click.Context,
+    release: str,
+    kversion: str,
+    build_id: str,
+    board_specs: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Register a vendor-built kernel for some board models (admin)."""
+    data = _backend(ctx).call(
+        "register_kernel", release, kversion, build_id, [_board_spec(s) for s in board_specs]
+    )
+    _emit(data, as_json, [("id", "id"), ("release", "kernel_release"), ("build", "build_id")])
+
+
+@registry.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def cases(ctx: click.Context, as_json: bool) -> None:
+    """Customer cases (lists them; see the sub-commands to open, attach runs and verify)."""
+    if ctx.invoked_subcommand is None:
+        _emit(_backend(ctx).call("list_cases"), as_json, _CASE_COLUMNS, "Customer cases")
+
+
+_CASE_COLUMNS = [
+    ("case", "case_id"),
+    ("customer", "customer_ref"),
+    ("severity", "severity"),
+    ("sub-system", "subsystem"),
+    ("board", "board.model"),
+    ("rev", "board.revision"),
+    ("opened", "opened_at"),
+    ("respond by", "response_target_at"),
+    ("verified", "verification.verdict"),
+]
+
+
+@cases.command("open")
+@click.option("--id", "case_id", required=True)
+@click.option("--customer-ref", required=True)
+@click.option("--severity", required=True, type=click.Choice(["critical", "high", "medium", "low"]))
+@click.option("--subsystem", required=True)
+@click.option("--summary", default="")
+@click.option("--vendor", required=True)
+@click.option("--model", required=True)
+@click.option("--revision", required=True)
+@click.option(
+    "--opened-at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+    help="default: now",
+)
+@json_option
+@click.pass_context
+def cases_open(
+    ctx: click.Context, as_json: bool, opened_at: datetime | None, **fields: Any
+) -> None:
+    """Open a customer case; prints its initial response target (12 business hours)."""
+    data = _backend(ctx).call("open_case", {**fields, "opened_at": opened_at})
+    _emit(data, as_json, _CASE_COLUMNS)
+
+
+@cases.command("show")
+@click.argument("case_id")
+@json_option
+@click.pass_context
+def cases_show(ctx: click.Context, case_id: str, as_json: bool) -> None:
+    data = _backend(ctx).call("get_case", case_id)
+    _emit(data, as_json, [*_CASE_COLUMNS, ("runs", "reproduction_runs")])
+
+
+@cases.command("attach")
+@click.argument("case_id")
+@click.argument("run_id")
+@json_option
+@click.pass_context
+def cases_attach(ctx: click.Context, case_id: str, run_id: str, as_json: bool) -> None:
+    """Attach a stored reproduction run to a case."""
+    _emit(_backend(ctx).call("attach_run", case_id, run_id), as_json, _CASE_COLUMNS)
+
+
+@cases.command("verify")
+@click.argument("case_id")
+@click.option("--verdict", required=True, type=click.Choice(["resolved", "not-resolved"]))
+@click.option("--run", "run_id", required=True, help="the run that verified the resolution")
+@json_option
+@click.pass_context
+def cases_verify(
+    ctx: click.Context, case_id: str, verdict: str, run_id: str, as_json: bool
+) -> None:
+    """Record the customer's verification of the resolution."""
+    _emit(_backend(ctx).call("verify_case", case_id, verdict, run_id), as_json, _CASE_COLUMNS)
+
+
+@registry.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def submit(run_dir: Path) -> None:
+    """Bundle, sign and deliver one run folder (what `harness run` does at the end)."""
+    from harness.registry.client import submit_run
+
+    click.echo(f"{submit_run(run_dir)}: {run_dir}")
+
+
+@registry.command()
+@json_option
+def sync(as_json: bool) -> None:
+    """Deliver every queued run in the outbox, exactly once. Exit 3 if some remain queued."""
+    from harness.registry.client import sync as do_sync
+
+    report = do_sync()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "delivered": report.delivered,
+                    "queued": [{"run_id": r, "error": e} for r, e in report.queued],
+                }
+            )
+        )
+    else:
+        for run_id in report.delivered:
+            click.echo(f"delivered: {run_id}")
+        for run_id, error in report.queued:
+            click.echo(f"still queued: {run_id}: {error}", err=True)
+        click.echo(f"{len(report.delivered)} delivered, {len(report.queued)} still queued")
+    sys.exit(3 if report.queued else 0)
+
+
+@registry.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def labs(ctx: click.Context, as_json: bool) -> None:
+    """Labs allowed to submit (lists them; `labs add` registers one, `labs self` shows this machine's)."""
+    if ctx.invoked_subcommand is None:
+        _emit(
+            _backend(ctx).call("list_labs"),
+            as_json,
+            [("name", "name"), ("public key", "public_key"), ("since", "created_at")],
+            "Labs",
+        )
+
+
+@labs.command("add")
+@click.argument("name")
+@click.option(
+    "--public-key",
+    required=True,
+    help="the lab's 'ed25519:...' key (see `harness registry labs self` on the lab)",
+)
+@click.pass_context
+def labs_add(ctx: click.Context, name: str, public_key: str) -> None:
+    """Register a lab and its key (admin); prints the lab's submit token once."""
+    click.echo(_backend(ctx).call("add_lab", name, public_key))
+
+
+@labs.command("self")
+@json_option
+def labs_self(as_json: bool) -> None:
+    """This machine's lab name and public key (created on first use) for registering it elsewhere."""
+    from harness.labkey import fingerprint, load_or_create_identity
+
+    identity = load_or_create_identity()
+    data = {
+        "name": identity.name,
+        "public_key": identity.public_key_text,
+        "fingerprint": fingerprint(identity.public_key_text),
+    }
+    _emit(
+        data,
+        as_json,
+        [("name", "name"), ("public key", "public_key"), ("fingerprint", "fingerprint")],
+    )
+
+
+@registry.group()
+def tokens() -> None:
+    """Bearer tokens for the HTTP registry."""
+
+
+@tokens.command("create")
+@click.option("--role", required=True, type=click.Choice(["admin", "lab", "reader"]))
+@click.option("--label", required=True, help="who holds it, for the audit log")
+@click.option("--lab", help="lab name (lab tokens only)")
+@click.pass_context
+def tokens_create(ctx: click.Context, role: str, label: str, lab: str | None) -> None:
+    """Create a token (printed once; only its hash is stored)."""
+    click.echo(_backend(ctx).call("create_token", role, label, lab))

@@ -1,0 +1,139 @@
+"""Delivering finished runs to the registry, exactly once, through an on-disk outbox.
+
+`submit_run` is what `harness run` calls at the end of every run. The bundle
+is written to the outbox (fsync'd) *before* any delivery attempt, so a
+registry that is down, a dropped connection or a killed harness can delay a
+result but never lose it; `harness registry sync` retries later. Exactly once
+comes from the registry being idempotent by run id: a retry after a lost
+reply is answered "duplicate" and then removed from the outbox like a success.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from harness.errors import InfraError
+from harness.labkey import LabIdentity, load_or_create_identity
+from harness.registry.config import default_db_url, outbox_dir, remote_registry
+from harness.registry.errors import RegistryError
+from harness.report.bundle import BundleUnreadable, make_bundle, verify_bundle
+
+Delivery = Literal["delivered", "queued"]
+BUNDLE_SUFFIX = ".bundle.tar"
+ERROR_SUFFIX = ".error"
+
+
+@dataclass
+class SyncReport:
+    delivered: list[str] = field(default_factory=list)
+    queued: list[tuple[str, str]] = field(default_factory=list)  # (run id, last error)
+
+
+def _entry_name(run_id: str) -> str:
+    """Outbox file names come from a hash: a run id is user text and may hold '/' or '..'."""
+    return hashlib.sha256(run_id.encode("utf-8")).hexdigest()[:40]
+
+
+@contextmanager
+def _locked(outbox: Path) -> Iterator[None]:
+    """One deliverer at a time per outbox, so two syncs never send the same bundle concurrently."""
+    outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with (outbox / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _deliver(data: bytes, identity: LabIdentity) -> str:
+    """Send one bundle to the configured registry; returns its status ("stored"/"duplicate")."""
+    remote = remote_registry()
+    if remote is not None:
+        from harness.registry.remote import RemoteStore
+
+        client = RemoteStore(remote.url, remote.token)
+        try:
+            return client.submit_bundle_bytes(data)["status"]
+        finally:
+            client.close()
+    from harness.registry.store import Store
+
+    store = Store(default_db_url())
+    try:
+        store.ensure_lab(identity.name, identity.public_key_text)
+        return store.submit_bundle(data, store.lab_principal(identity.name))["status"]
+    finally:
+        store.close()
+
+
+def _try_entry(bundle_path: Path, identity: LabIdentity) -> str | None:
+    """Deliver one outbox entry; None on success (entry removed), else the reason it stays."""
+    error_path = bundle_path.with_name(bundle_path.name[: -len(BUNDLE_SUFFIX)] + ERROR_SUFFIX)
+    try:
+        _deliver(bundle_path.read_bytes(), identity)
+    except (InfraError, RegistryError) as exc:
+        error_path.write_text(str(exc) + "\n")
+        return str(exc)
+    bundle_path.unlink()
+    error_path.unlink(missing_ok=True)
+    _fsync_dir(bundle_path.parent)
+    return None
+
+
+def submit_run(run_dir: str | os.PathLike[str]) -> Delivery:
+    """Bundle, sign and deliver a finished run: "delivered", or "queued" in the outbox for `sync`."""
+    identity = load_or_create_identity()
+    outbox = outbox_dir()
+    with _locked(outbox):
+        from harness.report.bundle import read_run_json
+
+        run_id = read_run_json(Path(run_dir))["run_id"]
+        bundle_path = outbox / (_entry_name(run_id) + BUNDLE_SUFFIX)
+        make_bundle(Path(run_dir), bundle_path, identity)
+        _fsync_dir(outbox)
+        return "queued" if _try_entry(bundle_path, identity) else "delivered"
+
+
+def pending() -> list[tuple[str, Path]]:
+    """(run id, bundle path) of every outbox entry, oldest first."""
+    outbox = outbox_dir()
+    if not outbox.is_dir():
+        return []
+    entries = sorted(outbox.glob("*" + BUNDLE_SUFFIX), key=lambda p: p.stat().st_mtime)
+    found = []
+    for path in entries:
+        try:
+            found.append((verify_bundle(path).run_id or path.name, path))
+        except BundleUnreadable:
+            found.append((path.name, path))
+    return found
+
+
+def sync() -> SyncReport:
+    """Deliver everything in the outbox; what cannot be delivered stays, with its reason."""
+    identity = load_or_create_identity()
+    report = SyncReport()
+    with _locked(outbox_dir()):
+        for run_id, path in pending():
+            error = _try_entry(path, identity)
+            if error is None:
+                report.delivered.append(run_id)
+            else:
+                report.queued.append((run_id, error))
+    return report

@@ -1,0 +1,144 @@
+"""The registry over HTTP, with the same method names as the local Store.
+
+The CLI and the client speak to either through one interface, so a lab can
+switch from the local SQLite file to a shared registry by setting
+HARNESS_REGISTRY_URL without anything else changing. HTTP errors become the
+same RegistryError kinds the store raises; an unreachable registry is an
+InfraError (exit 3), never a silent success.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from harness.errors import InfraError
+from harness.registry.eligibility import Device
+from harness.registry.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RegistryError,
+    Unauthorized,
+)
+
+_BY_STATUS: dict[int, type[RegistryError]] = {
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: Invalid,
+}
+
+
+class RemoteStore:
+    def __init__(self, url: str, token: str = "", timeout: float = 30.0):
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise InfraError(f"registry {self.url} unreachable: {exc}") from None
+        if response.status_code >= 500:
+            raise InfraError(
+                f"registry {self.url} failed ({response.status_code}): {response.text[:500]}"
+            )
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise _BY_STATUS.get(response.status_code, RegistryError)(
+                f"registry refused the request: {detail}"
+            )
+        return (
+            response.json()
+            if response.headers.get("content-type", "").startswith("application/json")
+            else response.content
+        )
+
+    def submit_bundle_bytes(self, data: bytes) -> dict[str, Any]:
+        return self._call(
+            "POST", "/submissions", files={"bundle": ("bundle.tar", data, "application/x-tar")}
+        )
+
+    def list_boards(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/boards")
+
+    def register_board(
+        self, vendor: str, model: str, soc: str, revisions: list[str]
+    ) -> dict[str, Any]:
+        return self._call(
+            "POST",
+            "/boards",
+            json={"vendor": vendor, "model": model, "soc": soc, "revisions": revisions},
+        )
+
+    def list_certificates(self, **filters: str | None) -> list[dict[str, Any]]:
+        return self._call(
+            "GET", "/certificates", params={k: v for k, v in filters.items() if v is not None}
+        )
+
+    def revoke_certificate(self, cert_id: int, reason: str) -> dict[str, Any]:
+        return self._call("POST", f"/certificates/{cert_id}/revoke", json={"reason": reason})
+
+    def eligibility(self, device: Device) -> dict[str, Any]:
+        return self._call("GET", "/eligibility", params=device.__dict__)
+
+    def list_kernels(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/kernels")
+
+    def register_kernel(
+        self, release: str, version: str, build_id: str, boards: list[dict[str, str]]
+    ) -> dict[str, Any]:
+        body = {
+            "kernel_release": release,
+            "kernel_version": version,
+            "build_id": build_id,
+            "boards": boards,
+        }
+        return self._call("POST", "/kernels", json=body)
+
+    def open_case(self, fields: dict[str, Any]) -> dict[str, Any]:
+        body = {
+            k: (v.isoformat() if hasattr(v, "isoformat") else v)
+            for k, v in fields.items()
+            if v is not None
+        }
+        return self._call("POST", "/cases", json=body)
+
+    def list_cases(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/cases")
+
+    def get_case(self, case_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/cases/{quote(case_id, safe='')}")
+
+    def attach_run(self, case_id: str, run_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/cases/{quote(case_id, safe='')}/runs", json={"run_id": run_id})
+
+    def verify_case(self, case_id: str, verdict: str, run_id: str) -> dict[str, Any]:
+        return self._call(
+            "POST",
+            f"/cases/{quote(case_id, safe='')}/verification",
+            json={"verdict": verdict, "run_id": run_id},
+        )
+
+    def add_lab(self, name: str, public_key: str) -> str:
+        return self._call("POST", "/labs", json={"name": name, "public_key": public_key})["token"]
+
+    def list_labs(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/labs")
+
+    def create_token(self, role: str, label: str, lab: str | None = None) -> str:
+        return self._call("POST", "/tokens", json={"role": role, "label": label, "lab": lab})[
+            "token"
+        ]

@@ -1,0 +1,94 @@
+"""Registry fixtures: the same tests run against SQLite and a real PostgreSQL 15.
+
+A single PostgreSQL cluster is started per session (in a temp folder, owned
+by the postgres user) and every test gets a fresh database in it; SQLite
+tests get a fresh file. Lab identities live in a per-test HARNESS_DATA_HOME.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from harness.labkey import LabIdentity, load_or_create_identity
+from harness.registry.pgtemp import TempPostgres
+from harness.registry.store import Principal, Settings, Store
+from harness.report.bundle import make_bundle
+from tests.registry.runfolder import make_run_folder
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TempPostgres]:
+    with TempPostgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'registry.db'}"
+    return request.getfixturevalue("postgres_server").new_database()
+
+
+@pytest.fixture(autouse=True)
+def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keys, outbox and the default local registry of this test only; never the user's."""
+    home = tmp_path / "harness-home"
+    monkeypatch.setenv("HARNESS_DATA_HOME", str(home))
+    monkeypatch.setenv("HARNESS_LAB_NAME", "lab-one")
+    for name in ("HARNESS_REGISTRY_URL", "HARNESS_REGISTRY_TOKEN", "HARNESS_REGISTRY_DB"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+class Clock:
+    """A settable clock so expiry and response targets are tested without waiting."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(db_url: str, clock: Clock) -> Iterator[Store]:
+    s = Store(db_url, Settings(validity_days=365), clock=clock)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def lab_identity(data_home: Path) -> LabIdentity:
+    return load_or_create_identity()
+
+
+@pytest.fixture
+def lab(store: Store, lab_identity: LabIdentity) -> Principal:
+    store.add_lab(lab_identity.name, lab_identity.public_key_text)
+    return store.lab_principal(lab_identity.name)
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def make_bundle_bytes(tmp_path: Path, lab_identity: LabIdentity) -> Callable[..., bytes]:
+    """Build a run folder with the given fields and return its signed bundle's bytes."""
+
+    def build(run_id: str | None = None, identity: LabIdentity | None = None, **fields: str) -> bytes:
+        run_id = run_id or f"run-{next(_counter)}"
+        parent = tmp_path / "runs" / f"{next(_counter)}"
+        folder = make_run_folder(parent, run_id, **fields)
+        return make_bundle(folder, parent / "bundle.tar", identity or lab_identity).path.read_bytes()
+
+    return build
