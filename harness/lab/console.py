@@ -273,6 +273,34 @@ class ConsoleSession:
             self._read(deadline - time.monotonic())
         return bool(marker.search(self._buffer))
 
+    # --- raw conversation (bootloaders, reboot) -----------------------------------------
+    def send(self, text: str, shown: str | None = None) -> None:
+        """Type `text` as is (add "\\n" yourself); logged as sent. For bootloader prompts and
+        commands whose end the caller waits for itself (reboot)."""
+        self._buffer.clear()
+        self._write(text.encode(), text.rstrip("\n") if shown is None else shown)
+
+    def expect(self, patterns: list[str], timeout: float) -> tuple[int, re.Match[str]]:
+        """Wait until one of `patterns` (regexes over escape-free text) appears in what the
+        board prints from now on; (index, match). Everything before it is consumed.
+        Raises BoardCrashed on a crash and ShellUnresponsive when nothing matched in time."""
+        compiled = [re.compile(p, re.MULTILINE) for p in patterns]
+        deadline = time.monotonic() + timeout
+        while True:
+            self._raise_if_crashed(None)
+            text = strip_escapes(bytes(self._buffer).decode("utf-8", errors="replace"))
+            found = [(m.start(), i, m) for i, c in enumerate(compiled) if (m := c.search(text))]
+            if found:
+                _, index, match = min(found, key=lambda item: (item[0], item[1]))
+                self._buffer[:] = text[match.end() :].encode()
+                return index, match
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ShellUnresponsive(
+                    f"the console did not show any of {patterns} within {timeout:g} s"
+                )
+            self._read(remaining)
+
     # --- login --------------------------------------------------------------------------
     def login(self, timeout: float | None = None) -> None:
         """From whatever the console shows (boot messages, login prompt, a shell) to a shell
