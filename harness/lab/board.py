@@ -253,6 +253,7 @@ class Board:
         if self._ssh is not None:
             self._ssh.close()
         started = time.monotonic()
+        self.log.note("reboot requested")
         self.console.send("reboot\n")
         self.console.ready = False
         # Wait for a sign of the restart before logging in, so the old shell, still alive
