@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InfraError
+from harness.lab.crashwatch import most_severe
 from harness.lab.errors import BoardCrashed, BoardFault
 from harness.model.board import BoardProfile
 from harness.model.plan import Plan, TestSpec
@@ -42,6 +43,7 @@ from harness.run.outcomes import Outcome
 from harness.run.steps import run_steps
 
 EXCERPT_LINES = 40
+CRASH_SEVERITIES = frozenset({"fatal", "error"})
 
 
 @dataclass
@@ -221,14 +223,18 @@ class TestExecutor:
         )
 
     def recover(self) -> str | None:
-        """Get back to a working shell; returns None on success, else what went wrong."""
+        """Get back to a working shell; returns None on success, else what went wrong.
+
+        A crash reported while recovering (the console finally showing the
+        panic) is already in `crash_events`; it only means a power cycle is due.
+        """
         try:
             self.board.ensure_shell()
-        except InfraError as first:
+        except (InfraError, BoardFault) as first:
             try:
                 self.board.power_cycle()
                 self.board.ensure_shell()
-            except InfraError as second:
+            except (InfraError, BoardFault) as second:
                 self.state.failed_recoveries += 1
                 self.state.last_problem = (
                     f"{type(first).__name__}: {first}; then power cycle: {second}"
@@ -242,8 +248,13 @@ class TestExecutor:
         return list(getattr(self.board, "crash_events", []) or [])
 
     def _new_crash(self, before: int) -> Any:
-        events = self._crash_events()[before:]
-        return events[0] if events else None
+        """The most severe crash/reset (not a mere warning) seen since the attempt began."""
+        events = [
+            e
+            for e in self._crash_events()[before:]
+            if getattr(e, "severity", "fatal") in CRASH_SEVERITIES
+        ]
+        return most_severe(events) if events else None
 
     # ---- bookkeeping ------------------------------------------------------------------
 
