@@ -216,12 +216,13 @@ class SimMachine:
         if proc.poll() is None:
             proc.kill()
             await asyncio.to_thread(proc.wait)
-        # PID 1 of the board dies with unshare; wait until the kernel has reaped the whole tree
-        # so the next power-on can bind the SSH port again.
+        # PID 1 of the board dies with unshare and the kernel kills the rest. Wait until every
+        # process has exited (released its sockets, so the next power-on can bind the SSH port);
+        # the zombies the kernel takes ~1 s more to reap hold nothing and are not waited for.
         for _ in range(500):
-            if ns is None or not _pids_in_namespace(ns):
+            if ns is None or not _live_pids_in_namespace(ns):
                 break
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.005)
 
     async def power_cycle(self) -> None:
         await self.power_off()
@@ -328,6 +329,18 @@ def _pids_in_namespace(ns_inode: int) -> list[int]:
         except OSError:
             continue
     return pids
+
+
+def _live_pids_in_namespace(ns_inode: int) -> list[int]:
+    live = []
+    for pid in _pids_in_namespace(ns_inode):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    live.append(pid)
+        except OSError:
+            continue
+    return live
 
 
 def _run(argv: list[str]) -> str:
