@@ -45,6 +45,12 @@ class ScanReport:
         }
 
 
+def _looks_binary(head: bytes) -> bool:
+    """A console capture is text with a little terminal junk; an image or archive is not."""
+    controls = sum(1 for byte in head if byte < 0x20 and byte not in b"\t\n\r\x1b" or byte == 0x7F)
+    return bool(head) and controls > len(head) // 10
+
+
 def read_log(path: Path) -> str:
     """The log's text (decompressed by suffix); a UserError names the file when it cannot be read."""
     opener = _OPENERS.get(path.suffix.lower())
@@ -62,7 +68,7 @@ def read_log(path: Path) -> str:
         raise UserError("console log is not readable (permission denied)", Location(path)) from exc
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raise UserError(f"cannot read the console log: {exc}", Location(path)) from exc
-    if b"\x00" in data[:4096] and data[:4096].count(b"\x00") > 64:
+    if _looks_binary(data[:8192]):
         raise UserError(
             "this is a binary file, not a console log (for a compressed log keep its .gz/.xz/.bz2 suffix)",
             Location(path),
