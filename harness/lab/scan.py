@@ -47,7 +47,9 @@ class ScanReport:
 
 def _looks_binary(head: bytes) -> bool:
     """A console capture is text with a little terminal junk; an image or archive is not."""
-    controls = sum(1 for byte in head if byte < 0x20 and byte not in b"\t\n\r\x1b" or byte == 0x7F)
+    controls = sum(
+        1 for byte in head if (byte < 0x20 and byte not in b"\t\n\r\x1b") or byte == 0x7F
+    )
     return bool(head) and controls > len(head) // 10
 
 
