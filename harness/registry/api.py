@@ -5,8 +5,7 @@ happened completely or not at all. Errors come back as one paragraph in
 `detail`, naming the field, with the status the store's error carries.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must resolve the role aliases defined in create_app.
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +94,30 @@ def make_bundle_bytes(tmp_path: Path, lab_identity: LabIdentity) -> Callable[...
         return make_bundle(folder, parent / "bundle.tar", identity or lab_identity).path.read_bytes()
 
     return build
+
+
+@dataclass
+class Api:
+    """The registry app over a real store, with one token of each role."""
+
+    client: Any
+    store: Store
+    tokens: dict[str, str]
+
+    def headers(self, role: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+
+
+@pytest.fixture
+def api(store: Store, lab: Principal, lab_identity: LabIdentity) -> Iterator[Api]:
+    from fastapi.testclient import TestClient
+
+    from harness.registry.api import create_app
+
+    tokens = {
+        "admin": store.create_token("admin", "alice"),
+        "lab": store.create_token("lab", "lab one ci", lab=lab_identity.name),
+        "reader": store.create_token("reader", "dashboard"),
+    }
+    with TestClient(create_app(store)) as client:
+        yield Api(client, store, tokens)
