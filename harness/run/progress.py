@@ -40,6 +40,8 @@ class RunProgress:
 
     def __init__(self, console: Console | None = None, live: bool | None = None):
         self.console = console or Console(stderr=True)
+        if not self.console.is_terminal and console is None:
+            self.console = Console(stderr=True, width=160)  # CI logs: do not wrap at 80 columns
         self.live_enabled = self.console.is_terminal if live is None else live
         self.counts = dict.fromkeys(ALL_OUTCOMES, 0)
         self.current: TestSpec | None = None
