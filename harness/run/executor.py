@@ -169,7 +169,13 @@ class TestExecutor:
                 Outcome.FAIL, str(fault), _tail(output), _measured(ctx), transcript.text()
             )
         except StepFailed as failed:
-            return Attempt(Outcome.FAIL, str(failed), "", _measured(ctx), transcript.text())
+            return Attempt(
+                Outcome.FAIL,
+                str(failed),
+                _tail(transcript.text()),
+                _measured(ctx),
+                transcript.text(),
+            )
         except AssertionError as failed:
             reason = str(failed) or "python step assertion failed"
             return Attempt(

@@ -14,9 +14,22 @@ MIB = 1024 * 1024
 SIZE_TOLERANCE = 0.05  # partition tables and firmware reserve a little
 
 
+SETTLE_SECONDS = 20  # USB storage shows up as a disk a while after it enumerates
+
+
 def block_devices_match_profile(ctx: TestContext) -> None:
-    """Every block device of the profile exists, with its size within 5 % (or 1 MiB)."""
+    """Every block device of the profile exists, with its size within 5 % (or 1 MiB).
+
+    Disks behind slow buses (USB mass storage) appear some seconds after boot, so
+    missing ones are waited for (up to SETTLE_SECONDS) before they count as missing.
+    """
     problems = []
+    names = " ".join(device.name for device in ctx.profile.inventory.block_devices)
+    ctx.run(
+        f"for i in $(seq {SETTLE_SECONDS}); do ok=1; for d in {names}; do "
+        "[ -e /sys/block/$d ] || ok=0; done; [ $ok = 1 ] && break; sleep 1; done",
+        timeout=SETTLE_SECONDS + 10,
+    )
     for device in ctx.profile.inventory.block_devices:
         result = ctx.run(f"cat /sys/block/{device.name}/size")
         if result.exit_status != 0 or not result.stdout.strip().isdigit():
@@ -27,7 +40,9 @@ def block_devices_match_profile(ctx: TestContext) -> None:
         if device.size_mib is not None:
             slack = max(1.0, device.size_mib * SIZE_TOLERANCE)
             if abs(size_mib - device.size_mib) > slack:
-                problems.append(f"{device.name} is {size_mib:.1f} MiB, expected {device.size_mib} MiB")
+                problems.append(
+                    f"{device.name} is {size_mib:.1f} MiB, expected {device.size_mib} MiB"
+                )
     if problems:
         ctx.fail("block devices: " + "; ".join(problems))
 
@@ -67,10 +82,7 @@ def usb_devices_match_profile(ctx: TestContext) -> None:
     problems = []
     for kind, count in sorted(wanted.items()):
         code = _USB_CLASS.get(kind)
-        if code is None:
-            found = len(devices)
-        else:
-            found = sum(1 for fields in devices if code in fields[1:])
+        found = len(devices) if code is None else sum(1 for fields in devices if code in fields[1:])
         if found < count:
             problems.append(f"{kind}: {found} found, {count} expected")
     if problems:
