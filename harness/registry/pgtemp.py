@@ -80,6 +80,19 @@ class TempPostgres:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def new_schema(self) -> str:
+        """A fresh, empty schema in the default database, as the URL's search path.
+
+        Much cheaper than a database per test (no template copy), and just as isolated
+        for the registry, whose tables all live in the first schema of the search path.
+        """
+        import psycopg
+
+        name = "s_" + uuid.uuid4().hex[:16]
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=harness dbname=postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{name}"')
+        return self.url() + f"?options=-csearch_path%3D{name}"
+
     def stop(self) -> None:
         if self.started:
             self._as_postgres(

@@ -33,7 +33,7 @@ def postgres_server() -> Iterator[TempPostgres]:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'registry.db'}"
-    return request.getfixturevalue("postgres_server").new_database()
+    return request.getfixturevalue("postgres_server").new_schema()
 
 
 @pytest.fixture(autouse=True)
