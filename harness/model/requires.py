@@ -230,7 +230,13 @@ class _Parser:
             self._advance()
             return Literal({"true": True, "false": False, "null": None}[token.text])
         if token.kind == "name":
-            return self._path()
+            path = self._path()
+            if self.current.text == "(" and self.current.kind == "op":
+                raise RequiresError(
+                    f"{path} is not a function: the requires language has no calls",
+                    self.current.column,
+                )
+            return path
         if self._accept("("):
             node = self._or()
             self._expect(")")
