@@ -1,0 +1,171 @@
+"""`harness run` end to end on the simulated board: outcomes, verdicts, exit codes, run folder, JUnit.
+
+The simulated board is a real shell behind a real console and a real SSH server (see
+harness/vlab/simboard.py), so these runs go through the same Board, console session,
+pytest plugin and run folder as a QEMU or hardware run, only faster.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+
+from tests.run.conftest import RunOutput, fault_env, harness_run, schema
+
+
+def _validate_folder(run: RunOutput) -> None:
+    jsonschema.validate(run.run_json(), schema("run.schema.json"))
+    line_schema = schema("result.schema.json")
+    for record in run.lines():
+        jsonschema.validate(record, line_schema)
+
+
+def test_healthy_board_passes_console_and_ssh_plan_exit_0_certified(
+    sim_board, results_root: Path
+) -> None:
+    run = harness_run(sim_board, "all-pass.yaml", results_root)
+    assert run.code == 0, run.stderr
+    assert run.outcomes() == dict.fromkeys(
+        ["console-echo", "console-state", "ssh-streams", "sftp", "cpus-vs-profile"], "pass"
+    )
+    meta = run.run_json()
+    assert meta["verdict"] == "certified"
+    assert meta["counts"] == {
+        "pass": 5,
+        "fail": 0,
+        "error": 0,
+        "skip": 0,
+        "waived": 0,
+        "not-run": 0,
+    }
+    assert meta["board"]["name"] == "sim"
+    assert meta["software"]["kernel_release"]
+    cpus = run.result("cpus-vs-profile")["measurements"]
+    assert {m["name"] for m in cpus} == {"cpus", "cpus_seen"}
+    assert (run.folder / "artifacts" / "roundtrip.bin").stat().st_size == 65536
+    _validate_folder(run)
+
+
+def test_run_folder_holds_console_log_with_sent_commands_inventory_and_junit(
+    sim_board, results_root: Path
+) -> None:
+    run = harness_run(sim_board, "all-pass.yaml", results_root)
+    assert run.code == 0, run.stderr
+    names = {p.name for p in run.folder.iterdir()}
+    assert {"run.json", "results.jsonl", "console.log", "junit.xml", "inventory.json"} <= names
+    console = (run.folder / "console.log").read_text()
+    assert "> " in console and 'echo "$(pwd) $H4_MARK"' in console
+    assert "/tmp kept" in console
+    inventory = (run.folder / "inventory.json").read_text()
+    assert '"kernel_release"' in inventory
+
+
+def test_six_outcomes_stay_distinct_in_results_junit_and_run_json(
+    sim_board, results_root: Path
+) -> None:
+    run = harness_run(sim_board, "six-outcomes.yaml", results_root, "-k", "not deselected")
+    assert run.outcomes() == {
+        "passes": "pass",
+        "fails": "fail",
+        "errors": "error",
+        "skipped": "skip",
+        "waived": "waived",
+        "expired-waiver": "fail",
+        "deselected": "not-run",
+    }
+    assert run.code == 3, "an error makes the run incomplete"
+    meta = run.run_json()
+    assert meta["verdict"] == "incomplete"
+    assert meta["counts"] == {
+        "pass": 1,
+        "fail": 2,
+        "error": 1,
+        "skip": 1,
+        "waived": 1,
+        "not-run": 1,
+    }
+    assert run.result("errors")["reason"].startswith("python step raised KeyError")
+    assert "facts.watchdog" in run.result("skipped")["reason"]
+    assert "waiver expired on 2001-01-01" in run.result("expired-waiver")["reason"]
+    assert run.result("waived")["waiver"]["ticket"] == "LAB-7"
+    assert "temperature = 93 C, expected < 85" in run.result("waived")["reason"]
+    assert run.result("deselected")["reason"] == "deselected (-k not deselected)"
+    applied = {w["test"]: (w["active"], w["applied"]) for w in meta["waivers"]}
+    assert applied == {"waived": (True, True), "expired-waiver": (False, False)}
+    _validate_folder(run)
+
+    cases = {case.get("name"): case for case in ET.parse(run.folder / "junit.xml").iter("testcase")}
+    kinds = {
+        name: [child.tag for child in case if child.tag not in ("properties", "system-out")]
+        for name, case in cases.items()
+    }
+    assert kinds == {
+        "passes": [],
+        "fails": ["failure"],
+        "errors": ["error"],
+        "skipped": ["skipped"],
+        "waived": ["skipped"],
+        "expired-waiver": ["failure"],
+        "deselected": ["skipped"],
+    }
+    assert {name: case.get("status") for name, case in cases.items()}["waived"] == "waived"
+    assert cases["waived"].find("skipped").get("message").startswith("waived: ")
+    assert cases["deselected"].find("skipped").get("message").startswith("not run: ")
+    props = {p.get("name"): p.get("value") for p in cases["waived"].iter("property")}
+    assert props["outcome"] == "waived" and props["waiver.expires"] == "2099-12-31"
+    suite = ET.parse(run.folder / "junit.xml").find("testsuite")
+    suite_props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert suite_props["board.name"] == "sim" and suite_props["software.kernel_release"]
+
+
+def test_failed_blocker_gives_not_certified_exit_1_and_later_tests_still_run(
+    sim_board, results_root: Path
+) -> None:
+    run = harness_run(sim_board, "blocker-fails.yaml", results_root)
+    assert run.code == 1
+    assert run.outcomes() == {"fine": "pass", "too-many-cpus": "fail", "after": "pass"}
+    assert run.run_json()["verdict"] == "not-certified"
+    assert "expected >= 4096" in run.result("too-many-cpus")["reason"]
+    assert "fail     too-many-cpus" in run.stderr
+
+
+def test_k_selects_by_test_id_and_pytest_junitxml_lists_only_selected(
+    sim_board, results_root: Path, tmp_path: Path
+) -> None:
+    junit = tmp_path / "pytest-junit.xml"
+    run = harness_run(
+        sim_board, "all-pass.yaml", results_root, "-k", "console", "--junitxml", str(junit)
+    )
+    outcomes = run.outcomes()
+    assert outcomes == {
+        "console-echo": "pass",
+        "console-state": "pass",
+        "ssh-streams": "not-run",
+        "sftp": "not-run",
+        "cpus-vs-profile": "not-run",
+    }
+    assert run.code == 3, "a partial run cannot certify"
+    names = sorted(case.get("name") for case in ET.parse(junit).iter("testcase"))
+    assert names == ["console-echo", "console-state"]
+
+
+def test_x_stops_at_first_failure_and_the_rest_is_not_run(sim_board, results_root: Path) -> None:
+    run = harness_run(sim_board, "blocker-fails.yaml", results_root, "-x")
+    assert run.outcomes() == {"fine": "pass", "too-many-cpus": "fail", "after": "not-run"}
+    assert run.result("after")["reason"].startswith("run stopped early")
+    assert run.code == 1
+
+
+def test_infrastructure_error_is_retried_after_recovery_and_the_retry_passes(
+    sim_board, results_root: Path, tmp_path: Path
+) -> None:
+    env = fault_env(sim_board, HARNESS_TEST_MARKER=str(tmp_path / "hung-once"))
+    run = harness_run(sim_board, "retry.yaml", results_root, "--retries", "1", env=env)
+    assert run.outcomes() == {"hang-once": "pass", "afterwards": "pass"}, run.stderr
+    record = run.result("hang-once")
+    assert record["attempt"] == 2
+    assert [a["outcome"] for a in record["previous_attempts"]] == ["error"]
+    assert "ShellUnresponsive" in record["previous_attempts"][0]["reason"]
+    assert run.code == 0
