@@ -194,8 +194,9 @@ class Store:
     ) -> int:
         """Insert unless a row with the same unique `keys` exists; returns rows inserted (0 or 1)."""
         maker = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        stmt = maker(table).values(**values).on_conflict_do_nothing(index_elements=keys)
-        return conn.execute(stmt).rowcount
+        stmt = maker(table).values(**values).on_conflict_do_nothing(index_elements=keys).returning(table.c.id)
+        # RETURNING, not rowcount: drivers may report -1 for an INSERT with implicit RETURNING.
+        return 0 if conn.execute(stmt).first() is None else 1
 
     def _audit(
         self,

@@ -8,12 +8,19 @@ tests get a fresh file. Lab identities live in a per-test HARNESS_DATA_HOME.
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from harness.labkey import LabIdentity, load_or_create_identity
@@ -121,3 +128,63 @@ def api(store: Store, lab: Principal, lab_identity: LabIdentity) -> Iterator[Api
     }
     with TestClient(create_app(store)) as client:
         yield Api(client, store, tokens)
+
+
+class Server:
+    """A real `harness registry serve` process (uvicorn) on a free 127.0.0.1 port."""
+
+    def __init__(self, db_url: str, env: dict[str, str], log: Path):
+        self.db_url = db_url
+        self.log = log
+        self.env = env
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", "registry", "--db", self.db_url, "serve", "--port", str(self.port)],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=self.log.open("ab"),
+        )  # fmt: skip
+        for _ in range(300):  # readiness wait, not an assertion about speed
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"registry server exited: {self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("registry server did not become ready")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def start_server(data_home: Path, tmp_path: Path) -> Iterator[Callable[[str], Server]]:
+    started: list[Server] = []
+
+    def start(db_url: str) -> Server:
+        server = Server(db_url, dict(os.environ), tmp_path / f"server-{len(started)}.log").start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
