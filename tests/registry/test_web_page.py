@@ -1,0 +1,99 @@
+"""The registry's read-only web page, driven in headless Chromium against a real server."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.registry.store import LOCAL_ADMIN
+
+pytestmark = pytest.mark.browser
+
+HOSTILE_VENDOR = '<img src=x onerror="window.__pwned=1">Evil & Co'
+HOSTILE_RELEASE = "<script>window.__pwned=2</script>{{ 7*7 }}"
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[object]:
+    webdriver = pytest.importorskip("selenium.webdriver")
+    if not shutil.which("chromium") or not shutil.which("chromedriver"):
+        pytest.skip("Debian chromium and chromium-driver are not installed")
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}"):  # fmt: skip
+        options.add_argument(flag)
+    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.implicitly_wait(5)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _no_script_ran(driver) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+
+    assert driver.execute_script("return window.__pwned === undefined")
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert.text  # noqa: B018 - raises when no alert is open
+
+
+def test_boards_page_and_eligibility_form_show_answers_with_reasons(
+    browser, db_url, store, lab, make_bundle_bytes, start_server
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    store.submit_bundle(make_bundle_bytes("run-good", revision="A1", os_release="Debian 12"), lab)
+    revoked = store.submit_bundle(make_bundle_bytes("run-bad", revision="A1", os_release="Debian 11"), lab)
+    store.revoke_certificate(revoked["certificate_id"], "evidence <b>faked</b>", LOCAL_ADMIN)
+    store.submit_bundle(make_bundle_bytes("run-evil", vendor=HOSTILE_VENDOR, model="EV-1", os_release=HOSTILE_RELEASE), lab)
+    store.register_board("Quiet Boards", "QB-2", "QSoC", ["R1"], LOCAL_ADMIN)
+    server = start_server(db_url)
+
+    browser.get(server.url + "/")
+    rows = {
+        (r.find_element(By.CLASS_NAME, "vendor").text, r.find_element(By.CLASS_NAME, "model").text, r.find_element(By.CLASS_NAME, "revision").text):
+        r.find_element(By.CLASS_NAME, "status").text
+        for r in browser.find_elements(By.CLASS_NAME, "board-row")
+    }  # fmt: skip
+    assert rows[("Acme Boards", "AB-100", "A1")] == "certified: Debian 12"
+    assert rows[("Quiet Boards", "QB-2", "R1")] == "not certified"
+    assert rows[(HOSTILE_VENDOR, "EV-1", "A1")] == f"certified: {HOSTILE_RELEASE}"
+    _no_script_ran(browser)
+
+    browser.find_element(By.LINK_TEXT, "Eligibility").click()
+    for field, value in (("vendor", "Acme Boards"), ("model", "AB-100"), ("revision", "A1"),
+                         ("os_release", "Debian 11"), ("kernel_release", "6.1.0-27-arm64")):  # fmt: skip
+        browser.find_element(By.ID, field).send_keys(value)
+    browser.find_element(By.ID, "ask").click()
+    assert browser.find_element(By.ID, "status").text == "not-eligible-related-certificate"
+    skipped = [li.text for li in browser.find_elements(By.CLASS_NAME, "not-counted-item")]
+    assert any("run-bad" in s and "evidence <b>faked</b>" in s for s in skipped), skipped
+    assert any("run-good" in s and "OS release Debian 12, not Debian 11" in s for s in skipped), skipped
+
+    os_field = browser.find_element(By.ID, "os_release")
+    os_field.clear()
+    os_field.send_keys("Debian 12")
+    browser.find_element(By.ID, "ask").click()
+    assert browser.find_element(By.ID, "status").text == "eligible-certified"
+    evidence = [li.text for li in browser.find_elements(By.CLASS_NAME, "evidence-item")]
+    assert len(evidence) == 1 and "run run-good" in evidence[0]
+
+    for field, value in (("vendor", HOSTILE_VENDOR), ("model", "EV-1"), ("os_release", HOSTILE_RELEASE)):
+        element = browser.find_element(By.ID, field)
+        element.clear()
+        element.send_keys(value)
+    browser.find_element(By.ID, "ask").click()
+    assert browser.find_element(By.ID, "status").text == "eligible-certified"
+    assert HOSTILE_VENDOR in browser.find_element(By.ID, "summary").text
+    assert browser.find_element(By.ID, "vendor").get_attribute("value") == HOSTILE_VENDOR
+    _no_script_ran(browser)
+
+    browser.find_element(By.ID, "vendor").clear()
+    browser.find_element(By.ID, "ask").click()
+    assert "vendor" in browser.find_element(By.ID, "missing").text
