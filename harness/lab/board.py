@@ -374,10 +374,10 @@ class Board:
         return list(self.watch.events)
 
     def close(self) -> None:
-        """Hand the console back (echo on), close SSH and the console log."""
+        """Log the console out (echo back on, login prompt), close SSH and the console log."""
         try:
             if self.console.ready:
-                self.console.restore_terminal()
+                self.console.logout()
         except HarnessError:
             pass
         if self._ssh is not None:

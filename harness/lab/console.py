@@ -2,18 +2,31 @@
 
 Built on labgrid's `ConsoleProtocol` (`read`/`write` of the serial driver), not
 on labgrid's ShellDriver, because a certification run sends thousands of
-commands and must know each exact exit status. After login the session turns
-the board's echo and newline translation off and empties the prompts, then
-sends every command as ONE line:
+commands and must know each exact exit status.
 
-    printf '\\036S%s\\036\\n' TOKEN; eval 'COMMAND'; printf '\\n\\036E%s:%d\\036\\n' TOKEN "$?"
+After login the session turns the terminal's echo and newline translation off
+and, from the login shell, starts a *machine shell* in a loop:
 
-so a command costs one round trip, runs in the login shell itself (cwd and
-variables persist), and its output is exactly what lies between the start and
-end markers. TOKEN is fresh for every command, so output that contains old
-markers, marker-like text or binary junk cannot end a command early; the
-markers are built by printf from octal escapes, so even an echoing terminal
-would not show them.
+    while printf '\\036L%s\\036\\n' LOOP; do HARNESS_SHELL=LOOP sh /proc/self/fd/0;
+        printf '\\036X%s:%d\\036\\n' LOOP "$?"; done
+
+The machine shell is a non-interactive `sh` reading the console line by line:
+no prompt, no line editing, no job notices, no terminal escapes. (An
+interactive busybox ash with echo off reads with fgets() and takes the EINTR of
+a finished background job for end of input, logging the user out.) It traps
+SIGINT, so Ctrl-C stops only the running command and the shell with its cwd
+and variables lives on; if a command ends the machine shell (`exit 3`), the
+loop reports its status (X marker) and starts a fresh one. Every command is
+sent as ONE line:
+
+    printf '\\036S%s\\036\\n' TOKEN; command eval 'COMMAND'; printf '\\n\\036E%s:%d\\036\\n' TOKEN "$?"
+
+so a command costs one round trip, runs in the machine shell itself (cwd and
+variables persist; `command eval` keeps a syntax error from killing it), and
+its output is exactly what lies between the start and end markers. TOKEN is
+fresh for every command, so output that contains old markers, marker-like
+text or binary junk cannot end a command early; the markers are built by
+printf from octal escapes, so even an echoing terminal would not show them.
 
 Everything read is fed to the console log and to the crash watch as it
 arrives; between commands the session drains what the board printed before
@@ -21,9 +34,10 @@ sending the next one, so nothing is lost (`drain()` can be called at any time
 to keep the log current while idle).
 
 Errors (see errors.py): `CommandTimeout` after a timed-out command whose shell
-was recovered; `ShellUnresponsive` when it could not be; `BoardCrashed` when the
-crash watch saw a crash or reset (fatal or error severity) during or before a
-command; `ConsoleLost` when the connection closed; `LoginFailed`/`LoginTimeout`.
+was recovered (Ctrl-C, then a fresh marker answered); `ShellUnresponsive` when
+it could not be; `BoardCrashed` when the crash watch saw a crash or reset
+(fatal or error severity) during or before a command; `ConsoleLost` when the
+connection closed; `LoginFailed`/`LoginTimeout`.
 """
 
 from __future__ import annotations
@@ -62,11 +76,19 @@ RESYNC_WAIT = (1.0, 2.0, 3.0)
 CRASH_CONTEXT_WAIT = 2.0
 # Press Enter again when the board was quiet this long without showing a prompt.
 LOGIN_POKE_AFTER = 1.0
-SETUP = (
+# login(1) waits a few seconds before saying "Login incorrect": do not type over it.
+PASSWORD_CHECK_WAIT = 8.0
+# Run in the login shell: terminal in machine mode, then the machine-shell loop (see above).
+OUTER_SETUP = (
     "stty -echo -onlcr 2>/dev/null; PS1=''; PS2=''; PROMPT_COMMAND=''; "
     "bind 'set enable-bracketed-paste off' 2>/dev/null; "
+    "while printf '\\036L%s\\036\\n' {loop}; do HARNESS_SHELL={loop} sh /proc/self/fd/0; "
+    "printf '\\036X%s:%d\\036\\n' {loop} \"$?\"; done\n"
 )
-RESTORE = "stty echo onlcr 2>/dev/null; PS1='# '; PS2='> '"
+# Resync marker; also (re)arms the machine shell's Ctrl-C trap and says which loop answers.
+PROBE = "\ntrap : INT; printf '\\036R%s:%s\\036\\n' {token} \"${{HARNESS_SHELL:-}}\"\n"
+# Log out: the console ends at a login prompt, with no root shell left open on the bench.
+LOGOUT = "stty echo onlcr 2>/dev/null; kill -HUP $PPID; exit\n"
 RAISE_ON = frozenset({"fatal", "error"})
 
 
@@ -96,6 +118,7 @@ class ConsoleSession:
         self._session = secrets.token_hex(3)
         self._counter = 0
         self._reported = 0
+        self._loop = b"-"
         self.on_read: list[Callable[[bytes], None]] = []
 
     # --- reading -----------------------------------------------------------------------
@@ -171,21 +194,34 @@ class ConsoleSession:
         self._counter += 1
         return f"{self._session}{self._counter:x}".encode()
 
-    def run(self, command: str, timeout: float = 60.0) -> CommandResult:
-        """Run `command` in the console shell; exit status and merged output, one round trip.
+    def _wait_for(self, pattern: re.Pattern[bytes], timeout: float) -> re.Match[bytes] | None:
+        """Read until `pattern` shows up in the buffer (consumed through it); None on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._raise_if_crashed(None)
+            match = pattern.search(bytes(self._buffer))  # a copy: the match outlives the buffer
+            if match:
+                del self._buffer[: match.end()]
+                return match
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._read(remaining)
 
-        Raises CommandTimeout (shell recovered), ShellUnresponsive, BoardCrashed, ConsoleLost.
+    def run(self, command: str, timeout: float = 60.0) -> CommandResult:
+        """Run `command` in the machine shell; exit status and merged output, one round trip.
+
+        Raises CommandTimeout (shell recovered), ShellUnresponsive, BoardCrashed, ConsoleLost,
+        UserError (a command longer than a console line).
         """
         if not self.ready:
             raise ShellUnresponsive(
                 "the console shell is not logged in (after a crash or failed recovery); "
                 "Board.ensure_shell() brings it back"
             )
-        self.drain()
-        self._raise_if_crashed(None)
         token = self._token()
         line = (
-            f"printf '\\036S%s\\036\\n' {token.decode()}; eval {_quote(command)}; "
+            f"printf '\\036S%s\\036\\n' {token.decode()}; command eval {_quote(command)}; "
             f"printf '\\n\\036E%s:%d\\036\\n' {token.decode()} \"$?\"\n"
         ).encode()
         if len(line) > MAX_LINE_BYTES:
@@ -194,8 +230,12 @@ class ConsoleSession:
                 f"{MAX_LINE_BYTES}: copy it to the board as a script (SSH put) and run that",
                 Location(field="command"),
             )
+        self.drain()
+        self._raise_if_crashed(None)
         start_marker = b"\x1eS" + token + b"\x1e\n"
-        end = re.compile(rb"\x1eE" + token + rb":(\d+)\x1e\r?\n")
+        end = re.compile(
+            rb"\n\x1eE" + token + rb":(\d+)\x1e\r?\n|\x1eX" + self._loop + rb":(\d+)\x1e\r?\n"
+        )
         crashes_before = len(self.watch.events)
         self._buffer.clear()
         started = time.perf_counter()
@@ -214,19 +254,20 @@ class ConsoleSession:
                 self._recover_after_timeout(command, timeout)
             self._read(remaining)
         duration = time.perf_counter() - started
-        exit_status = int(match.group(1))
+        shell_ended = match.group(2) is not None
+        exit_status = int(match.group(2) if shell_ended else match.group(1))
         body = bytes(self._buffer[: match.start()])
+        del self._buffer[: match.end()]
         begin = body.find(start_marker)
         if begin >= 0:
             body = body[begin + len(start_marker) :]
-        if body.endswith(b"\n"):
-            body = body[:-1]
-        del self._buffer[: match.end()]
         # The shell lived through the command, so banners inside its output were printed by
         # the command (dmesg, cat of an old log), not by a reset.
         for event in self.watch.events[crashes_before:]:
             if event.kind == UNEXPECTED_RESET:
                 event.severity = "warning"
+        if shell_ended:
+            self._restart_machine_shell(command, exit_status)
         self._raise_if_crashed(command)
         return CommandResult(
             command=command,
@@ -235,6 +276,21 @@ class ConsoleSession:
             stderr="",
             duration=duration,
         )
+
+    def _restart_machine_shell(self, command: str, status: int) -> None:
+        """The command ended the machine shell (`exit`); the loop starts a new one: arm it."""
+        self.log.note(
+            f"{command!r} ended the machine shell (status {status}); a fresh one starts "
+            "(cwd and variables are reset)"
+        )
+        if self._wait_for(re.compile(rb"\x1eL" + self._loop + rb"\x1e\r?\n"), 10.0) is None:
+            self.ready = False
+            raise ShellUnresponsive(
+                "the machine shell ended and the login shell did not restart it"
+            )
+        if self._probe(10.0) != self._loop.decode():
+            self.ready = False
+            raise ShellUnresponsive("the restarted machine shell did not answer")
 
     def _recover_after_timeout(self, command: str, timeout: float) -> None:
         partial = strip_escapes(bytes(self._buffer).decode("utf-8", errors="replace"))
@@ -245,7 +301,7 @@ class ConsoleSession:
                 raise CommandTimeout(command, timeout, partial)
             text = strip_escapes(bytes(self._buffer).decode("utf-8", errors="replace"))
             if self.prompts.which(text[-200:]) == "login":
-                # The command ended the login shell (exit, logout): log in again.
+                # The login shell itself ended (logout, kill): log in again.
                 self.ready = False
                 self.login()
                 raise CommandTimeout(command, timeout, partial)
@@ -256,22 +312,26 @@ class ConsoleSession:
             f"({len(RESYNC_WAIT)} Ctrl-C and resync attempts); the board may be hung"
         )
 
-    def resync(self, wait: float) -> bool:
-        """Ask the shell to print a fresh marker; True when it does within `wait` s."""
+    def _probe(self, wait: float) -> str | None:
+        """Send a resync marker; the answering loop's id ('' = a plain shell), None = silence."""
         token = self._token()
-        marker = re.compile(rb"\x1eR" + token + rb"\x1e\r?\n")
         self._buffer.clear()
-        self._write(f"\nprintf '\\036R%s\\036\\n' {token.decode()}\n".encode(), "<resync>")
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if self.unreported_crashes():
-                self._raise_if_crashed(None)
-            match = marker.search(self._buffer)
-            if match:
-                del self._buffer[: match.end()]
-                return True
-            self._read(deadline - time.monotonic())
-        return bool(marker.search(self._buffer))
+        self._write(PROBE.format(token=token.decode()).encode(), "<resync>")
+        match = self._wait_for(re.compile(rb"\x1eR" + token + rb":([0-9a-f]*)\x1e\r?\n"), wait)
+        return None if match is None else match.group(1).decode()
+
+    def resync(self, wait: float) -> bool:
+        """Make sure the machine shell answers (restarting it from a plain shell if needed);
+        True when it does within `wait` s."""
+        loop = self._probe(wait)
+        if loop is None:
+            return False
+        if loop == "":
+            self._setup_shell()
+        else:
+            self._loop = loop.encode()
+            self._ready()
+        return True
 
     # --- raw conversation (bootloaders, reboot) -----------------------------------------
     def send(self, text: str, shown: str | None = None) -> None:
@@ -324,8 +384,14 @@ class ConsoleSession:
                     f"the board refused the console login as {self.settings.username!r}: "
                     f"it said {refused.group(0)!r} (check console.username/password in the board profile)"
                 )
-            if typed == "probe" and re.search(rb"\x1eR[0-9a-f]+\x1e", self._buffer):
-                self._setup_shell()
+            answer = re.search(rb"\x1eR[0-9a-f]+:([0-9a-f]*)\x1e", self._buffer)
+            if typed == "probe" and answer:
+                # A shell answered without a prompt: ours from an earlier session, or a plain one.
+                if answer.group(1):
+                    self._loop = answer.group(1)
+                    self._ready()
+                else:
+                    self._setup_shell()
                 return
             prompt = self.prompts.which(text[-200:])
             if prompt == "password":
@@ -353,7 +419,8 @@ class ConsoleSession:
                 self._setup_shell()
                 return
             quiet = not self._read(min(0.25, max(deadline - time.monotonic(), 0)))
-            if quiet and time.monotonic() - last_input >= LOGIN_POKE_AFTER:
+            patience = PASSWORD_CHECK_WAIT if typed == "password" else LOGIN_POKE_AFTER
+            if quiet and time.monotonic() - last_input >= patience:
                 typed = self._poke(typed)
                 last_input = time.monotonic()
         self.log.note("login timed out")
@@ -367,8 +434,7 @@ class ConsoleSession:
         an empty prompt (set up by an earlier session) is waiting. Alternate Enter and a probe."""
         self._buffer.clear()
         if typed == "enter":
-            token = self._token().decode()
-            self._write(f"printf '\\036R%s\\036\\n' {token}\n".encode(), "<probe>")
+            self._write(PROBE.format(token=self._token().decode()).encode(), "<probe>")
             return "probe"
         return self._type("", "enter")
 
@@ -378,29 +444,24 @@ class ConsoleSession:
         return what
 
     def _setup_shell(self) -> None:
-        token = self._token()
-        marker = re.compile(rb"\x1eR" + token + rb"\x1e\r?\n")
+        """At a plain shell: machine mode for the terminal, then the machine-shell loop."""
+        loop = self._token()
         self._buffer.clear()
-        self._write(
-            f"{SETUP}printf '\\036R%s\\036\\n' {token.decode()}\n".encode(), "<shell setup>"
-        )
-        deadline = time.monotonic() + 10.0
-        while not marker.search(self._buffer):
-            if time.monotonic() > deadline:
-                raise ShellUnresponsive(
-                    "the console shell did not answer its setup command within 10 s"
-                )
-            self._raise_if_crashed(None)
-            self._read(deadline - time.monotonic())
-        match = marker.search(self._buffer)
-        assert match is not None
-        del self._buffer[: match.end()]
+        self._write(OUTER_SETUP.format(loop=loop.decode()).encode(), "<start machine shell>")
+        if self._wait_for(re.compile(rb"\x1eL" + loop + rb"\x1e\r?\n"), 10.0) is None:
+            raise ShellUnresponsive("the console shell did not start the machine shell within 10 s")
+        self._loop = loop
+        if self._probe(10.0) != loop.decode():
+            raise ShellUnresponsive("the machine shell did not answer within 10 s")
+        self._ready()
+
+    def _ready(self) -> None:
         self.ready = True
         self.watch.arm()
         self.log.note("shell ready")
 
-    def restore_terminal(self) -> None:
-        """Give the console back to a person: echo and a visible prompt again."""
+    def logout(self) -> None:
+        """Leave the console at a login prompt (echo back on), as a careful person would."""
         if self.ready:
-            self._write((RESTORE + "\n").encode(), "<restore terminal>")
+            self._write(LOGOUT.encode(), "<logout>")
             self.ready = False
