@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,10 +21,8 @@ from pathlib import Path
 import yaml
 from labgrid import Environment
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from harness.lab.board import Board  # noqa: E402
-from harness.model.board import BoardProfile, load_board  # noqa: E402
+from harness.lab.board import Board
+from harness.model.board import BoardProfile, load_board
 
 
 def shelldriver_env(env_file: Path, profile: BoardProfile, folder: Path) -> Path:

@@ -67,7 +67,7 @@ def _session(board, policy: HostKeyPolicy) -> SSHSession:
 def test_a_host_key_other_than_the_pinned_one_is_rejected(sim_board) -> None:
     other = paramiko.RSAKey.generate(1024)
     session = _session(sim_board, HostKeyPolicy(pinned=[other]))
-    with pytest.raises(HostKeyRejected, match="unknown SSH host key|changed"):
+    with pytest.raises(HostKeyRejected, match=r"unknown SSH host key|changed"):
         session.connect()
 
 
