@@ -25,6 +25,7 @@ CONSOLE_LOG = "console.log"
 JUNIT = "junit.xml"
 INVENTORY = "inventory.json"
 ARTIFACTS = "artifacts"
+SUBMISSION = "submission.json"
 
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[a-z0-9._-]+-[0-9a-f]{4}$")
 

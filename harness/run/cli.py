@@ -25,7 +25,7 @@ import pytest
 from harness.errors import EXIT_BAD_INPUT, EXIT_INFRA, InfraError, Location, UserError
 from harness.model.board import BoardProfile, find_board
 from harness.model.plan import Plan, load_plan
-from harness.report.runfolder import RUN_ID, RunFolder, new_run_id
+from harness.report.runfolder import RUN_ID, SUBMISSION, RunFolder, iso, new_run_id, utc_now
 from harness.run.place import place_env_file
 from harness.run.progress import RunProgress
 
@@ -204,10 +204,11 @@ def run(
     run_json = session_folder.read_run_json()
     if run_json.get("status") != "finished":
         raise InfraError(f"run {run_id} did not finish; continue it with --resume {run_id}")
-    registry = "skipped (--no-submit)" if no_submit else _submit(folder)
-    run_json["registry"] = registry
-    session_folder.write_run_json(run_json)
     if not no_submit:
+        # run.json is not touched after this point: the bundle the registry holds is exactly
+        # the folder; how the delivery went is kept beside it.
+        registry = _submit(folder)
+        session_folder.write_json(SUBMISSION, {"status": registry, "at": iso(utc_now())})
         click.echo(f"registry: {registry}", err=True)
     code = run_json.get("exit_code")
     return int(code) if isinstance(code, int) else EXIT_INFRA

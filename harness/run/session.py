@@ -169,7 +169,6 @@ class RunSession:
             "counts": count_outcomes([]),
             "waivers": self._waivers(applied=set()),
             "exit_code": None,
-            "registry": None,
         }
 
     def _waivers(self, applied: set[str]) -> list[dict[str, Any]]:
@@ -326,10 +325,6 @@ class RunSession:
         self.close_board()
         self._notify("run_finished", self)
         return code
-
-    def record_registry(self, status: str) -> None:
-        self.run_json["registry"] = status
-        self.folder.write_run_json(self.run_json)
 
     def close_board(self) -> None:
         if self._board is not None:

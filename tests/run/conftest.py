@@ -55,6 +55,7 @@ def harness_run(
     *extra: str,
     env: dict[str, str] | None = None,
     timeout: float = 600,
+    submit: bool = False,
 ) -> RunOutput:
     """`harness run` as a user types it, against a running virtual board (its env file)."""
     plan_path = plan if isinstance(plan, Path) else PLANS / plan
@@ -71,10 +72,11 @@ def harness_run(
         str(board.env_file),
         "--results",
         str(results_root),
-        "--no-submit",
         "--plain",
         *extra,
     ]
+    if not submit:
+        argv.append("--no-submit")
     done = subprocess.run(
         argv,
         capture_output=True,

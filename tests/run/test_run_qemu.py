@@ -1,0 +1,86 @@
+"""The run engine on a real QEMU board: the pre-certification plan, faults mid-test, kill and resume.
+
+One x86_64 board is shared by the module (booting costs a core for seconds); the tests are
+ordered from harmless to destructive, and every fault test proves the board was recovered by
+running a test after it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.run.conftest import REPO, fault_env, harness_run
+from tests.run.resume_helpers import kill_during_slow_test, resume, sent_count
+
+pytestmark = pytest.mark.qemu
+
+BOARD = "qemu-x86_64"
+
+
+def test_precert_plan_certifies_the_qemu_x86_64_board(qemu_board, results_root: Path) -> None:
+    board = qemu_board(BOARD)
+    run = harness_run(board, REPO / "testplans" / "precert.yaml", results_root)
+    assert run.code == 0, run.stderr
+    meta = run.run_json()
+    assert meta["verdict"] == "certified"
+    outcomes = run.outcomes()
+    assert outcomes["usb-devices"] == "skip", "this board has no USB devices in its profile"
+    assert {outcome for test, outcome in outcomes.items() if test != "usb-devices"} == {"pass"}
+    boot = [m for m in run.result("reboot")["measurements"] if m["name"] == "boot_time"]
+    assert boot and boot[0]["unit"] == "s" and boot[0]["value"] > 0
+    assert meta["software"]["kernel_release"].endswith("cloud-amd64")
+    assert meta["software"]["os_release"]
+
+
+def test_sigkill_then_resume_on_qemu_runs_each_finished_test_once(
+    qemu_board, results_root: Path
+) -> None:
+    board = qemu_board(BOARD)
+    run_dir = kill_during_slow_test(board, results_root)
+    run = resume(board, results_root, run_dir.name)
+    assert run.code == 0, run.stderr
+    assert {r["id"]: r["session"] for r in run.lines()} == {
+        "first": 1,
+        "second": 1,
+        "third": 1,
+        "slow": 2,
+        "fifth": 2,
+        "sixth": 2,
+    }
+    assert sent_count(run_dir / "console.log", "echo two") == 1
+
+
+def test_hang_panic_reset_and_ssh_drop_mid_test_never_pass_and_the_run_recovers(
+    qemu_board, results_root: Path
+) -> None:
+    board = qemu_board(BOARD)
+    run = harness_run(board, "faults.yaml", results_root, "--retries", "0", env=fault_env(board))
+    outcomes = run.outcomes()
+    assert outcomes == {
+        "hang": "error",
+        "after-hang": "pass",
+        "panic": "fail",
+        "after-panic": "pass",
+        "reset": "fail",
+        "after-reset": "pass",
+        "ssh-drop": "error",
+        "after-ssh-drop": "pass",
+    }, run.stderr
+    assert "ShellUnresponsive" in run.result("hang")["reason"]
+    panic = run.result("panic")
+    assert panic["crash"]["kind"] == "panic"
+    assert "Kernel panic - not syncing" in panic["excerpt"]
+    assert "unexpected-reset" in run.result("reset")["reason"]
+    assert "SSHLinkLost" in run.result("ssh-drop")["reason"]
+    meta = run.run_json()
+    assert meta["verdict"] == "not-certified" and run.code == 1
+    assert meta["counts"] == {
+        "pass": 4,
+        "fail": 2,
+        "error": 2,
+        "skip": 0,
+        "waived": 0,
+        "not-run": 0,
+    }
