@@ -89,7 +89,9 @@ class TempPostgres:
         import psycopg
 
         name = "s_" + uuid.uuid4().hex[:16]
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=harness dbname=postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=harness dbname=postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE SCHEMA "{name}"')
         return self.url() + f"?options=-csearch_path%3D{name}"
 

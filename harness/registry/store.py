@@ -194,7 +194,12 @@ class Store:
     ) -> int:
         """Insert unless a row with the same unique `keys` exists; returns rows inserted (0 or 1)."""
         maker = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        stmt = maker(table).values(**values).on_conflict_do_nothing(index_elements=keys).returning(table.c.id)
+        stmt = (
+            maker(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=keys)
+            .returning(table.c.id)
+        )
         # RETURNING, not rowcount: drivers may report -1 for an INSERT with implicit RETURNING.
         return 0 if conn.execute(stmt).first() is None else 1
 
@@ -459,9 +464,10 @@ class Store:
                     "plan_version": run.plan.version,
                     "board_model_id": board_id,
                     "revision": run.board.revision,
-                    "os_release": run.software.os_release,
-                    "kernel_release": run.software.kernel_release,
-                    "kernel_version": run.software.kernel_version,
+                    # "" = unknown: the run never reached the OS (only possible for uncertified runs)
+                    "os_release": run.software.os_release or "",
+                    "kernel_release": run.software.kernel_release or "",
+                    "kernel_version": run.software.kernel_version or "",
                     "finished_at": run.finished_at,
                     "received_at": now,
                 },
@@ -481,7 +487,7 @@ class Store:
                         revision=run.board.revision,
                         os_release=run.software.os_release,
                         kernel_release=run.software.kernel_release,
-                        kernel_version=run.software.kernel_version,
+                        kernel_version=run.software.kernel_version or "",
                         plan_id=run.plan.id,
                         plan_version=run.plan.version,
                         bundle_sha256=checked.sha256,

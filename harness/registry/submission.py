@@ -37,9 +37,11 @@ class BoardRef(_Loose):
 
 
 class SoftwareRef(_Loose):
-    kernel_release: str = Field(min_length=1, max_length=200)
-    kernel_version: str = Field(default="", max_length=400)
-    os_release: str = Field(min_length=1, max_length=200)
+    """None when the run never reached the OS (e.g. an incomplete run whose board did not boot)."""
+
+    kernel_release: str | None = Field(default=None, min_length=1, max_length=200)
+    kernel_version: str | None = Field(default=None, max_length=400)
+    os_release: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class RunSummary(_Loose):
@@ -85,6 +87,10 @@ def check_bundle(data: bytes, lab_name: str, registered_key: str) -> CheckedBund
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])
         raise Invalid(f"run.json field '{where}': {first['msg']}") from None
+    if run.verdict == "certified":
+        for name in ("kernel_release", "os_release"):
+            if not getattr(run.software, name):
+                raise Invalid(f"run.json field 'software.{name}': a certified run must record it")
     if run.finished_at is not None and run.finished_at.tzinfo is None:
         raise Invalid(
             "run.json field 'finished_at': must carry a time zone (ISO 8601 with Z or offset)"

@@ -197,3 +197,18 @@ def test_openapi_is_published_with_the_endpoints(api) -> None:
         assert path in spec["paths"]
     assert json.dumps(spec)  # serialisable as published
     assert LOCAL_ADMIN.role == "admin"
+
+
+def test_incomplete_run_whose_board_never_booted_is_kept_as_evidence(api, make_bundle_bytes) -> None:
+    unknown = {"kernel_release": None, "kernel_version": None, "os_release": None, "bootloader": None}
+    response = submit(api, make_bundle_bytes("run-noboot", verdict="incomplete", extra={"software": unknown}))
+    assert response.status_code == 201 and response.json()["certificate_id"] is None
+    assert [r["verdict"] for r in api.store.list_runs()] == ["incomplete"]
+
+
+def test_certified_run_without_os_release_is_refused(api, make_bundle_bytes) -> None:
+    software = {"kernel_release": "6.1.0-27-arm64", "os_release": None}
+    response = submit(api, make_bundle_bytes("run-noos", extra={"software": software}))
+    assert response.status_code == 422
+    assert response.json()["detail"] == "run.json field 'software.os_release': a certified run must record it"
+    assert api.store.list_runs() == []
