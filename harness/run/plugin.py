@@ -101,6 +101,8 @@ class PlanItem(pytest.Item):
         self.test = test
         self.plugin = plugin
         self.record: dict[str, Any] | None = None
+        # Plan items use no fixtures; labgrid's own plugin looks for this attribute on every item.
+        self.fixturenames: list[str] = []
         self.add_marker(plugin.markers[test.category])
         self.add_marker("blocker" if test.blocker else "non_blocker")
 

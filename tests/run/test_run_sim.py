@@ -7,12 +7,16 @@ pytest plugin and run folder as a QEMU or hardware run, only faster.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import jsonschema
 
-from tests.run.conftest import RunOutput, fault_env, harness_run, schema
+from tests.run.conftest import PLANS, RunOutput, fault_env, harness_run, schema
 
 
 def _validate_folder(run: RunOutput) -> None:
@@ -169,3 +173,100 @@ def test_infrastructure_error_is_retried_after_recovery_and_the_retry_passes(
     assert [a["outcome"] for a in record["previous_attempts"]] == ["error"]
     assert "ShellUnresponsive" in record["previous_attempts"][0]["reason"]
     assert run.code == 0
+
+
+def test_lf_reruns_only_the_tests_that_failed_last_time(sim_board, results_root: Path) -> None:
+    first = harness_run(sim_board, "blocker-fails.yaml", results_root)
+    assert first.code == 1
+    # pytest's last-failed cache lives next to the run folders (results/.cache)
+    again = harness_run(sim_board, "blocker-fails.yaml", results_root, "--lf")
+    latest = sorted(p for p in results_root.iterdir() if p.is_dir() and not p.name.startswith("."))[
+        -1
+    ]
+    outcomes = {
+        json.loads(line)["id"]: json.loads(line)["outcome"]
+        for line in (latest / "results.jsonl").read_text().splitlines()
+    }
+    assert outcomes == {"fine": "not-run", "too-many-cpus": "fail", "after": "not-run"}
+    assert again.code == 1
+
+
+def test_virtual_board_without_env_is_started_and_stopped_by_harness_run(
+    results_root: Path, tmp_path: Path
+) -> None:
+    lab = tmp_path / "lab"
+    env = {**os.environ, "HARNESS_LAB_DIR": str(lab)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--board",
+            "sim",
+            "--plan",
+            str(PLANS / "all-pass.yaml"),
+            "--results",
+            str(results_root),
+            "--no-submit",
+            "--plain",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "starting virtual board sim" in done.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "harness", "lab", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert "sim" not in listed.stdout.split("\n", 1)[-1], "the board harness run started is gone"
+    run_json = json.loads(next(results_root.glob("*/run.json")).read_text())
+    assert run_json["lab"]["kind"] == "virtual" and run_json["verdict"] == "certified"
+
+
+def test_plan_runs_under_plain_pytest_with_the_plugin_and_m_selects_a_category(
+    sim_board, tmp_path: Path
+) -> None:
+    plan = tmp_path / "all-pass.yaml"  # a lab's own folder, outside this repository's pytest setup
+    plan.write_text((PLANS / "all-pass.yaml").read_text())
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "harness.run.plugin",
+            "-p",
+            "no:cacheprovider",
+            "-v",
+            "--board",
+            str(sim_board.profile.source),
+            "--plan",
+            str(plan),
+            "--lg-env",
+            str(sim_board.env_file),
+            "--run-dir",
+            str(tmp_path / "results"),
+            "-m",
+            "ssh",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert "all-pass.yaml::ssh-streams PASSED" in done.stdout, done.stdout + done.stderr
+    assert "all-pass.yaml::sftp PASSED" in done.stdout
+    assert done.returncode == 3, "deselected tests make the run incomplete"
+    lines = [
+        json.loads(line)
+        for line in next((tmp_path / "results").glob("*/results.jsonl")).read_text().splitlines()
+    ]
+    assert {r["id"]: r["outcome"] for r in lines}["console-echo"] == "not-run"
