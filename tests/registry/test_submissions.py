@@ -113,10 +113,10 @@ def test_bundle_of_another_registered_lab_is_refused_with_this_labs_token(api, m
 
 
 def test_run_json_missing_a_field_names_it(api, make_bundle_bytes) -> None:
-    data = make_bundle_bytes("run-nofield", extra={"software": {"kernel_release": "6.1"}})
+    data = make_bundle_bytes("run-nofield", extra={"board": {"vendor": "Acme Boards", "revision": "A1"}})
     response = submit(api, data)
     assert response.status_code == 422
-    assert response.json()["detail"] == "run.json field 'software.os_release': Field required"
+    assert response.json()["detail"] == "run.json field 'board.model': Field required"
 
 
 @pytest.mark.parametrize("payload", [b"", b"not a tar at all" * 100, b"\0" * 10240])
