@@ -36,7 +36,7 @@ from labgrid.exceptions import NoDriverFoundError, NoResourceFoundError
 from harness.errors import HarnessError, InfraError, Location, UserError
 from harness.lab.console import ConsoleSession
 from harness.lab.consolelog import ConsoleLog
-from harness.lab.crash_patterns import CrashPattern
+from harness.lab.crash_patterns import UNEXPECTED_RESET, CrashPattern
 from harness.lab.crashwatch import CrashEvent, CrashWatch
 from harness.lab.errors import (
     BootFailed,
@@ -320,9 +320,20 @@ class Board:
         if self.console.ready and self.console.resync(2.0):
             return
         if not self._dead_since_login():
+            # After a reset the board is booting on its own: give it the whole boot time, and
+            # steer U-Boot ourselves rather than let a login keystroke stop it at its prompt.
+            resetting = self._reset_since_login()
+            timeout = self.profile.boot.timeout if resetting else RELOGIN_TIMEOUT
             try:
-                self.console.login(timeout=RELOGIN_TIMEOUT)
+                if (
+                    resetting
+                    and self.profile.boot.flow == "u-boot"
+                    and self.watch.stage == "bootloader"
+                ):
+                    self._through_bootloader(time.monotonic() + timeout)
+                self.console.login(timeout=timeout)
                 self.console.acknowledge_crashes()
+                self._logins_at_event = len(self.watch.events)
                 return
             except LoginFailed as exc:
                 if not isinstance(exc, LoginTimeout):
@@ -331,6 +342,9 @@ class Board:
                 pass
         self.log.note("console dead: power-cycling the board")
         self.power_cycle()
+
+    def _reset_since_login(self) -> bool:
+        return any(e.kind == UNEXPECTED_RESET for e in self.watch.events[self._logins_at_event :])
 
     def _dead_since_login(self) -> bool:
         return any(e.kind in DEAD_AFTER for e in self.watch.events[self._logins_at_event :])

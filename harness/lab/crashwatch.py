@@ -105,6 +105,11 @@ class CrashWatch:
     def booting(self) -> bool:
         return self._stage != "kernel"
 
+    @property
+    def stage(self) -> str | None:
+        """None before any banner, then "bootloader" or "kernel": what started last."""
+        return self._stage
+
     # --- feeding ----------------------------------------------------------------------
     @property
     def bytes_seen(self) -> int:

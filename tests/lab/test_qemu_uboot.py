@@ -1,0 +1,49 @@
+"""Lab access on the QEMU aarch64 board that boots through U-Boot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from harness.lab.board import Board
+from harness.lab.errors import BoardCrashed
+
+pytestmark = pytest.mark.qemu
+
+
+@pytest.fixture(scope="module")
+def vm(qemu_board):
+    return qemu_board("qemu-aarch64-uboot")
+
+
+@pytest.fixture(scope="module")
+def board(vm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
+    log = tmp_path_factory.mktemp("qemu-uboot") / "console.log"
+    opened = Board.open(vm.profile, vm.env_file, console_log=log)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def test_boot_goes_through_the_bootloader_to_a_shell(board: Board) -> None:
+    seconds = board.boot()
+    assert seconds > 0
+    identity = board.software_identity()
+    assert identity.bootloader is not None and identity.bootloader.startswith("U-Boot 20")
+    assert identity.kernel_release.endswith("arm64")
+    assert board.console.run("uname -m").stdout == "aarch64\n"
+    assert board.crash_events == []  # the deliberate boot's banners are not a reset
+    log = board.log.path.read_text()  # type: ignore[union-attr]
+    assert "<Ctrl-C: stop autoboot>" in log or "> boot" in log
+
+
+def test_an_unexpected_reset_shows_as_the_bootloader_banner_again(board: Board, vm, later) -> None:
+    later(1.0, lambda: vm.fault("reset"))
+    with pytest.raises(BoardCrashed) as crash:
+        board.console.run("sleep 60", timeout=50)
+    assert crash.value.kind == "unexpected-reset"
+    assert "U-Boot" in crash.value.excerpt
+    board.ensure_shell()
+    assert board.console.run("echo back").stdout == "back\n"

@@ -1,0 +1,129 @@
+"""Lab access on a real QEMU x86_64 board: every console, crash, SSH and power feature once.
+
+One board serves the module (booting costs a core for seconds); tests that
+break it (panic, reset, power-off) leave it recovered for the next one, which
+is itself part of what they prove.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.lab.board import Board
+from harness.lab.errors import BoardCrashed, CommandTimeout, ShellUnresponsive, SSHLinkLost
+
+pytestmark = pytest.mark.qemu
+
+
+@pytest.fixture(scope="module")
+def vm(qemu_board):
+    return qemu_board("qemu-x86_64")
+
+
+@pytest.fixture(scope="module")
+def board(vm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
+    log = tmp_path_factory.mktemp("qemu-x86") / "console.log"
+    opened = Board.open(vm.profile, vm.env_file, console_log=log)
+    try:
+        opened.console.login()
+        yield opened
+    finally:
+        opened.close()
+
+
+def test_console_gives_exact_status_and_output_and_keeps_shell_state(board: Board) -> None:
+    statuses = [
+        board.console.run(cmd).exit_status
+        for cmd in ("true", "false", "(exit 42)", "sh -c 'exit 255'")
+    ]
+    assert statuses == [0, 1, 42, 255]
+    assert board.console.run("printf '\\036E1:0\\036\\nx'").stdout == "\x1eE1:0\x1e\nx"
+    board.console.run("cd /proc && export STEP=two")
+    assert board.console.run('pwd; echo "$STEP"').stdout == "/proc\ntwo\n"
+
+
+def test_console_timeout_recovers_the_shell(board: Board) -> None:
+    with pytest.raises(CommandTimeout):
+        board.console.run("sleep 30", timeout=1)
+    assert board.console.run("echo recovered").stdout == "recovered\n"
+
+
+def test_console_log_records_output_and_sent_commands(board: Board) -> None:
+    board.console.run("uname -m")
+    log = Path(board.log.path).read_text()  # type: ignore[arg-type]
+    assert "> uname -m\n" in log
+    assert "| x86_64\n" in log
+    assert "Linux version" in log or "login:" in log  # the boot or the login conversation
+
+
+def test_ssh_keeps_stderr_apart_and_sftp_round_trips(board: Board, tmp_path: Path) -> None:
+    result = board.ssh.run("echo out; echo err >&2; exit 3")
+    assert (result.exit_status, result.stdout, result.stderr) == (3, "out\n", "err\n")
+    payload = os.urandom(200_000)
+    (tmp_path / "up.bin").write_bytes(payload)
+    board.ssh.put(tmp_path / "up.bin", "/tmp/up.bin")
+    board.ssh.get("/tmp/up.bin", tmp_path / "down.bin")
+    assert (tmp_path / "down.bin").read_bytes() == payload
+
+
+def test_kernel_panic_during_a_command_raises_board_crashed_then_recovery_power_cycles(
+    board: Board, vm, later
+) -> None:
+    before = board.boot_id()
+    later(1.0, lambda: vm.fault("panic"))
+    with pytest.raises(BoardCrashed) as crash:
+        board.console.run("sleep 30", timeout=25)
+    assert crash.value.kind == "panic"
+    assert "Kernel panic - not syncing: sysrq triggered crash" in crash.value.excerpt
+    board.ensure_shell()
+    assert board.boot_id() != before
+
+
+def test_unexpected_reset_is_detected_as_a_crash(board: Board, vm, later) -> None:
+    later(1.0, lambda: vm.fault("reset"))
+    with pytest.raises(BoardCrashed) as crash:
+        board.console.run("sleep 60", timeout=50)
+    assert crash.value.kind == "unexpected-reset"
+    assert "Linux version" in crash.value.excerpt
+    board.ensure_shell()
+    assert board.console.run("echo up-again").stdout == "up-again\n"
+
+
+def test_hang_times_out_and_the_shell_recovers_after_resume(board: Board, vm) -> None:
+    before = board.boot_id()
+    vm.fault("hang")
+    with pytest.raises(ShellUnresponsive):
+        board.console.run("echo frozen", timeout=1)
+    vm.fault("resume")
+    board.ensure_shell()
+    assert board.boot_id() == before
+
+
+def test_power_off_drops_the_ssh_link_and_boot_brings_the_board_back(
+    board: Board, vm, later
+) -> None:
+    board.ssh.run("true")
+    later(1.0, lambda: vm.fault("power-off"))
+    with pytest.raises(SSHLinkLost):
+        board.ssh.run("sleep 30", timeout=20)
+    seconds = board.boot()
+    assert seconds > 0
+    assert board.ssh.run("echo ssh-back").stdout == "ssh-back\n"
+
+
+def test_reboot_and_power_cycle_confirm_a_new_boot_and_report_the_boot_time(board: Board) -> None:
+    first = board.boot_id()
+    reboot_seconds = board.reboot()
+    second = board.boot_id()
+    cycle_seconds = board.power_cycle()
+    third = board.boot_id()
+    assert len({first, second, third}) == 3
+    assert reboot_seconds > 0 and cycle_seconds > 0
+    assert board.ssh.run("true").exit_status == 0
+    assert board.crash_events == [] or all(
+        e.kind != "unexpected-reset" for e in board.crash_events[-1:]
+    )
