@@ -1,7 +1,7 @@
 """`build_lab`: kernels, initramfs and the U-Boot boot disk, from Debian packages, cached.
 
-The cache key is a hash of the exact package versions, the recipe version and
-the guest files, so a second build with nothing changed is a no-op, and an
+The cache key is a hash of the exact package versions, the recipe version,
+the guest files and the image-building code, so a second build with nothing changed is a no-op, and an
 archive update (a new kernel ABI, a security fix in dropbear) is a new entry
 rather than a silently different image under an old name. Each architecture
 is built in a temporary folder and renamed into place, so a build killed
@@ -25,6 +25,7 @@ from harness.vlab import debpkg, guestfs, recipe
 from harness.vlab.artifacts import ArchArtifacts
 from harness.vlab.bootdisk import build_boot_disk, extlinux_conf
 from harness.vlab.cpio import write_initramfs
+from harness.vlab.kernelimage import extract_vmlinux, has_pvh_note
 from harness.vlab.recipe import ARCHES, ArchRecipe
 
 Progress = Callable[[str, str], None]
@@ -115,7 +116,7 @@ def _cache_key(arch: ArchRecipe, plan: dict[str, tuple[str, str, str]]) -> str:
         "recipe": recipe.RECIPE_VERSION,
         "arch": arch.arch,
         "packages": sorted(plan.values()),
-        "guest": guestfs.guest_files_digest(),
+        "code": guestfs.recipe_digest(),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -165,7 +166,16 @@ def _build_arch(
     vmlinuz, modules_dir, release = _kernel_files(kernel_unpacked, plan["kernel"][0])
     output = staging / "out"
     output.mkdir()
-    shutil.copyfile(vmlinuz, output / "vmlinuz")
+    kernel = output / "vmlinuz"
+    if arch.arch == "x86_64":
+        progress(arch.arch, "extract ELF vmlinux for PVH boot")
+        kernel = output / "vmlinux"
+        extract_vmlinux(vmlinuz, kernel)
+        if not has_pvh_note(kernel):
+            kernel.unlink()
+            kernel = output / "vmlinuz"
+    if kernel.name == "vmlinuz":
+        shutil.copyfile(vmlinuz, kernel)
 
     progress(arch.arch, "host key")
     host_key = staging / "host_key"
@@ -199,7 +209,7 @@ def _build_arch(
     artifacts = ArchArtifacts(
         arch=arch.arch,
         directory=output,
-        kernel=output / "vmlinuz",
+        kernel=kernel,
         initrd=output / "initrd.img",
         kernel_release=release,
         kernel_cmdline=cmdline,

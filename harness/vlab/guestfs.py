@@ -25,14 +25,29 @@ SFTP_SERVER_PATH = "usr/lib/sftp-server"
 DEVICES = {"dev/console": (5, 1), "dev/null": (1, 3)}
 
 
-def guest_files_digest() -> str:
-    """Hash of everything under guest/: editing the init script must invalidate the cache."""
+# The modules whose code decides what the images contain: editing any of them
+# (or a guest file) must give a new cache entry, never reuse an old image.
+RECIPE_MODULES = (
+    "recipe",
+    "guestfs",
+    "build",
+    "kmods",
+    "cpio",
+    "bootdisk",
+    "kernelimage",
+    "elfdeps",
+    "debpkg",
+)
+
+
+def recipe_digest() -> str:
+    """Hash of the guest files and the image-building code, part of the cache key."""
     digest = hashlib.sha256()
-    for path in sorted(GUEST_FILES.rglob("*")):
-        if path.is_file():
-            digest.update(
-                path.relative_to(GUEST_FILES).as_posix().encode() + b"\0" + path.read_bytes()
-            )
+    here = Path(__file__).parent
+    sources = [here / f"{name}.py" for name in RECIPE_MODULES]
+    sources += sorted(path for path in GUEST_FILES.rglob("*") if path.is_file())
+    for path in sources:
+        digest.update(path.relative_to(here).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
@@ -143,6 +158,7 @@ def assemble(
     _symlink(tree, "bin/sh", "busybox")
     _put(tree, "init", _render("init.sh", values), 0o755)
     _put(tree, "sbin/harness-agent", _render("agent.sh", values), 0o755)
+    _put(tree, "sbin/console-getty", _render("console-getty.sh", values), 0o755)
     _put(tree, "etc/inittab", _render("inittab", values))
     _put(tree, "etc/issue", _render("issue", values))
     _put(tree, "etc/profile", _render("profile", values))
