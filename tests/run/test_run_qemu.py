@@ -84,3 +84,15 @@ def test_hang_panic_reset_and_ssh_drop_mid_test_never_pass_and_the_run_recovers(
         "waived": 0,
         "not-run": 0,
     }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board_name", ["qemu-x86_64-mini", "qemu-aarch64-uboot"])
+def test_precert_plan_certifies_the_other_shipped_boards(
+    qemu_board, results_root: Path, board_name: str
+) -> None:
+    board = qemu_board(board_name)
+    run = harness_run(board, REPO / "testplans" / "precert.yaml", results_root)
+    assert run.code == 0, run.stderr
+    assert run.run_json()["verdict"] == "certified"
+    assert run.outcomes()["usb-devices"] == "pass", "both boards have USB mass storage"
