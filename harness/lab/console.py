@@ -71,7 +71,7 @@ from harness.model.board import Console
 # The N_TTY line discipline holds at most 4095 bytes of one canonical line.
 MAX_LINE_BYTES = 4000
 # How long to wait for a resync marker after Ctrl-C, per attempt.
-RESYNC_WAIT = (1.0, 2.0, 3.0)
+RESYNC_WAIT = (0.5, 1.0, 2.0)
 # After a crash line, keep reading this long for its context (call trace).
 CRASH_CONTEXT_WAIT = 2.0
 # Press Enter again when the board was quiet this long without showing a prompt.

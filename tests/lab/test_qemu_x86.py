@@ -70,7 +70,7 @@ def test_ssh_keeps_stderr_apart_and_sftp_round_trips(board: Board, tmp_path: Pat
     assert (tmp_path / "down.bin").read_bytes() == payload
 
 
-def test_kernel_panic_during_a_command_raises_board_crashed_then_recovery_power_cycles(
+def test_kernel_panic_during_a_command_raises_board_crashed_and_a_power_cycle_brings_it_back(
     board: Board, vm, later
 ) -> None:
     before = board.boot_id()
@@ -79,7 +79,8 @@ def test_kernel_panic_during_a_command_raises_board_crashed_then_recovery_power_
         board.console.run("sleep 30", timeout=25)
     assert crash.value.kind == "panic"
     assert "Kernel panic - not syncing: sysrq triggered crash" in crash.value.excerpt
-    board.ensure_shell()
+    seconds = board.power_cycle()
+    assert seconds > 0
     assert board.boot_id() != before
 
 
@@ -115,14 +116,11 @@ def test_power_off_drops_the_ssh_link_and_boot_brings_the_board_back(
     assert board.ssh.run("echo ssh-back").stdout == "ssh-back\n"
 
 
-def test_reboot_and_power_cycle_confirm_a_new_boot_and_report_the_boot_time(board: Board) -> None:
+def test_reboot_confirms_a_new_boot_and_reports_the_boot_time(board: Board) -> None:
     events_before = len(board.crash_events)
-    first = board.boot_id()
-    reboot_seconds = board.reboot()
-    second = board.boot_id()
-    cycle_seconds = board.power_cycle()
-    third = board.boot_id()
-    assert len({first, second, third}) == 3
-    assert reboot_seconds > 0 and cycle_seconds > 0
+    before = board.boot_id()
+    seconds = board.reboot()
+    assert seconds > 0
+    assert board.boot_id() != before
     assert board.ssh.run("true").exit_status == 0
-    assert board.crash_events[events_before:] == []  # deliberate boots are not resets
+    assert board.crash_events[events_before:] == []  # a deliberate reboot is not a reset
