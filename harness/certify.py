@@ -1,0 +1,151 @@
+"""`harness certify`: the main job, end to end.
+
+Run a certification plan on a board (by default the built-in virtual x86_64
+board with the shipped pre-certification plan), feed the verdict to the
+registry, and answer the question support cares about: is a device built on
+this board, with this kernel and OS release, eligible for support, and why?
+It is `harness run` plus the registry's answer, so a new user sees the whole
+flow in one command.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.errors import InfraError
+from harness.run.cli import run as run_command
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_BOARD = "qemu-x86_64"
+DEFAULT_PLAN = REPO / "testplans" / "precert.yaml"
+
+
+def _newest_run(results_root: Path, board: str, since: float) -> Path:
+    runs = [
+        p
+        for p in results_root.glob(f"*-{board}-*")
+        if (p / "run.json").is_file() and p.stat().st_mtime >= since
+    ]
+    if not runs:
+        raise InfraError(f"no run folder for {board} appeared under {results_root}")
+    return max(runs, key=lambda p: p.name)
+
+
+def _show_verdict(run: dict[str, Any], folder: Path) -> None:
+    counts = run.get("counts", {})
+    shown = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    verdict = run.get("verdict", "incomplete")
+    colour = {"certified": "green", "not-certified": "red"}.get(verdict, "yellow")
+    board = run["board"]
+    software = run.get("software", {})
+    click.echo("")
+    click.secho(f"verdict: {verdict.upper()}", fg=colour, bold=True)
+    click.echo(
+        f"  board:    {board['vendor']} {board['model']} rev {board['revision']} ({board['name']})"
+    )
+    click.echo(f"  plan:     {run['plan']['id']} v{run['plan']['version']}")
+    click.echo(
+        f"  software: {software.get('os_release')} / kernel {software.get('kernel_release')}"
+    )
+    click.echo(f"  tests:    {shown}")
+    click.echo(f"  evidence: {folder}")
+    submission = folder / "submission.json"
+    status = (
+        json.loads(submission.read_text())["status"] if submission.is_file() else "not submitted"
+    )
+    click.echo(f"  registry: {status}")
+
+
+def _show_eligibility(run: dict[str, Any]) -> None:
+    from harness.registry.cli import Backend
+    from harness.registry.eligibility import Device
+
+    board, software = run["board"], run.get("software", {})
+    if not software.get("os_release") or not software.get("kernel_release"):
+        click.echo("eligibility: the run recorded no OS release or kernel; nothing to ask")
+        return
+    device = Device(
+        board["vendor"],
+        board["model"],
+        board["revision"],
+        software["os_release"],
+        software["kernel_release"],
+        software.get("kernel_version") or "",
+    )
+    answer = Backend(None, None, None).call("eligibility", device)
+    click.echo("")
+    click.secho(f"eligibility: {answer['status']}", bold=True)
+    click.echo(f"  {answer['summary']}")
+    for item in answer.get("evidence", []):
+        if item.get("kind") == "certificate":
+            click.echo(f"  rests on certificate #{item['id']} from run {item['run_id']}")
+        else:
+            click.echo(f"  rests on vendor kernel #{item['id']} ({item.get('kernel_release')})")
+    for item in answer.get("not_counted", []):
+        click.echo(f"  did not count: #{item.get('id')}: {item['why']}")
+
+
+@click.command()
+@click.option(
+    "--board",
+    "board_ref",
+    default=DEFAULT_BOARD,
+    show_default=True,
+    help="board profile: a path or a name in boards/",
+)
+@click.option(
+    "--plan", "plan_file", type=click.Path(path_type=Path), default=DEFAULT_PLAN, show_default=True
+)
+@click.option(
+    "--env", type=click.Path(path_type=Path), help="labgrid environment file of a physical unit"
+)
+@click.option("--place", help="labgrid coordinator place")
+@click.option(
+    "--results",
+    "results_root",
+    type=click.Path(path_type=Path),
+    default=Path("results"),
+    show_default=True,
+)
+@click.option("--no-submit", is_flag=True, help="do not submit the run to the registry")
+@click.option("--json", "as_json", is_flag=True, help="print run.json instead of the summary")
+@click.pass_context
+def certify(
+    ctx: click.Context,
+    board_ref: str,
+    plan_file: Path,
+    env: Path | None,
+    place: str | None,
+    results_root: Path,
+    no_submit: bool,
+    as_json: bool,
+) -> int:
+    """Certify a board (default: the built-in virtual board), feed the registry, show the verdict."""
+    import time
+
+    started = time.time() - 1
+    code = ctx.invoke(
+        run_command,
+        board_ref=board_ref,
+        plan_file=plan_file,
+        env=env,
+        place=place,
+        results_root=results_root,
+        no_submit=no_submit,
+    )
+    from harness.model.board import find_board
+
+    profile_name = find_board(board_ref).name
+    folder = _newest_run(results_root, profile_name, started)
+    run = json.loads((folder / "run.json").read_text())
+    if as_json:
+        click.echo(json.dumps(run, indent=2))
+        return int(code)
+    _show_verdict(run, folder)
+    if not no_submit:
+        _show_eligibility(run)
+    return int(code)
