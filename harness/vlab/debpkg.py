@@ -46,9 +46,16 @@ def _run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProces
         ) from None
 
 
-def _unavailable(package: Package) -> InfraError:
-    """An error naming the package and carrying apt's own explanation for it."""
-    result = _run(["apt-cache", "show", "--no-all-versions", qualified(package)])
+def _unavailable(package: Package, batch: subprocess.CompletedProcess[str] | None = None) -> InfraError:
+    """An error naming the package and carrying apt's own explanation for it.
+
+    A batch query that failed as a whole already holds apt's words; one that
+    merely left a package out says nothing about it, so ask again for that one.
+    """
+    if batch is not None and batch.returncode != 0 and batch.stderr.strip():
+        result = batch
+    else:
+        result = _run(["apt-cache", "show", "--no-all-versions", qualified(package)])
     name, deb_arch = package
     hint = (
         " (is the arm64 architecture added and apt-get update run? see scripts/setup.sh)"
@@ -72,7 +79,7 @@ def show(packages: Sequence[Package]) -> dict[Package, dict[str, str]]:
     for package in packages:
         record = records.get(package)
         if record is None or "Version" not in record:
-            raise _unavailable(package)
+            raise _unavailable(package, result)
         answer[package] = record
     return answer
 
