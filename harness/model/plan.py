@@ -22,10 +22,10 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from harness.errors import Location, UserError
 from harness.model.board import BoardProfile
 from harness.model.facts import Facts
 from harness.model.requires import Expr, RequiresError, parse
+from harness.model.requires import Path as ExprPath
 from harness.model.yamlsource import SourceDoc, load_yaml, validate
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
@@ -87,10 +87,7 @@ def parse_reference(text: str) -> tuple[str | int, ...]:
         expr = parse(match.group(1), check_name)
     except RequiresError as exc:
         raise ValueError(str(exc)) from None
-    names = expr.names()
-    from harness.model.requires import Path as ExprPath
-
-    if len(names) != 1 or not isinstance(expr.tree, ExprPath):
+    if not isinstance(expr.tree, ExprPath):
         raise ValueError(f"a reference must name one field, got {text!r}")
     return expr.tree.parts
 
@@ -478,10 +475,3 @@ def python_step_problem(target: str, base: Path | None) -> str | None:
     if not callable(function):
         return f"python step {target!r} is not a function"
     return None
-
-
-def plan_error(plan: Plan, test: TestSpec, message: str) -> UserError:
-    """A run-time problem traced back to where the test is written (e.g. a missing fact)."""
-    return UserError(
-        message, Location(test.source_file or plan.file, test._line, f"tests.{test.id}")
-    )

@@ -54,12 +54,10 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         "--retries", type=int, default=1, help="attempts after an infrastructure error (default 1)"
     )
     group.addoption("--operator", default=None, help="who runs this (default: $USER)")
-    group.addoption("--lab-kind", default=None, help=argparse_hidden())
-    group.addoption("--lab-name", default=None, help=argparse_hidden())
-
-
-def argparse_hidden() -> str:
-    return "(set by `harness run`)"
+    group.addoption(
+        "--lab-kind", default=None, help="virtual|env|place for run.json (set by `harness run`)"
+    )
+    group.addoption("--lab-name", default=None, help="lab name for run.json (set by `harness run`)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -275,9 +273,6 @@ class HarnessRunPlugin:
     def run_test(self, item: PlanItem) -> dict[str, Any]:
         assert self.session is not None
         record = self.session.execute(item.test)
-        executor = self.session._executor
-        if self.session._board_problem is not None:
-            item.session.shouldstop = f"board could not be opened: {self.session._board_problem}"
-        elif executor is not None and executor.board_lost:
-            item.session.shouldstop = f"board lost: {executor.state.last_problem}"
+        if self.session.stop_reason is not None:
+            item.session.shouldstop = self.session.stop_reason
         return record

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness import __version__
-from harness.errors import HarnessError, InfraError
+from harness.errors import HarnessError
 from harness.model.board import BoardProfile
 from harness.model.plan import Plan, TestSpec
 from harness.report.junit import write_junit
@@ -238,17 +238,15 @@ class RunSession:
                 test, "error", f"board could not be opened: {self._board_problem}"
             )
             record["attempt"] = 1
-        elif executor.board_lost:
-            record = self._unrun_record(test, "error", f"board lost: {executor.state.last_problem}")
-            record["attempt"] = 1
+            self.stop_reason = f"board could not be opened: {self._board_problem}"
         else:
             record = executor.execute(test)
-            if (
-                any(step.kind in ("reboot", "power-cycle") for step in test.steps)
-                and not executor.state.needs_recovery
-            ):
-                with contextlib.suppress(InfraError):
+            reboots = any(step.kind in ("reboot", "power-cycle") for step in test.steps)
+            if reboots and not executor.state.needs_recovery:
+                with contextlib.suppress(HarnessError):
                     self._refresh_facts()
+            if executor.board_lost:
+                self.stop_reason = f"board lost: {executor.state.last_problem}"
         record["session"] = self.session_number
         record["plan_id"] = self.plan.id
         self.folder.append_result(record)
