@@ -224,7 +224,7 @@ class Board:
     def boot(self) -> float:
         """From power-off to a logged-in shell (and SSH answering); seconds from power on."""
         self.power_off()
-        self.console.drain()
+        self.console.drain(quiet=0.2)
         self.watch.expect_boot()
         self.console.acknowledge_crashes()
         started = time.monotonic()
@@ -234,14 +234,13 @@ class Board:
     def power_cycle(self) -> float:
         """Power-cycle through the switch and confirm a new boot; seconds from the cycle."""
         previous = self._current_boot_id()
-        self.console.ready = False
-        if self._ssh is not None:
-            self._ssh.close()
-        self.console.drain()
+        self.power_off()
+        # Whatever the old boot still had in flight (the tail of a panic) belongs to it.
+        self.console.drain(quiet=0.2)
         self.watch.expect_boot()
         self.console.acknowledge_crashes()
         started = time.monotonic()
-        self._switch("cycle")
+        self.power_on()
         return self._come_up(started, previous)
 
     def reboot(self) -> float:

@@ -52,7 +52,7 @@ def _p(
 CONTEXT_BEFORE = 3
 
 PATTERNS: tuple[CrashPattern, ...] = (
-    _p("panic", r"Kernel panic - not syncing", "fatal", "kernel panic", 15),
+    _p("panic", r"(?<!end )Kernel panic - not syncing", "fatal", "kernel panic", 15),
     _p(
         "no-root-fs",
         r"VFS: Unable to mount root fs|Cannot open root device",

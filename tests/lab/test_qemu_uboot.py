@@ -40,6 +40,7 @@ def test_boot_goes_through_the_bootloader_to_a_shell(board: Board) -> None:
 
 
 def test_an_unexpected_reset_shows_as_the_bootloader_banner_again(board: Board, vm, later) -> None:
+    board.ensure_shell()
     later(1.0, lambda: vm.fault("reset"))
     with pytest.raises(BoardCrashed) as crash:
         board.console.run("sleep 60", timeout=50)

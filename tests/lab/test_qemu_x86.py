@@ -35,6 +35,12 @@ def board(vm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
         opened.close()
 
 
+@pytest.fixture(autouse=True)
+def shell_answers(board: Board) -> None:
+    """Each test starts from a working shell, whatever the previous one did to the board."""
+    board.ensure_shell()
+
+
 def test_console_gives_exact_status_and_output_and_keeps_shell_state(board: Board) -> None:
     statuses = [
         board.console.run(cmd).exit_status
