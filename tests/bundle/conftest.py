@@ -32,7 +32,11 @@ def harness_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=dict(os.environ), timeout=60
+            [sys.executable, "-m", "harness", *args],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
+            timeout=60,
         )
 
     return run

@@ -94,11 +94,15 @@ _counter = itertools.count()
 def make_bundle_bytes(tmp_path: Path, lab_identity: LabIdentity) -> Callable[..., bytes]:
     """Build a run folder with the given fields and return its signed bundle's bytes."""
 
-    def build(run_id: str | None = None, identity: LabIdentity | None = None, **fields: str) -> bytes:
+    def build(
+        run_id: str | None = None, identity: LabIdentity | None = None, **fields: str
+    ) -> bytes:
         run_id = run_id or f"run-{next(_counter)}"
         parent = tmp_path / "runs" / f"{next(_counter)}"
         folder = make_run_folder(parent, run_id, **fields)
-        return make_bundle(folder, parent / "bundle.tar", identity or lab_identity).path.read_bytes()
+        return make_bundle(
+            folder, parent / "bundle.tar", identity or lab_identity
+        ).path.read_bytes()
 
     return build
 

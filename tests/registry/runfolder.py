@@ -29,12 +29,24 @@ def make_run_folder(
 ) -> Path:
     folder = parent / run_id.replace("/", "_")
     folder.mkdir(parents=True)
-    counts = {"pass": 12, "fail": 0 if verdict == "certified" else 1, "error": 0, "skip": 1, "waived": 0, "not-run": 0}
+    counts = {
+        "pass": 12,
+        "fail": 0 if verdict == "certified" else 1,
+        "error": 0,
+        "skip": 1,
+        "waived": 0,
+        "not-run": 0,
+    }
     run = {
         "schema": 1,
         "run_id": run_id,
         "harness_version": "0.1.0",
-        "plan": {"id": plan_id, "version": plan_version, "sha256": "0" * 64, "title": "Pre-certification"},
+        "plan": {
+            "id": plan_id,
+            "version": plan_version,
+            "sha256": "0" * 64,
+            "title": "Pre-certification",
+        },
         "board": {
             "name": "test-board",
             "vendor": vendor,
@@ -64,8 +76,14 @@ def make_run_folder(
         json.dumps({"test": f"t{i}", "outcome": "pass", "duration": 0.1 * i}) for i in range(12)
     ]
     (folder / "results.jsonl").write_text("\n".join(lines) + "\n")
-    (folder / "console.log").write_bytes(b"U-Boot 2023.01\r\nStarting kernel ...\r\nlogin: root\r\n# uname -r\r\n" + kernel_release.encode() + b"\r\n")
-    (folder / "junit.xml").write_text('<?xml version="1.0"?><testsuites><testsuite name="precert" tests="12"/></testsuites>\n')
+    (folder / "console.log").write_bytes(
+        b"U-Boot 2023.01\r\nStarting kernel ...\r\nlogin: root\r\n# uname -r\r\n"
+        + kernel_release.encode()
+        + b"\r\n"
+    )
+    (folder / "junit.xml").write_text(
+        '<?xml version="1.0"?><testsuites><testsuite name="precert" tests="12"/></testsuites>\n'
+    )
     (folder / "artifacts").mkdir()
     (folder / "artifacts" / "inventory.json").write_text(json.dumps({"cpus": 2, "memory_mib": 256}))
     return folder

@@ -18,7 +18,9 @@ def _uid() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def endpoints(api, make_bundle_bytes) -> dict[str, tuple[set[str | None], Callable[[], tuple[str, str, dict[str, Any]]]]]:
+def endpoints(
+    api, make_bundle_bytes
+) -> dict[str, tuple[set[str | None], Callable[[], tuple[str, str, dict[str, Any]]]]]:
     """name -> (roles allowed, a function making a fresh valid request for it)."""
     store = api.store
     lab = store.lab_principal("lab-one")
@@ -38,13 +40,20 @@ def endpoints(api, make_bundle_bytes) -> dict[str, tuple[set[str | None], Callab
         )  # fmt: skip
         return case_id
 
-    from harness.labkey import encode_public_key
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from harness.labkey import encode_public_key
 
     def new_key() -> str:
         return encode_public_key(Ed25519PrivateKey.generate().public_key())
 
-    board = {"vendor": "Acme Boards", "model": "AB-100", "revision": "A1", "os_release": "Debian 12", "kernel_release": "6.1.0-27-arm64"}
+    board = {
+        "vendor": "Acme Boards",
+        "model": "AB-100",
+        "revision": "A1",
+        "os_release": "Debian 12",
+        "kernel_release": "6.1.0-27-arm64",
+    }
     return {
         "GET /health": (READ, lambda: ("GET", "/health", {})),
         "GET /openapi.json": (READ, lambda: ("GET", "/openapi.json", {})),
@@ -59,26 +68,79 @@ def endpoints(api, make_bundle_bytes) -> dict[str, tuple[set[str | None], Callab
         "GET /runs": (READ, lambda: ("GET", "/runs", {})),
         "GET /runs/{id}/bundle": (READ, lambda: ("GET", f"/runs/{stored_run()}/bundle", {})),
         "GET /eligibility": (READ, lambda: ("GET", "/eligibility", {"params": board})),
-        "POST /submissions": ({"lab"}, lambda: ("POST", "/submissions", {"files": {"bundle": ("b.tar", make_bundle_bytes(f"run-{_uid()}"))}})),
-        "POST /cases/{id}/runs": ({"lab", "admin"}, lambda: ("POST", f"/cases/{fresh_case()}/runs", {"json": {"run_id": stored_run()}})),
+        "POST /submissions": (
+            {"lab"},
+            lambda: (
+                "POST",
+                "/submissions",
+                {"files": {"bundle": ("b.tar", make_bundle_bytes(f"run-{_uid()}"))}},
+            ),
+        ),
+        "POST /cases/{id}/runs": (
+            {"lab", "admin"},
+            lambda: ("POST", f"/cases/{fresh_case()}/runs", {"json": {"run_id": stored_run()}}),
+        ),
         "POST /cases/{id}/verification": (
             {"lab", "admin"},
-            lambda: ("POST", f"/cases/{fresh_case()}/verification", {"json": {"verdict": "resolved", "run_id": stored_run()}}),
+            lambda: (
+                "POST",
+                f"/cases/{fresh_case()}/verification",
+                {"json": {"verdict": "resolved", "run_id": stored_run()}},
+            ),
         ),
-        "POST /boards": ({"admin"}, lambda: ("POST", "/boards", {"json": {"vendor": "V", "model": f"M-{_uid()}", "revisions": ["A"]}})),
-        "POST /certificates/{id}/revoke": ({"admin"}, lambda: ("POST", f"/certificates/{fresh_cert()}/revoke", {"json": {"reason": "r"}})),
+        "POST /boards": (
+            {"admin"},
+            lambda: (
+                "POST",
+                "/boards",
+                {"json": {"vendor": "V", "model": f"M-{_uid()}", "revisions": ["A"]}},
+            ),
+        ),
+        "POST /certificates/{id}/revoke": (
+            {"admin"},
+            lambda: ("POST", f"/certificates/{fresh_cert()}/revoke", {"json": {"reason": "r"}}),
+        ),
         "POST /kernels": (
             {"admin"},
-            lambda: ("POST", "/kernels", {"json": {"kernel_release": "6.6", "build_id": f"b-{_uid()}", "boards": [{"vendor": "V", "model": "M"}]}}),
+            lambda: (
+                "POST",
+                "/kernels",
+                {
+                    "json": {
+                        "kernel_release": "6.6",
+                        "build_id": f"b-{_uid()}",
+                        "boards": [{"vendor": "V", "model": "M"}],
+                    }
+                },
+            ),
         ),
         "POST /cases": (
             {"admin"},
-            lambda: ("POST", "/cases", {"json": {"case_id": f"C-{_uid()}", "customer_ref": "c", "severity": "high", "subsystem": "usb",
-                                               "vendor": "V", "model": "M", "revision": "A"}}),
-        ),  # fmt: skip
-        "POST /labs": ({"admin"}, lambda: ("POST", "/labs", {"json": {"name": f"lab-{_uid()}", "public_key": new_key()}})),
+            lambda: (
+                "POST",
+                "/cases",
+                {
+                    "json": {
+                        "case_id": f"C-{_uid()}",
+                        "customer_ref": "c",
+                        "severity": "high",
+                        "subsystem": "usb",
+                        "vendor": "V",
+                        "model": "M",
+                        "revision": "A",
+                    }
+                },
+            ),
+        ),
+        "POST /labs": (
+            {"admin"},
+            lambda: ("POST", "/labs", {"json": {"name": f"lab-{_uid()}", "public_key": new_key()}}),
+        ),
         "GET /labs": ({"admin"}, lambda: ("GET", "/labs", {})),
-        "POST /tokens": ({"admin"}, lambda: ("POST", "/tokens", {"json": {"role": "reader", "label": f"t-{_uid()}"}})),
+        "POST /tokens": (
+            {"admin"},
+            lambda: ("POST", "/tokens", {"json": {"role": "reader", "label": f"t-{_uid()}"}}),
+        ),
         "GET /audit": ({"admin"}, lambda: ("GET", "/audit", {})),
     }
 
@@ -114,12 +176,16 @@ def test_private_reads_need_a_token_but_any_role_will_do(store, lab, make_bundle
     with TestClient(create_app(store, public_reads=False)) as client:
         for path in ("/boards", "/certificates", "/kernels", "/cases", "/runs", "/"):
             assert client.get(path).status_code == 401
-            assert client.get(path, headers={"Authorization": f"Bearer {reader}"}).status_code == 200
+            assert (
+                client.get(path, headers={"Authorization": f"Bearer {reader}"}).status_code == 200
+            )
 
 
 @pytest.mark.parametrize("header", ["Bearer nope", "Bearer ", "Basic dXNlcjpwYXNz", "hrt_admin_x"])
 def test_invalid_or_malformed_tokens_are_401_for_writes(api, header) -> None:
-    response = api.client.post("/boards", json={"vendor": "V", "model": "M"}, headers={"Authorization": header})
+    response = api.client.post(
+        "/boards", json={"vendor": "V", "model": "M"}, headers={"Authorization": header}
+    )
     assert response.status_code == 401
     assert api.store.list_boards() == []
 

@@ -22,15 +22,35 @@ def at(zone: ZoneInfo, *parts: int) -> datetime:
 
 CASES = [
     # (name, calendar, opened, expected target), all wall-clock in the calendar's zone
-    ("monday morning: same day plus 2h next day", "Europe/Berlin", (2026, 3, 2, 9, 0), (2026, 3, 3, 11, 0)),
+    (
+        "monday morning: same day plus 2h next day",
+        "Europe/Berlin",
+        (2026, 3, 2, 9, 0),
+        (2026, 3, 3, 11, 0),
+    ),
     ("opened at 08:00 sharp", "Europe/Berlin", (2026, 3, 2, 8, 0), (2026, 3, 3, 10, 0)),
-    ("opened in the evening starts next morning", "Europe/Berlin", (2026, 3, 2, 20, 30), (2026, 3, 4, 10, 0)),
+    (
+        "opened in the evening starts next morning",
+        "Europe/Berlin",
+        (2026, 3, 2, 20, 30),
+        (2026, 3, 4, 10, 0),
+    ),
     ("opened before opening time", "Europe/Berlin", (2026, 3, 3, 6, 15), (2026, 3, 4, 10, 0)),
-    ("friday afternoon runs over the weekend", "Europe/Berlin", (2026, 3, 6, 16, 0), (2026, 3, 9, 18, 0)),
+    (
+        "friday afternoon runs over the weekend",
+        "Europe/Berlin",
+        (2026, 3, 6, 16, 0),
+        (2026, 3, 9, 18, 0),
+    ),
     ("friday 17:00 lands on monday", "Europe/Berlin", (2026, 3, 6, 17, 0), (2026, 3, 10, 9, 0)),
     ("opened on saturday", "Europe/Berlin", (2026, 3, 7, 11, 0), (2026, 3, 10, 10, 0)),
     ("opened on sunday night", "Europe/Berlin", (2026, 3, 8, 23, 59), (2026, 3, 10, 10, 0)),
-    ("opened at 18:00 exactly counts from next day", "Europe/Berlin", (2026, 3, 2, 18, 0), (2026, 3, 4, 10, 0)),
+    (
+        "opened at 18:00 exactly counts from next day",
+        "Europe/Berlin",
+        (2026, 3, 2, 18, 0),
+        (2026, 3, 4, 10, 0),
+    ),
     # Easter 2026: Good Friday 3 April and Easter Monday 6 April are holidays in the calendar below
     ("easter holidays are skipped", "Europe/Berlin", (2026, 4, 2, 14, 0), (2026, 4, 7, 16, 0)),
     # DST starts in Europe on Sunday 29 March 2026: business days still have 10 hours each
@@ -38,15 +58,29 @@ CASES = [
     # DST ends in Europe on Sunday 25 October 2026
     ("across the autumn DST change", "Europe/Berlin", (2026, 10, 23, 12, 0), (2026, 10, 26, 14, 0)),
     # US DST starts 8 March 2026; holiday list has none in March
-    ("US zone across its own DST change", "America/New_York", (2026, 3, 6, 9, 0), (2026, 3, 9, 11, 0)),
-    ("christmas eve and day are skipped", "Europe/Berlin", (2026, 12, 23, 17, 0), (2026, 12, 29, 9, 0)),
+    (
+        "US zone across its own DST change",
+        "America/New_York",
+        (2026, 3, 6, 9, 0),
+        (2026, 3, 9, 11, 0),
+    ),
+    (
+        "christmas eve and day are skipped",
+        "Europe/Berlin",
+        (2026, 12, 23, 17, 0),
+        (2026, 12, 29, 9, 0),
+    ),
 ]
 
-HOLIDAYS = frozenset({date(2026, 4, 3), date(2026, 4, 6), date(2026, 12, 24), date(2026, 12, 25), date(2027, 1, 1)})
+HOLIDAYS = frozenset(
+    {date(2026, 4, 3), date(2026, 4, 6), date(2026, 12, 24), date(2026, 12, 25), date(2027, 1, 1)}
+)
 
 
 @pytest.mark.parametrize(("name", "zone", "opened", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_response_target(name: str, zone: str, opened: tuple[int, ...], expected: tuple[int, ...]) -> None:
+def test_response_target(
+    name: str, zone: str, opened: tuple[int, ...], expected: tuple[int, ...]
+) -> None:
     calendar = SupportCalendar(timezone=zone, holidays=HOLIDAYS)
     tz = ZoneInfo(zone)
     target = calendar.response_target(at(tz, *opened))
@@ -87,7 +121,9 @@ def test_calendar_file_is_loaded_and_bad_dates_name_the_line(tmp_path: Path) -> 
 
 
 def test_opened_case_records_its_response_target(db_url: str, clock) -> None:
-    calendar = SupportCalendar(timezone="America/New_York", holidays=frozenset({date(2026, 11, 26)}))
+    calendar = SupportCalendar(
+        timezone="America/New_York", holidays=frozenset({date(2026, 11, 26)})
+    )
     store = Store(db_url, Settings(calendar=calendar), clock=clock)
     try:
         # Wednesday before Thanksgiving, 4 pm: 2h Wed, Thursday is a holiday, 10h Friday

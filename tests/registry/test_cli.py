@@ -22,7 +22,9 @@ def harness(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )  # fmt: skip
 
 
-def test_admin_and_query_commands_against_the_database(db_url, store, lab, make_bundle_bytes) -> None:
+def test_admin_and_query_commands_against_the_database(
+    db_url, store, lab, make_bundle_bytes
+) -> None:
     cert = store.submit_bundle(make_bundle_bytes("cli-run", vendor="Harness Virtual Lab", model="VX-86", revision="A1",
                                                  os_release="Debian 12", kernel_release="6.1.0-28-cloud-amd64"), lab)  # fmt: skip
     db = ("registry", "--db", db_url)
@@ -36,13 +38,20 @@ def test_admin_and_query_commands_against_the_database(db_url, store, lab, make_
     assert eligible.stdout.startswith("eligible-certified: ")
     assert "rests on certificate" in eligible.stdout and "cli-run" in eligible.stdout
 
-    revoked = harness(*db, "revoke", str(cert["certificate_id"]), "--reason", "lab clock was wrong", "--json")
-    assert revoked.returncode == 0 and json.loads(revoked.stdout)["revoked_reason"] == "lab clock was wrong"
+    revoked = harness(
+        *db, "revoke", str(cert["certificate_id"]), "--reason", "lab clock was wrong", "--json"
+    )
+    assert (
+        revoked.returncode == 0
+        and json.loads(revoked.stdout)["revoked_reason"] == "lab clock was wrong"
+    )
 
     added = harness(*db, "kernels", "add", "--release", "6.6.0-vx1", "--build-id", "vx-build-1",
                     "--board", "Harness Virtual Lab/VX-86@A1", "--json")  # fmt: skip
     assert added.returncode == 0, added.stderr
-    assert json.loads(added.stdout)["boards"] == [{"vendor": "Harness Virtual Lab", "model": "VX-86", "revision": "A1"}]
+    assert json.loads(added.stdout)["boards"] == [
+        {"vendor": "Harness Virtual Lab", "model": "VX-86", "revision": "A1"}
+    ]
 
     answer = json.loads(harness(*db, "eligible", "--vendor", "Harness Virtual Lab", "--model", "VX-86", "--revision", "A1",
                                 "--os-release", "Debian 12", "--kernel", "6.6.0-vx1", "--json").stdout)  # fmt: skip
@@ -66,10 +75,19 @@ def test_admin_and_query_commands_against_the_database(db_url, store, lab, make_
     [
         (("revoke", "424242", "--reason", "x"), "certificate 424242 does not exist"),
         (("eligible", "--os-release", "Debian 12", "--kernel", "6.1"), "--vendor"),
-        (("eligible", "--board", "boards/missing.yaml", "--os-release", "D", "--kernel", "6.1"), "boards/missing.yaml"),
-        (("kernels", "add", "--release", "6.6", "--build-id", "b", "--board", "no-slash"), "VENDOR/MODEL"),
+        (
+            ("eligible", "--board", "boards/missing.yaml", "--os-release", "D", "--kernel", "6.1"),
+            "boards/missing.yaml",
+        ),
+        (
+            ("kernels", "add", "--release", "6.6", "--build-id", "b", "--board", "no-slash"),
+            "VENDOR/MODEL",
+        ),
         (("cases", "attach", "NO-SUCH-CASE", "run"), "case 'NO-SUCH-CASE' does not exist"),
-        (("labs", "add", "x", "--public-key", "ssh-ed25519 AAAA"), "public key must start with 'ed25519:'"),
+        (
+            ("labs", "add", "x", "--public-key", "ssh-ed25519 AAAA"),
+            "public key must start with 'ed25519:'",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_paragraph(db_url, store, args, words) -> None:
@@ -97,12 +115,16 @@ def test_lab_onboarding_and_queries_over_http(db_url, store, start_server, tmp_p
 
     from tests.registry.runfolder import make_run_folder
 
-    folder = make_run_folder(tmp_path / "results", "http-run-1", vendor="Harness Virtual Lab", model="VX-86")
+    folder = make_run_folder(
+        tmp_path / "results", "http-run-1", vendor="Harness Virtual Lab", model="VX-86"
+    )
     lab_env = {"HARNESS_REGISTRY_URL": server.url, "HARNESS_REGISTRY_TOKEN": lab_token}
     submitted = harness("registry", "submit", str(folder), env=lab_env)
     assert submitted.returncode == 0 and submitted.stdout.startswith("delivered"), submitted.stderr
 
-    certs = json.loads(harness("registry", "certs", "--model", "VX-86", "--json", env=lab_env).stdout)
+    certs = json.loads(
+        harness("registry", "certs", "--model", "VX-86", "--json", env=lab_env).stdout
+    )
     assert [c["run_id"] for c in certs] == ["http-run-1"]
     denied = harness("registry", "revoke", str(certs[0]["id"]), "--reason", "x", env=lab_env)
     assert denied.returncode == 2 and "a lab token cannot do this" in denied.stderr

@@ -21,7 +21,9 @@ def plan_for(submitter: int) -> list[str]:
     return order
 
 
-def test_concurrent_submitters_store_every_run_exactly_once(db_url, store, lab, make_bundle_bytes, start_server) -> None:
+def test_concurrent_submitters_store_every_run_exactly_once(
+    db_url, store, lab, make_bundle_bytes, start_server
+) -> None:
     token = store.create_token("lab", "ci", lab="lab-one")
     run_ids = sorted({r for s in range(SUBMITTERS) for r in plan_for(s)})
     verdict = {r: ("certified" if i % 3 else "not-certified") for i, r in enumerate(run_ids)}
@@ -33,11 +35,17 @@ def test_concurrent_submitters_store_every_run_exactly_once(db_url, store, lab, 
     barrier = threading.Barrier(SUBMITTERS)
 
     def submitter(index: int) -> None:
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=120
+        ) as client:
             barrier.wait()
             for run_id in plan_for(index):
                 response = client.post("/submissions", files={"bundle": ("b.tar", bundles[run_id])})
-                status = response.json().get("status", response.text) if response.status_code < 500 else response.text
+                status = (
+                    response.json().get("status", response.text)
+                    if response.status_code < 500
+                    else response.text
+                )
                 with lock:
                     outcomes.append((run_id, response.status_code, status))
 
@@ -48,9 +56,13 @@ def test_concurrent_submitters_store_every_run_exactly_once(db_url, store, lab, 
         t.join()
 
     assert len(outcomes) == SUBMITTERS * RUNS_EACH
-    assert {code for _, code, _ in outcomes} <= {200, 201}, [o for o in outcomes if o[1] not in (200, 201)][:3]
+    assert {code for _, code, _ in outcomes} <= {200, 201}, [
+        o for o in outcomes if o[1] not in (200, 201)
+    ][:3]
     stored = Counter(run_id for run_id, code, status in outcomes if status == "stored")
-    assert stored == Counter(run_ids)  # each run stored by exactly one request, all others "duplicate"
+    assert stored == Counter(
+        run_ids
+    )  # each run stored by exactly one request, all others "duplicate"
     rows = [r["run_id"] for r in store.list_runs()]
     assert sorted(rows) == run_ids
     certs = [c["run_id"] for c in store.list_certificates()]

@@ -49,7 +49,13 @@ class Case:
     skipped_because: dict[str, str] = field(default_factory=dict)  # run/build id -> words in "why"
 
 
-def device(revision: str = "A1", os_release: str = "Debian 12", kernel: str = KERNEL, model: str = MODEL, version: str = "") -> Device:
+def device(
+    revision: str = "A1",
+    os_release: str = "Debian 12",
+    kernel: str = KERNEL,
+    model: str = MODEL,
+    version: str = "",
+) -> Device:
     return Device(VENDOR, model, revision, os_release, kernel, version)
 
 
@@ -57,67 +63,121 @@ CASES = [
     Case("exact valid certificate", device(), Status.CERTIFIED, [Cert("r1")], rests_on={"r1"}),
     Case(
         "certified board running another kernel stays eligible, with a note",
-        device(kernel="6.1.0-28-arm64"), Status.CERTIFIED, [Cert("r1")], rests_on={"r1"},
+        device(kernel="6.1.0-28-arm64"),
+        Status.CERTIFIED,
+        [Cert("r1")],
+        rests_on={"r1"},
     ),
     Case("never certified, unknown model", device(model="ZZ-9"), Status.NOT_ELIGIBLE),
     Case(
-        "only certificate expired", device(), Status.NOT_ELIGIBLE, [Cert("r1", days_ago=400)],
+        "only certificate expired",
+        device(),
+        Status.NOT_ELIGIBLE,
+        [Cert("r1", days_ago=400)],
         skipped_because={"r1": "expired on"},
     ),
     Case(
-        "only certificate revoked", device(), Status.NOT_ELIGIBLE, [Cert("r1", revoked="flaky USB found later")],
+        "only certificate revoked",
+        device(),
+        Status.NOT_ELIGIBLE,
+        [Cert("r1", revoked="flaky USB found later")],
         skipped_because={"r1": "flaky USB found later"},
     ),
     Case(
-        "revoked one ignored, valid one counts", device(), Status.CERTIFIED,
-        [Cert("r1", revoked="bad evidence"), Cert("r2")], rests_on={"r2"}, skipped_because={"r1": "revoked"},
+        "revoked one ignored, valid one counts",
+        device(),
+        Status.CERTIFIED,
+        [Cert("r1", revoked="bad evidence"), Cert("r2")],
+        rests_on={"r2"},
+        skipped_because={"r1": "revoked"},
     ),
     Case(
-        "other revision certified is related only", device(revision="B2"), Status.RELATED, [Cert("r1")],
+        "other revision certified is related only",
+        device(revision="B2"),
+        Status.RELATED,
+        [Cert("r1")],
         skipped_because={"r1": "revision A1, not B2"},
     ),
     Case(
-        "other OS release certified is related only", device(os_release="Debian 13"), Status.RELATED, [Cert("r1")],
+        "other OS release certified is related only",
+        device(os_release="Debian 13"),
+        Status.RELATED,
+        [Cert("r1")],
         skipped_because={"r1": "OS release Debian 12, not Debian 13"},
     ),
     Case(
-        "related certificate that is revoked does not make it related", device(revision="B2"), Status.NOT_ELIGIBLE,
-        [Cert("r1", revoked="withdrawn")], skipped_because={"r1": "revoked"},
+        "related certificate that is revoked does not make it related",
+        device(revision="B2"),
+        Status.NOT_ELIGIBLE,
+        [Cert("r1", revoked="withdrawn")],
+        skipped_because={"r1": "revoked"},
     ),
     Case(
-        "vendor kernel for all revisions of the model", device(revision="C3", kernel="6.6.0-acme1"), Status.VENDOR_KERNEL,
-        kernels=[Kernel("kb-1")], rests_on={"kb-1"},
+        "vendor kernel for all revisions of the model",
+        device(revision="C3", kernel="6.6.0-acme1"),
+        Status.VENDOR_KERNEL,
+        kernels=[Kernel("kb-1")],
+        rests_on={"kb-1"},
     ),
     Case(
-        "vendor kernel for another revision does not count", device(revision="C3", kernel="6.6.0-acme1"), Status.NOT_ELIGIBLE,
-        kernels=[Kernel("kb-1", boards=[(MODEL, "A1")])], skipped_because={"kb-1": "built for Acme Boards AB-100 rev A1"},
+        "vendor kernel for another revision does not count",
+        device(revision="C3", kernel="6.6.0-acme1"),
+        Status.NOT_ELIGIBLE,
+        kernels=[Kernel("kb-1", boards=[(MODEL, "A1")])],
+        skipped_because={"kb-1": "built for Acme Boards AB-100 rev A1"},
     ),
     Case(
-        "vendor kernel of another board model does not count", device(kernel="6.6.0-acme1"), Status.NOT_ELIGIBLE,
-        kernels=[Kernel("kb-1", boards=[("XY-7", "")])], skipped_because={"kb-1": "built for Acme Boards XY-7"},
+        "vendor kernel of another board model does not count",
+        device(kernel="6.6.0-acme1"),
+        Status.NOT_ELIGIBLE,
+        kernels=[Kernel("kb-1", boards=[("XY-7", "")])],
+        skipped_because={"kb-1": "built for Acme Boards XY-7"},
     ),
     Case(
-        "device runs a different kernel than the vendor built", device(kernel="6.6.0-custom"), Status.NOT_ELIGIBLE,
-        kernels=[Kernel("kb-1")], skipped_because={"kb-1": "built for kernel 6.6.0-acme1"},
+        "device runs a different kernel than the vendor built",
+        device(kernel="6.6.0-custom"),
+        Status.NOT_ELIGIBLE,
+        kernels=[Kernel("kb-1")],
+        skipped_because={"kb-1": "built for kernel 6.6.0-acme1"},
     ),
     Case(
-        "same release but another build of the vendor kernel", device(kernel="6.6.0-acme1", version="#2 SMP rebuilt"),
-        Status.NOT_ELIGIBLE, kernels=[Kernel("kb-1", version="#1 SMP acme")], skipped_because={"kb-1": "different build"},
+        "same release but another build of the vendor kernel",
+        device(kernel="6.6.0-acme1", version="#2 SMP rebuilt"),
+        Status.NOT_ELIGIBLE,
+        kernels=[Kernel("kb-1", version="#1 SMP acme")],
+        skipped_because={"kb-1": "different build"},
     ),
     Case(
-        "expired certificate but vendor kernel still makes it eligible", device(kernel="6.6.0-acme1"), Status.VENDOR_KERNEL,
-        [Cert("r1", days_ago=366)], [Kernel("kb-1")], rests_on={"kb-1"}, skipped_because={"r1": "expired"},
+        "expired certificate but vendor kernel still makes it eligible",
+        device(kernel="6.6.0-acme1"),
+        Status.VENDOR_KERNEL,
+        [Cert("r1", days_ago=366)],
+        [Kernel("kb-1")],
+        rests_on={"kb-1"},
+        skipped_because={"r1": "expired"},
     ),
     Case(
-        "certificate wins over vendor kernel and both are cited", device(kernel="6.6.0-acme1"), Status.CERTIFIED,
-        [Cert("r1")], [Kernel("kb-1")], rests_on={"r1", "kb-1"},
+        "certificate wins over vendor kernel and both are cited",
+        device(kernel="6.6.0-acme1"),
+        Status.CERTIFIED,
+        [Cert("r1")],
+        [Kernel("kb-1")],
+        rests_on={"r1", "kb-1"},
     ),
     Case(
-        "vendor kernel beats a related certificate", device(revision="B2", kernel="6.6.0-acme1"), Status.VENDOR_KERNEL,
-        [Cert("r1")], [Kernel("kb-1")], rests_on={"kb-1"}, skipped_because={"r1": "revision A1, not B2"},
+        "vendor kernel beats a related certificate",
+        device(revision="B2", kernel="6.6.0-acme1"),
+        Status.VENDOR_KERNEL,
+        [Cert("r1")],
+        [Kernel("kb-1")],
+        rests_on={"kb-1"},
+        skipped_because={"r1": "revision A1, not B2"},
     ),
     Case(
-        "certificate expiring exactly now no longer counts", device(), Status.NOT_ELIGIBLE, [Cert("r1", days_ago=365)],
+        "certificate expiring exactly now no longer counts",
+        device(),
+        Status.NOT_ELIGIBLE,
+        [Cert("r1", days_ago=365)],
         skipped_because={"r1": "expired"},
     ),
 ]
@@ -149,6 +209,9 @@ def test_eligibility_situation(case: Case, store, lab, clock, make_bundle_bytes)
     reasons = {(e.get("run_id") or e.get("build_id")): e["why"] for e in answer["not_counted"]}
     for record, words in case.skipped_because.items():
         assert words in reasons[record], reasons
-    if case.device.kernel_release != KERNEL and case.expected is Status.CERTIFIED and not case.kernels:
+    if (
+        case.device.kernel_release != KERNEL
+        and case.expected is Status.CERTIFIED
+        and not case.kernels
+    ):
         assert "the device runs 6.1.0-28-arm64" in answer["evidence"][0]["note"]
-

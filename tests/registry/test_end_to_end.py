@@ -75,7 +75,13 @@ def run_and_check_registry(board: str, tmp_path: Path, data_home: Path) -> None:
         assert (cert["run_id"], cert["kernel_release"], cert["os_release"]) == (
             run["run_id"], software["kernel_release"], software["os_release"],
         )  # fmt: skip
-        device = Device(identity["vendor"], identity["model"], identity["revision"], software["os_release"], software["kernel_release"])
+        device = Device(
+            identity["vendor"],
+            identity["model"],
+            identity["revision"],
+            software["os_release"],
+            software["kernel_release"],
+        )
         answer = store.eligibility(device)
         assert answer.status.value == "eligible-certified"
         assert [e["run_id"] for e in answer.evidence] == [run["run_id"]]

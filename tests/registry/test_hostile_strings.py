@@ -29,7 +29,9 @@ def test_hostile_text_round_trips_and_never_executes(api, make_bundle_bytes, tex
     run_id = "run " + text
     data = make_bundle_bytes(run_id, vendor=board["vendor"], model=board["model"], revision=board["revision"],
                              os_release=text, kernel_release=text, kernel_version=text, plan_id=text, plan_version=text)  # fmt: skip
-    stored = api.client.post("/submissions", files={"bundle": ("b.tar", data)}, headers=api.headers("lab"))
+    stored = api.client.post(
+        "/submissions", files={"bundle": ("b.tar", data)}, headers=api.headers("lab")
+    )
     assert stored.status_code == 201, stored.text
     cert = api.client.get(f"/certificates/{stored.json()['certificate_id']}").json()
     assert cert["run_id"] == run_id
@@ -40,31 +42,64 @@ def test_hostile_text_round_trips_and_never_executes(api, make_bundle_bytes, tex
 
     # admin writes
     reason = "revoked because " + text
-    assert api.client.post(f"/certificates/{cert['id']}/revoke", json={"reason": reason}, headers=admin).json()["revoked_reason"] == reason
+    assert (
+        api.client.post(
+            f"/certificates/{cert['id']}/revoke", json={"reason": reason}, headers=admin
+        ).json()["revoked_reason"]
+        == reason
+    )
     kernel = api.client.post("/kernels", headers=admin, json={
         "kernel_release": text, "kernel_version": text, "build_id": "build " + text, "boards": [board]}).json()  # fmt: skip
-    assert (kernel["kernel_release"], kernel["kernel_version"], kernel["build_id"]) == (text, text, "build " + text)
+    assert (kernel["kernel_release"], kernel["kernel_version"], kernel["build_id"]) == (
+        text,
+        text,
+        "build " + text,
+    )
     assert kernel["boards"] == [board]
     case_id = "case " + text
     case = api.client.post("/cases", headers=admin, json={
         "case_id": case_id, "customer_ref": text, "severity": "low", "subsystem": text, "summary": text, **board}).json()  # fmt: skip
-    assert (case["case_id"], case["customer_ref"], case["subsystem"], case["summary"]) == (case_id, text, text, text)
-    attached = api.client.post(f"/cases/{quote(case_id, safe='')}/runs", json={"run_id": run_id}, headers=admin)
+    assert (case["case_id"], case["customer_ref"], case["subsystem"], case["summary"]) == (
+        case_id,
+        text,
+        text,
+        text,
+    )
+    attached = api.client.post(
+        f"/cases/{quote(case_id, safe='')}/runs", json={"run_id": run_id}, headers=admin
+    )
     assert attached.status_code == 200, attached.text
-    assert api.client.get(f"/cases/{quote(case_id, safe='')}").json()["reproduction_runs"][0]["run_id"] == run_id
-    lab = api.client.post("/labs", headers=admin, json={"name": "lab " + text, "public_key": api.store.list_labs()[0]["public_key"]})
+    assert (
+        api.client.get(f"/cases/{quote(case_id, safe='')}").json()["reproduction_runs"][0]["run_id"]
+        == run_id
+    )
+    lab = api.client.post(
+        "/labs",
+        headers=admin,
+        json={"name": "lab " + text, "public_key": api.store.list_labs()[0]["public_key"]},
+    )
     assert lab.status_code == 201 and lab.json()["name"] == "lab " + text
 
     # eligibility with hostile device fields answers from the vendor kernel, verbatim
-    answer = api.client.get("/eligibility", params={**board, "os_release": text, "kernel_release": text, "kernel_version": text}).json()
+    answer = api.client.get(
+        "/eligibility",
+        params={**board, "os_release": text, "kernel_release": text, "kernel_version": text},
+    ).json()
     assert answer["status"] == "eligible-vendor-kernel"
     assert answer["device"]["vendor"] == text
     assert any(reason in item["why"] for item in answer["not_counted"])
 
     # the web pages show it escaped, never as markup or template output
-    for page in (api.client.get("/").text, api.client.get("/ui/eligibility", params={**board, "os_release": text, "kernel_release": text}).text):
+    for page in (
+        api.client.get("/").text,
+        api.client.get(
+            "/ui/eligibility", params={**board, "os_release": text, "kernel_release": text}
+        ).text,
+    ):
         assert text in html.unescape(page)  # shown literally (template syntax not evaluated) ...
-        assert "<script>window.__pwned" not in page and "<img src=x" not in page  # ... and never as markup
+        assert (
+            "<script>window.__pwned" not in page and "<img src=x" not in page
+        )  # ... and never as markup
 
     # and nothing was dropped or deleted
     tables = set(inspect(api.store.engine).get_table_names())

@@ -15,19 +15,33 @@ from harness.registry.config import outbox_dir
 from harness.registry.store import Store
 from tests.registry.runfolder import make_run_folder
 
-RUNS = 24
+RUNS = 16
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=300,
+    )
 
 
 def test_registry_killed_mid_way_then_sync_delivers_everything_once(
-    db_url, store: Store, lab_identity, start_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url,
+    store: Store,
+    lab_identity,
+    start_server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store.add_lab(lab_identity.name, lab_identity.public_key_text)
     token = store.create_token("lab", "ci", lab=lab_identity.name)
-    folders = [make_run_folder(tmp_path / "results", f"kill-run-{i:02d}", verdict="certified") for i in range(RUNS)]
+    folders = [
+        make_run_folder(tmp_path / "results", f"kill-run-{i:02d}", verdict="certified")
+        for i in range(RUNS)
+    ]
     server = start_server(db_url)
     monkeypatch.setenv("HARNESS_REGISTRY_URL", server.url)
     monkeypatch.setenv("HARNESS_REGISTRY_TOKEN", token)
@@ -92,8 +106,12 @@ def test_local_registry_is_the_default_and_needs_no_setup(tmp_path: Path, data_h
     assert pending() == []
 
 
-def test_unreachable_registry_queues_and_run_id_cannot_escape_the_outbox(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("HARNESS_REGISTRY_URL", "http://127.0.0.1:9")  # discard port: nothing listens
+def test_unreachable_registry_queues_and_run_id_cannot_escape_the_outbox(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv(
+        "HARNESS_REGISTRY_URL", "http://127.0.0.1:9"
+    )  # discard port: nothing listens
     monkeypatch.setenv("HARNESS_REGISTRY_TOKEN", "x")
     folder = make_run_folder(tmp_path / "results", "../../escape/../run")
     assert submit_run(folder) == "queued"

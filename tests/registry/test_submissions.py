@@ -13,17 +13,27 @@ from harness.registry.store import LOCAL_ADMIN
 
 
 def snapshot(store) -> tuple:
-    return (store.list_runs(), store.list_certificates(), store.list_boards(), len(store.audit_entries()))
+    return (
+        store.list_runs(),
+        store.list_certificates(),
+        store.list_boards(),
+        len(store.audit_entries()),
+    )
 
 
 def submit(api, data: bytes, role: str = "lab"):
-    return api.client.post("/submissions", files={"bundle": ("b.tar", data)}, headers=api.headers(role))
+    return api.client.post(
+        "/submissions", files={"bundle": ("b.tar", data)}, headers=api.headers(role)
+    )
 
 
 def rewrite_member(data: bytes, name: str, edit) -> bytes:
     """Edit one member in place, keeping the tar well-formed (a careful attacker)."""
     out = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(data)) as src, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst:
+    with (
+        tarfile.open(fileobj=io.BytesIO(data)) as src,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst,
+    ):
         for member in src.getmembers():
             content = src.extractfile(member).read()
             if member.name == name:
@@ -52,7 +62,9 @@ def test_not_certified_run_is_stored_without_certificate(api, make_bundle_bytes)
     assert api.store.list_certificates() == []
 
 
-def test_same_run_id_with_other_evidence_is_a_conflict_and_keeps_the_first(api, make_bundle_bytes) -> None:
+def test_same_run_id_with_other_evidence_is_a_conflict_and_keeps_the_first(
+    api, make_bundle_bytes
+) -> None:
     first = make_bundle_bytes("run-7")
     assert submit(api, first).status_code == 201
     response = submit(api, make_bundle_bytes("run-7", kernel_release="6.1.0-99-arm64"))
@@ -61,10 +73,14 @@ def test_same_run_id_with_other_evidence_is_a_conflict_and_keeps_the_first(api, 
     assert api.client.get("/runs/run-7/bundle").content == first
 
 
-def test_bundle_signed_by_an_unregistered_key_is_rejected_and_nothing_stored(api, make_bundle_bytes, tmp_path) -> None:
+def test_bundle_signed_by_an_unregistered_key_is_rejected_and_nothing_stored(
+    api, make_bundle_bytes, tmp_path
+) -> None:
     registered = load_or_create_identity()
     forger = load_or_create_identity(tmp_path / "forger")
-    forged = make_bundle_bytes("run-forged", identity=LabIdentity(registered.name, forger.private_key))
+    forged = make_bundle_bytes(
+        "run-forged", identity=LabIdentity(registered.name, forger.private_key)
+    )
     before = snapshot(api.store)
     response = submit(api, forged)
     assert response.status_code == 422
@@ -72,9 +88,13 @@ def test_bundle_signed_by_an_unregistered_key_is_rejected_and_nothing_stored(api
     assert snapshot(api.store) == before
 
 
-def test_manifest_resigned_with_lab_key_but_files_changed_is_rejected(api, make_bundle_bytes) -> None:
+def test_manifest_resigned_with_lab_key_but_files_changed_is_rejected(
+    api, make_bundle_bytes
+) -> None:
     data = make_bundle_bytes("run-edit", verdict="not-certified")
-    altered = rewrite_member(data, "run/run.json", lambda c: c.replace(b'"not-certified"', b'"certified"'))
+    altered = rewrite_member(
+        data, "run/run.json", lambda c: c.replace(b'"not-certified"', b'"certified"')
+    )
     before = snapshot(api.store)
     response = submit(api, altered)
     assert response.status_code == 422
@@ -102,7 +122,9 @@ def test_a_single_flipped_byte_anywhere_is_rejected(api, make_bundle_bytes) -> N
     assert snapshot(api.store) == before
 
 
-def test_bundle_of_another_registered_lab_is_refused_with_this_labs_token(api, make_bundle_bytes, tmp_path, monkeypatch) -> None:
+def test_bundle_of_another_registered_lab_is_refused_with_this_labs_token(
+    api, make_bundle_bytes, tmp_path, monkeypatch
+) -> None:
     monkeypatch.setenv("HARNESS_LAB_NAME", "lab-two")
     other = load_or_create_identity(tmp_path / "lab-two")
     api.store.add_lab("lab-two", other.public_key_text)
@@ -113,7 +135,9 @@ def test_bundle_of_another_registered_lab_is_refused_with_this_labs_token(api, m
 
 
 def test_run_json_missing_a_field_names_it(api, make_bundle_bytes) -> None:
-    data = make_bundle_bytes("run-nofield", extra={"board": {"vendor": "Acme Boards", "revision": "A1"}})
+    data = make_bundle_bytes(
+        "run-nofield", extra={"board": {"vendor": "Acme Boards", "revision": "A1"}}
+    )
     response = submit(api, data)
     assert response.status_code == 422
     assert response.json()["detail"] == "run.json field 'board.model': Field required"
@@ -149,12 +173,18 @@ def test_bad_request_names_the_field_in_one_paragraph(api, path, body, field) ->
 
 def test_revoking_twice_is_a_conflict_and_the_first_reason_stays(api, make_bundle_bytes) -> None:
     cert_id = submit(api, make_bundle_bytes("run-rv")).json()["certificate_id"]
-    first = api.client.post(f"/certificates/{cert_id}/revoke", json={"reason": "bad RAM"}, headers=api.headers("admin"))
+    first = api.client.post(
+        f"/certificates/{cert_id}/revoke", json={"reason": "bad RAM"}, headers=api.headers("admin")
+    )
     assert first.status_code == 200 and first.json()["revoked_reason"] == "bad RAM"
-    again = api.client.post(f"/certificates/{cert_id}/revoke", json={"reason": "other"}, headers=api.headers("admin"))
+    again = api.client.post(
+        f"/certificates/{cert_id}/revoke", json={"reason": "other"}, headers=api.headers("admin")
+    )
     assert again.status_code == 409
     assert api.store.get_certificate(cert_id)["revoked_reason"] == "bad RAM"
-    missing = api.client.post("/certificates/999999/revoke", json={"reason": "x"}, headers=api.headers("admin"))
+    missing = api.client.post(
+        "/certificates/999999/revoke", json={"reason": "x"}, headers=api.headers("admin")
+    )
     assert missing.status_code == 404
 
 
@@ -164,19 +194,35 @@ def test_case_lifecycle_repro_runs_and_verification(api, make_bundle_bytes) -> N
         "vendor": "Acme Boards", "model": "AB-100", "revision": "A1", "opened_at": "2026-06-01T12:00:00+00:00"})  # fmt: skip
     repro = submit(api, make_bundle_bytes("repro-1", verdict="not-certified")).json()["run_id"]
     fixed = submit(api, make_bundle_bytes("verify-1")).json()["run_id"]
-    assert api.client.post("/cases/CASE-1/runs", json={"run_id": repro}, headers=api.headers("lab")).status_code == 200
-    missing = api.client.post("/cases/CASE-1/runs", json={"run_id": "never-submitted"}, headers=api.headers("lab"))
+    assert (
+        api.client.post(
+            "/cases/CASE-1/runs", json={"run_id": repro}, headers=api.headers("lab")
+        ).status_code
+        == 200
+    )
+    missing = api.client.post(
+        "/cases/CASE-1/runs", json={"run_id": "never-submitted"}, headers=api.headers("lab")
+    )
     assert missing.status_code == 404 and "submit its bundle first" in missing.json()["detail"]
-    verified = api.client.post("/cases/CASE-1/verification", json={"verdict": "resolved", "run_id": fixed}, headers=api.headers("lab"))
+    verified = api.client.post(
+        "/cases/CASE-1/verification",
+        json={"verdict": "resolved", "run_id": fixed},
+        headers=api.headers("lab"),
+    )
     case = verified.json()
-    assert case["verification"]["verdict"] == "resolved" and case["verification"]["run_id"] == "verify-1"
+    assert (
+        case["verification"]["verdict"] == "resolved"
+        and case["verification"]["run_id"] == "verify-1"
+    )
     assert [r["run_id"] for r in case["reproduction_runs"]] == ["repro-1", "verify-1"]
     assert case["response_target_at"] == "2026-06-02T14:00:00+00:00"
     actions = [(e["action"], e["entity_key"]) for e in api.store.audit_entries()]
     assert ("open", "CASE-1") in actions and ("verify", "CASE-1") in actions
 
 
-def test_audit_log_refuses_updates_and_deletes_at_the_database(store, lab, make_bundle_bytes) -> None:
+def test_audit_log_refuses_updates_and_deletes_at_the_database(
+    store, lab, make_bundle_bytes
+) -> None:
     from sqlalchemy import delete, update
     from sqlalchemy.exc import DBAPIError
 
@@ -193,15 +239,30 @@ def test_audit_log_refuses_updates_and_deletes_at_the_database(store, lab, make_
 
 def test_openapi_is_published_with_the_endpoints(api) -> None:
     spec = api.client.get("/openapi.json").json()
-    for path in ("/submissions", "/eligibility", "/certificates/{cert_id}/revoke", "/kernels", "/cases"):
+    for path in (
+        "/submissions",
+        "/eligibility",
+        "/certificates/{cert_id}/revoke",
+        "/kernels",
+        "/cases",
+    ):
         assert path in spec["paths"]
     assert json.dumps(spec)  # serialisable as published
     assert LOCAL_ADMIN.role == "admin"
 
 
-def test_incomplete_run_whose_board_never_booted_is_kept_as_evidence(api, make_bundle_bytes) -> None:
-    unknown = {"kernel_release": None, "kernel_version": None, "os_release": None, "bootloader": None}
-    response = submit(api, make_bundle_bytes("run-noboot", verdict="incomplete", extra={"software": unknown}))
+def test_incomplete_run_whose_board_never_booted_is_kept_as_evidence(
+    api, make_bundle_bytes
+) -> None:
+    unknown = {
+        "kernel_release": None,
+        "kernel_version": None,
+        "os_release": None,
+        "bootloader": None,
+    }
+    response = submit(
+        api, make_bundle_bytes("run-noboot", verdict="incomplete", extra={"software": unknown})
+    )
     assert response.status_code == 201 and response.json()["certificate_id"] is None
     assert [r["verdict"] for r in api.store.list_runs()] == ["incomplete"]
 
@@ -210,5 +271,8 @@ def test_certified_run_without_os_release_is_refused(api, make_bundle_bytes) -> 
     software = {"kernel_release": "6.1.0-27-arm64", "os_release": None}
     response = submit(api, make_bundle_bytes("run-noos", extra={"software": software}))
     assert response.status_code == 422
-    assert response.json()["detail"] == "run.json field 'software.os_release': a certified run must record it"
+    assert (
+        response.json()["detail"]
+        == "run.json field 'software.os_release': a certified run must record it"
+    )
     assert api.store.list_runs() == []

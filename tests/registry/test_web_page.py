@@ -35,6 +35,17 @@ def browser(tmp_path: Path) -> Iterator[object]:
         driver.quit()
 
 
+def _ask(driver) -> None:
+    """Submit the form and wait until the new page replaced the old one (a readiness wait)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old_page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.ID, "ask").click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old_page))
+
+
 def _no_script_ran(driver) -> None:
     from selenium.common.exceptions import NoAlertPresentException
 
@@ -49,9 +60,16 @@ def test_boards_page_and_eligibility_form_show_answers_with_reasons(
     from selenium.webdriver.common.by import By
 
     store.submit_bundle(make_bundle_bytes("run-good", revision="A1", os_release="Debian 12"), lab)
-    revoked = store.submit_bundle(make_bundle_bytes("run-bad", revision="A1", os_release="Debian 11"), lab)
+    revoked = store.submit_bundle(
+        make_bundle_bytes("run-bad", revision="A1", os_release="Debian 11"), lab
+    )
     store.revoke_certificate(revoked["certificate_id"], "evidence <b>faked</b>", LOCAL_ADMIN)
-    store.submit_bundle(make_bundle_bytes("run-evil", vendor=HOSTILE_VENDOR, model="EV-1", os_release=HOSTILE_RELEASE), lab)
+    store.submit_bundle(
+        make_bundle_bytes(
+            "run-evil", vendor=HOSTILE_VENDOR, model="EV-1", os_release=HOSTILE_RELEASE
+        ),
+        lab,
+    )
     store.register_board("Quiet Boards", "QB-2", "QSoC", ["R1"], LOCAL_ADMIN)
     server = start_server(db_url)
 
@@ -67,33 +85,40 @@ def test_boards_page_and_eligibility_form_show_answers_with_reasons(
     _no_script_ran(browser)
 
     browser.find_element(By.LINK_TEXT, "Eligibility").click()
+    browser.find_element(By.ID, "eligibility-form")
     for field, value in (("vendor", "Acme Boards"), ("model", "AB-100"), ("revision", "A1"),
                          ("os_release", "Debian 11"), ("kernel_release", "6.1.0-27-arm64")):  # fmt: skip
         browser.find_element(By.ID, field).send_keys(value)
-    browser.find_element(By.ID, "ask").click()
+    _ask(browser)
     assert browser.find_element(By.ID, "status").text == "not-eligible-related-certificate"
     skipped = [li.text for li in browser.find_elements(By.CLASS_NAME, "not-counted-item")]
     assert any("run-bad" in s and "evidence <b>faked</b>" in s for s in skipped), skipped
-    assert any("run-good" in s and "OS release Debian 12, not Debian 11" in s for s in skipped), skipped
+    assert any("run-good" in s and "OS release Debian 12, not Debian 11" in s for s in skipped), (
+        skipped
+    )
 
     os_field = browser.find_element(By.ID, "os_release")
     os_field.clear()
     os_field.send_keys("Debian 12")
-    browser.find_element(By.ID, "ask").click()
+    _ask(browser)
     assert browser.find_element(By.ID, "status").text == "eligible-certified"
     evidence = [li.text for li in browser.find_elements(By.CLASS_NAME, "evidence-item")]
     assert len(evidence) == 1 and "run run-good" in evidence[0]
 
-    for field, value in (("vendor", HOSTILE_VENDOR), ("model", "EV-1"), ("os_release", HOSTILE_RELEASE)):
+    for field, value in (
+        ("vendor", HOSTILE_VENDOR),
+        ("model", "EV-1"),
+        ("os_release", HOSTILE_RELEASE),
+    ):
         element = browser.find_element(By.ID, field)
         element.clear()
         element.send_keys(value)
-    browser.find_element(By.ID, "ask").click()
+    _ask(browser)
     assert browser.find_element(By.ID, "status").text == "eligible-certified"
     assert HOSTILE_VENDOR in browser.find_element(By.ID, "summary").text
     assert browser.find_element(By.ID, "vendor").get_attribute("value") == HOSTILE_VENDOR
     _no_script_ran(browser)
 
     browser.find_element(By.ID, "vendor").clear()
-    browser.find_element(By.ID, "ask").click()
+    _ask(browser)
     assert "vendor" in browser.find_element(By.ID, "missing").text
