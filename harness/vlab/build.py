@@ -166,16 +166,18 @@ def _build_arch(
     vmlinuz, modules_dir, release = _kernel_files(kernel_unpacked, plan["kernel"][0])
     output = staging / "out"
     output.mkdir()
+    # Debian's own compressed image is kept next to what QEMU boots, as the
+    # reference a benchmark or a bootloader-based flow can use.
     kernel = output / "vmlinuz"
+    shutil.copyfile(vmlinuz, kernel)
     if arch.arch == "x86_64":
         progress(arch.arch, "extract ELF vmlinux for PVH boot")
-        kernel = output / "vmlinux"
-        extract_vmlinux(vmlinuz, kernel)
-        if not has_pvh_note(kernel):
-            kernel.unlink()
-            kernel = output / "vmlinuz"
-    if kernel.name == "vmlinuz":
-        shutil.copyfile(vmlinuz, kernel)
+        elf = output / "vmlinux"
+        extract_vmlinux(vmlinuz, elf)
+        if has_pvh_note(elf):
+            kernel = elf
+        else:
+            elf.unlink()
 
     progress(arch.arch, "host key")
     host_key = staging / "host_key"
