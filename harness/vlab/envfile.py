@@ -18,8 +18,7 @@ from typing import Any
 
 import yaml
 
-from harness.model.board import BoardProfile
-from harness.vlab.state import BenchState
+from harness.vlab.state import BenchState, BoardFacts
 
 # Option names under `options:`; readers should use these constants.
 OPT_PROFILE = "harness_board_profile"
@@ -47,14 +46,14 @@ def power_command(lab_dir: Path, name: str, action: str) -> str:
     return shlex.join(argv)
 
 
-def env_document(state: BenchState, profile: BoardProfile, lab_dir: Path) -> dict[str, Any]:
+def env_document(state: BenchState, facts: BoardFacts, lab_dir: Path) -> dict[str, Any]:
     service: dict[str, Any] = {
         "address": "127.0.0.1",
         "port": state.ssh_port,
-        "username": profile.ssh.username,
+        "username": facts.ssh_username,
     }
-    if profile.ssh.password is not None:
-        service["password"] = profile.ssh.password
+    if facts.ssh_password is not None:
+        service["password"] = facts.ssh_password
     options: dict[str, Any] = {
         OPT_PROFILE: state.profile,
         OPT_BOARD_NAME: state.board,
@@ -72,7 +71,7 @@ def env_document(state: BenchState, profile: BoardProfile, lab_dir: Path) -> dic
                     "NetworkSerialPort": {
                         "host": "127.0.0.1",
                         "port": state.console_port,
-                        "speed": profile.console.baud,
+                        "speed": facts.baud,
                         "protocol": "raw",
                     },
                     "NetworkService": service,
@@ -91,7 +90,7 @@ def env_document(state: BenchState, profile: BoardProfile, lab_dir: Path) -> dic
     }
 
 
-def write_env_file(state: BenchState, profile: BoardProfile, lab_dir: Path) -> Path:
+def write_env_file(state: BenchState, facts: BoardFacts, lab_dir: Path) -> Path:
     """Write atomically, so a reader never loads half an environment."""
     path = Path(state.env_file)
     tmp = path.with_suffix(".tmp")
@@ -100,7 +99,7 @@ def write_env_file(state: BenchState, profile: BoardProfile, lab_dir: Path) -> P
         "# Written by its bench; valid while `harness lab list` shows it.\n"
     )
     tmp.write_text(
-        header + yaml.safe_dump(env_document(state, profile, lab_dir), sort_keys=False, width=4096)
+        header + yaml.safe_dump(env_document(state, facts, lab_dir), sort_keys=False, width=4096)
     )
     os.replace(tmp, path)
     return path

@@ -16,13 +16,15 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import InfraError
-from harness.model.board import BoardProfile
 from harness.vlab.lifeline import die_with_parent, watch_process
 from harness.vlab.qmp import QMPClient, QMPError
 from harness.vlab.relay import ConsoleRelay
+
+if TYPE_CHECKING:
+    from harness.model.board import BoardProfile
 
 SOCKET_WAIT = 30.0  # QEMU creates its sockets within milliseconds; this only covers a loaded host
 
@@ -226,10 +228,3 @@ class QemuMachine:
         except OSError:
             return "no QEMU output"
         return "QEMU said: " + (" ".join(text.splitlines()[-3:]) or "nothing")
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now; the bench keeps it for the board's lifetime."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -37,13 +37,16 @@ import subprocess
 import tty
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from harness.errors import InfraError
-from harness.model.board import BoardProfile, load_board
 from harness.vlab.lifeline import die_with_parent
 from harness.vlab.relay import ConsoleRelay
+
+if TYPE_CHECKING:
+    from harness.model.board import BoardProfile
 
 SIM_SHELL = "/bin/ash"  # a busybox ash, like the QEMU boards' userland
 
@@ -89,13 +92,13 @@ class SimMachine:
     def __init__(
         self,
         name: str,
-        profile: BoardProfile,
+        password: str | None,
         state_dir: Path,
         relay: ConsoleRelay,
         ssh_port: int,
     ):
         self.name = name
-        self.profile = profile
+        self.password = password
         self.dir = state_dir / "sim"
         self.relay = relay
         self.ssh_port = ssh_port
@@ -137,7 +140,7 @@ class SimMachine:
         self._write_etc()
 
     def _write_etc(self) -> None:
-        password = self.profile.console.password or ""
+        password = self.password or ""
         crypted = (
             _run(["busybox", "mkpasswd", "-m", "sha512", password]).strip() if password else ""
         )
@@ -314,6 +317,8 @@ def realize_profile(template: Path, state_dir: Path) -> BoardProfile:
     realized = state_dir / "profile.yaml"
     header = f"# Written by the bench of a simulated board from {template}; host facts filled in.\n"
     realized.write_text(header + yaml.safe_dump(data, sort_keys=False))
+    from harness.model.board import load_board  # here only: the bench process must not need it
+
     return load_board(realized)
 
 

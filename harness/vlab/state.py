@@ -15,6 +15,7 @@ import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.errors import Location, UserError
 
@@ -82,6 +83,46 @@ class BenchState:
     def load(cls, state_dir: Path) -> BenchState:
         data = json.loads((state_dir / STATE_FILE).read_text())
         return cls(**data)
+
+
+@dataclass
+class BoardFacts:
+    """What a bench needs from a board profile, handed over as JSON.
+
+    The bench process reads this instead of the profile so that it does not
+    have to import the schema machinery: that import is most of a simulated
+    board's start-up time. The launcher validated the profile already.
+    """
+
+    name: str
+    kind: str  # "qemu" or "sim"
+    board: str
+    profile: str
+    baud: int
+    console_password: str | None
+    ssh_username: str
+    ssh_password: str | None
+
+    @classmethod
+    def of(cls, name: str, kind: str, profile: Any) -> BoardFacts:
+        """From a BoardProfile (duck-typed: this module must not import pydantic)."""
+        return cls(
+            name=name,
+            kind=kind,
+            board=profile.name,
+            profile=str(profile.source),
+            baud=profile.console.baud,
+            console_password=profile.console.password,
+            ssh_username=profile.ssh.username,
+            ssh_password=profile.ssh.password,
+        )
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> BoardFacts:
+        return cls(**json.loads(path.read_text()))
 
 
 def pid_alive(pid: int) -> bool:
