@@ -16,7 +16,10 @@ SCOPE = {
             "watchdog": True,
             "rtc": False,
             "cpus": 4,
-            "block_devices": [{"name": "mmcblk0", "size_mib": 30000}, {"name": "sda", "size_mib": 16}],
+            "block_devices": [
+                {"name": "mmcblk0", "size_mib": 30000},
+                {"name": "sda", "size_mib": 16},
+            ],
             "network_interfaces": ["eth0", "wlan0"],
             "usb_devices": [],
         },

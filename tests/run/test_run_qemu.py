@@ -7,6 +7,7 @@ running a test after it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def test_precert_plan_certifies_the_qemu_x86_64_board(qemu_board, results_root: 
     assert {outcome for test, outcome in outcomes.items() if test != "usb-devices"} == {"pass"}
     boot = [m for m in run.result("reboot")["measurements"] if m["name"] == "boot_time"]
     assert boot and boot[0]["unit"] == "s" and boot[0]["value"] > 0
-    assert meta["software"]["kernel_release"].endswith("cloud-amd64")
+    assert re.match(r"^\d+\.\d+", meta["software"]["kernel_release"])
     assert meta["software"]["os_release"]
 
 
