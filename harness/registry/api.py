@@ -23,6 +23,7 @@ from harness.errors import InfraError, UserError
 from harness.registry.eligibility import Device
 from harness.registry.errors import Forbidden, RegistryError, Unauthorized
 from harness.registry.store import Principal, Store
+from harness.registry.submission import MAX_BUNDLE_BYTES
 
 _bearer = HTTPBearer(auto_error=False)
 _templates = Environment(
@@ -190,7 +191,8 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
     @app.post("/submissions", tags=["lab"])
     def submit(who: Lab, response: Response, bundle: UploadFile = File(...)) -> dict[str, Any]:
         """Upload an evidence bundle; a certified run becomes a certificate. Same run twice = stored once."""
-        result = store.submit_bundle(bundle.file.read(), who)
+        # Read one byte past the limit so an oversized upload is refused without holding all of it.
+        result = store.submit_bundle(bundle.file.read(MAX_BUNDLE_BYTES + 1), who)
         response.status_code = 201 if result["status"] == "stored" else 200
         return result
 

@@ -81,7 +81,12 @@ class _CalendarFile(BaseModel):
 
 def load_calendar(path: Path) -> SupportCalendar:
     """Read `timezone:` and `holidays:` (ISO dates) from a YAML file; errors name file and line."""
-    doc = load_yaml(path)
+    try:
+        doc = load_yaml(path)
+    except ValueError as exc:  # PyYAML builds dates itself and raises on e.g. 2026-02-30
+        raise UserError(
+            f"invalid date in the holiday list ({exc})", Location(path, field="holidays")
+        ) from None
     parsed = validate(doc, _CalendarFile)
     return SupportCalendar(timezone=parsed.timezone, holidays=frozenset(parsed.holidays))
 

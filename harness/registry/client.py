@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from harness.errors import InfraError
+from harness.errors import HarnessError
 from harness.labkey import LabIdentity, load_or_create_identity
 from harness.registry.config import default_db_url, outbox_dir, remote_registry
-from harness.registry.errors import RegistryError
 from harness.report.bundle import BundleUnreadable, make_bundle, verify_bundle
 
 Delivery = Literal["delivered", "queued"]
@@ -87,7 +86,7 @@ def _try_entry(bundle_path: Path, identity: LabIdentity) -> str | None:
     error_path = bundle_path.with_name(bundle_path.name[: -len(BUNDLE_SUFFIX)] + ERROR_SUFFIX)
     try:
         _deliver(bundle_path.read_bytes(), identity)
-    except (InfraError, RegistryError) as exc:
+    except HarnessError as exc:  # down, refused or misconfigured: keep it, with the reason
         error_path.write_text(str(exc) + "\n")
         return str(exc)
     bundle_path.unlink()

@@ -102,6 +102,11 @@ def _text(value: Any, name: str, *, allow_empty: bool = False, limit: int = TEXT
     return value
 
 
+def _one_line(error: object) -> str:
+    """Driver messages span lines; a harness error is one paragraph."""
+    return " ".join(str(error).split())
+
+
 def hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
@@ -187,7 +192,7 @@ class Store:
                 with conn.begin():
                     yield conn
         except OperationalError as exc:
-            raise InfraError(f"registry database unavailable: {exc.orig}") from None
+            raise InfraError(f"registry database unavailable: {_one_line(exc.orig)}") from None
 
     def _insert_ignore(
         self, conn: Connection, table: Any, values: dict[str, Any], keys: list[str]

@@ -128,3 +128,21 @@ def test_lab_onboarding_and_queries_over_http(db_url, store, start_server, tmp_p
     assert [c["run_id"] for c in certs] == ["http-run-1"]
     denied = harness("registry", "revoke", str(certs[0]["id"]), "--reason", "x", env=lab_env)
     assert denied.returncode == 2 and "a lab token cannot do this" in denied.stderr
+
+
+def test_serve_with_an_impossible_holiday_date_exits_2_naming_the_file(tmp_path: Path) -> None:
+    calendar = tmp_path / "holidays.yaml"
+    calendar.write_text("timezone: Europe/Berlin\nholidays:\n  - 2026-02-30\n")
+    result = harness(
+        "registry", "--db", str(tmp_path / "r.db"), "serve", "--holidays", str(calendar)
+    )
+    assert result.returncode == 2
+    assert str(calendar) in result.stderr and "day is out of range" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_is_an_infrastructure_error() -> None:
+    result = harness("registry", "--db", "postgresql://harness@127.0.0.1:1/registry", "boards")
+    assert result.returncode == 3
+    assert "registry database unavailable" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
