@@ -55,11 +55,16 @@ def up(lab_dir: Path, board: str, name: str | None, no_wait: bool, owner: int | 
 
     The board lives until `harness lab down` or until the calling shell ends.
     """
-    from harness.vlab.bench import resolve_board, start_bench, wait_for_console
+    from harness.vlab.bench import board_kind, resolve_board, start_bench, wait_for_console
 
     profile = resolve_board(board)
     name = lab_state.check_name(name or profile.name)
     owner = owner or os.getppid()
+    if board_kind(profile) == "qemu":
+        from harness.vlab.build import build_lab
+
+        # Build (or find cached) images here, where a first build's progress can be seen.
+        build_lab([profile.identity.arch])
     state = start_bench(profile, name, lab_dir=lab_dir, owner=owner)
     click.echo(f"name:     {state.name}")
     click.echo(f"board:    {state.board} ({state.kind})")
@@ -68,7 +73,13 @@ def up(lab_dir: Path, board: str, name: str | None, no_wait: bool, owner: int | 
     click.echo(f"env file: {state.env_file}")
     if not no_wait:
         timeout = profile.boot.timeout
-        wait_for_console(state.console_log, profile.console.login_prompt, timeout)
+        try:
+            wait_for_console(state.console_log, profile.console.login_prompt, timeout)
+        except InfraError as exc:
+            raise InfraError(
+                f"{exc}. The board is left running so its console log can be inspected; "
+                f"take it down with `harness lab down {name}`"
+            ) from None
         click.echo("login prompt seen")
 
 

@@ -206,5 +206,11 @@ def claim(base: Path, name: str) -> Path:
                 hint="pick another --name or `harness lab down` it first",
             )
         shutil.rmtree(entry, ignore_errors=True)
-    entry.mkdir(mode=0o700)
+    try:
+        entry.mkdir(mode=0o700)
+    except FileExistsError:
+        raise UserError(
+            f"a virtual board named {name!r} is being started by someone else right now",
+            Location(field="name"),
+        ) from None
     return entry
