@@ -7,6 +7,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.errors import UserError
 from harness.registry.business_hours import SupportCalendar, load_calendar
@@ -138,3 +140,41 @@ def test_opened_case_records_its_response_target(db_url: str, clock) -> None:
         assert store.get_case("CASE-7")["response_target_at"] == case["response_target_at"]
     finally:
         store.close()
+
+
+def _business_time_between(calendar: SupportCalendar, start: datetime, end: datetime) -> timedelta:
+    """Independent reference: walk the real timeline in 15-minute steps, counting business ones."""
+    zone = ZoneInfo(calendar.timezone)
+    step = timedelta(minutes=15)
+    total = timedelta()
+    cursor = start
+    while cursor < end:
+        local = cursor.astimezone(zone)
+        if calendar.is_business_day(local.date()) and 8 <= local.hour < 18:
+            total += min(step, end - cursor)
+        cursor += step
+    return total
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    zone=st.sampled_from(
+        ["Europe/Berlin", "America/New_York", "Australia/Sydney", "UTC", "Asia/Kolkata"]
+    ),
+    opened=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 20)),
+    quarter_hours=st.integers(min_value=0, max_value=3),
+)
+def test_target_is_in_business_hours_and_exactly_twelve_business_hours_later(
+    zone: str, opened: datetime, quarter_hours: int
+) -> None:
+    calendar = SupportCalendar(timezone=zone, holidays=HOLIDAYS)
+    start = opened.replace(
+        minute=15 * quarter_hours, second=0, microsecond=0, tzinfo=ZoneInfo(zone)
+    )
+    target = calendar.response_target(start)
+    local = target.astimezone(ZoneInfo(zone))
+    assert calendar.is_business_day(local.date())
+    assert (8, 0) < (local.hour, local.minute) <= (18, 0)
+    assert _business_time_between(calendar, start.astimezone(ZoneInfo("UTC")), target) == timedelta(
+        hours=12
+    )
