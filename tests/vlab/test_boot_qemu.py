@@ -233,7 +233,9 @@ def test_x86_64_board_boots_directly_to_login_with_ssh_sftp_hardware_and_agent_p
         panic_through_agent(board)
 
 
-def test_x86_64_mini_board_has_its_own_cpus_disks_and_usb_storage(tmp_path: Path) -> None:
+def test_x86_64_mini_board_has_its_own_hardware_and_an_agent_reset_reboots_it_keeping_disk_data(
+    tmp_path: Path,
+) -> None:
     with booted("qemu-x86_64-mini", tmp_path) as board:
         board.console.expect(rb"login: ", BOOT_GUARD)
         client = board.ssh()
@@ -243,6 +245,18 @@ def test_x86_64_mini_board_has_its_own_cpus_disks_and_usb_storage(tmp_path: Path
             assert sizes == [str(32 * 2048), str(48 * 2048), str(16 * 2048)]
             assert run(client, "readlink -f /sys/block/sda | grep -c usb") == (0, "1\n")
             assert run(client, "test -e /dev/watchdog")[0] == 1
+            assert (
+                run(client, "echo written-before-reset | dd of=/dev/vdb conv=fsync 2>/dev/null")[0]
+                == 0
+            )
+        finally:
+            client.close()
+        assert board.agent("reset") == "ok reset"
+        board.console.expect(rb"Linux version", BOOT_GUARD)  # a second boot, not a hang
+        board.console.expect(rb"login: ", BOOT_GUARD)
+        client = board.ssh()
+        try:
+            assert run(client, "head -c 20 /dev/vdb") == (0, "written-before-reset")
         finally:
             client.close()
 
