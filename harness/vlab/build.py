@@ -158,7 +158,10 @@ def _build_arch(
     unpacked = staging / "unpacked"
     kernel_unpacked = staging / "kernel-unpacked"
     progress(arch.arch, f"download {len(plan)} packages")
-    files = debpkg.download(list(plan.values()), debs)
+    with _locked(
+        debs / ".lock"
+    ):  # apt-get writes in place: no reader may see a half-downloaded .deb
+        files = debpkg.download(list(plan.values()), debs)
     for role, item in plan.items():
         progress(arch.arch, f"unpack {item[0]} {item[2]}")
         debpkg.extract(files[item], kernel_unpacked if role == "kernel" else unpacked)

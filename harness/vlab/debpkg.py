@@ -11,8 +11,11 @@ binary cache, so queries are batched: one call answers for many packages.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,7 +49,9 @@ def _run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProces
         ) from None
 
 
-def _unavailable(package: Package, batch: subprocess.CompletedProcess[str] | None = None) -> InfraError:
+def _unavailable(
+    package: Package, batch: subprocess.CompletedProcess[str] | None = None
+) -> InfraError:
     """An error naming the package and carrying apt's own explanation for it.
 
     A batch query that failed as a whole already holds apt's words; one that
@@ -115,14 +120,24 @@ def download(
         item for item, path in files.items() if not (path.is_file() and path.stat().st_size > 0)
     ]
     if missing:
-        specs = [f"{qualified((name, deb_arch))}={version}" for name, deb_arch, version in missing]
-        result = _run(["apt-get", "download", *_APT_OPTIONS, *specs], cwd=into)
-        for item in missing:
-            if result.returncode != 0 or not files[item].is_file():
-                name, deb_arch, version = item
-                raise InfraError(
-                    f"cannot download Debian package '{name}' {version} ({deb_arch}): apt-get says: {_apt_message(result)}"
-                )
+        # apt-get writes into its working folder as it goes; a scratch folder
+        # keeps a killed download from ever looking like a complete .deb.
+        scratch = Path(tempfile.mkdtemp(prefix=".partial-", dir=into))
+        try:
+            specs = [
+                f"{qualified((name, deb_arch))}={version}" for name, deb_arch, version in missing
+            ]
+            result = _run(["apt-get", "download", *_APT_OPTIONS, *specs], cwd=scratch)
+            for item in missing:
+                fetched = scratch / files[item].name
+                if result.returncode != 0 or not fetched.is_file():
+                    name, deb_arch, version = item
+                    raise InfraError(
+                        f"cannot download Debian package '{name}' {version} ({deb_arch}): apt-get says: {_apt_message(result)}"
+                    )
+                os.replace(fetched, files[item])
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return files
 
 
