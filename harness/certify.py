@@ -137,9 +137,9 @@ def certify(
         results_root=results_root,
         no_submit=no_submit,
     )
-    from harness.model.board import find_board
+    from harness.run.cli import _load_board
 
-    profile_name = find_board(board_ref).name
+    profile_name = _load_board(board_ref).name
     folder = _newest_run(results_root, profile_name, started)
     run = json.loads((folder / "run.json").read_text())
     if as_json:

@@ -1,0 +1,85 @@
+"""The README's main job: certify the built-in virtual board, feed the local registry, show the verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def certify(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, HARNESS_DATA_HOME=str(tmp_path / "data"))
+    env.pop("HARNESS_REGISTRY_URL", None)
+    env.pop("HARNESS_REGISTRY_DB", None)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", "certify", "--results", str(tmp_path / "results"), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=900,
+    )
+
+
+@pytest.mark.qemu
+def test_certify_default_board_is_certified_registered_and_eligible(
+    tmp_path: Path, lab_artifacts: object
+) -> None:
+    result = certify(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "verdict: CERTIFIED" in out
+    assert "registry: delivered" in out
+    assert "eligibility: eligible-certified" in out
+    (folder,) = [p for p in (tmp_path / "results").iterdir() if (p / "run.json").is_file()]
+    run = json.loads((folder / "run.json").read_text())
+    assert run["verdict"] == "certified"
+    assert run["board"]["name"] == "qemu-x86_64"
+    assert f"rests on certificate #1 from run {run['run_id']}" in out
+    # The registry answers the same question on its own afterwards.
+    env = dict(os.environ, HARNESS_DATA_HOME=str(tmp_path / "data"))
+    env.pop("HARNESS_REGISTRY_URL", None)
+    env.pop("HARNESS_REGISTRY_DB", None)
+    asked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "registry",
+            "eligible",
+            "--board",
+            "boards/qemu-x86_64.yaml",
+            "--os-release",
+            run["software"]["os_release"],
+            "--kernel",
+            run["software"]["kernel_release"],
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    assert asked.returncode == 0, asked.stderr
+    assert json.loads(asked.stdout)["status"] == "eligible-certified"
+
+
+def test_certify_with_a_malformed_plan_exits_2_before_touching_a_board(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "kind: plan\nid: p\nversion: '1'\ntitle: t\ntests:\n"
+        "  - id: a\n    title: A\n    category: c\n    blocker: maybe\n"
+        "    steps:\n      - run: 'true'\n"
+    )
+    result = certify(tmp_path, "--plan", str(plan))
+    assert result.returncode == 2
+    assert f"{plan}:9" in result.stderr
+    assert "blocker" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
