@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -82,5 +83,19 @@ def test_killing_the_owner_kills_the_bench_and_its_qemu(vlab_dir, lab_artifacts,
         )
         assert processes_mentioning(state_dir) == []
         assert "owned" not in [s.name for s in running(vlab_dir)]
+    finally:
+        board.stop()
+
+
+def test_qemu_dies_with_a_bench_that_is_killed_outright(vlab_dir, lab_artifacts, eventually):
+    board = RunningBoard.start(
+        resolve_board("qemu-x86_64-mini"), "killed", lab_dir=vlab_dir, wait=False
+    )
+    qemu_pid = board.state().machine_pid
+    assert qemu_pid is not None and pid_alive(qemu_pid)
+    try:
+        os.kill(board.bench_pid, signal.SIGKILL)
+        eventually(lambda: not pid_alive(qemu_pid), 30, "QEMU to die with its SIGKILLed bench")
+        assert "killed" not in [s.name for s in running(vlab_dir)]
     finally:
         board.stop()
