@@ -56,7 +56,7 @@ def kill_during_slow_test(board: Any, results_root: Path) -> Path:
         assert run_dir is not None
         _wait_for(
             lambda: (
-                "> sleep 8; echo slept" in (run_dir / "console.log").read_text(errors="replace")
+                "> sleep 3; echo slept" in (run_dir / "console.log").read_text(errors="replace")
             ),
             "test 'slow' to start",
             proc,
