@@ -272,6 +272,7 @@ class Board:
         try:
             if self.profile.boot.flow == "u-boot":
                 self._through_bootloader(deadline)
+            self._await_login_prompt(deadline)
             self.console.login(timeout=max(deadline - time.monotonic(), 1.0))
         except (LoginTimeout, ShellUnresponsive) as exc:
             raise BootFailed(
@@ -290,6 +291,15 @@ class Board:
             self.ssh.wait_ready(max(deadline - time.monotonic(), 5.0))
         self.log.note(f"board up after {elapsed:.2f} s (boot id {current})")
         return elapsed
+
+    def _await_login_prompt(self, deadline: float) -> None:
+        """Keep quiet until the OS offers a login. Keys typed while the kernel boots are at
+        best lost; on some UARTs (QEMU's PL011) they jam the console input for good."""
+        console = self.profile.console
+        self.console.expect(
+            [console.login_prompt, console.shell_prompt + "$"],
+            max(deadline - time.monotonic(), 1.0),
+        )
 
     def _through_bootloader(self, deadline: float) -> None:
         """Catch U-Boot at its prompt (interrupting autoboot) and start the OS on purpose."""
@@ -330,6 +340,8 @@ class Board:
                     and self.watch.stage == "bootloader"
                 ):
                     self._through_bootloader(time.monotonic() + timeout)
+                if resetting:
+                    self._await_login_prompt(time.monotonic() + timeout)
                 self.console.login(timeout=timeout)
                 self.console.acknowledge_crashes()
                 self._logins_at_event = len(self.watch.events)
