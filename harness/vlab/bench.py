@@ -104,7 +104,7 @@ def start_bench(
         )
     finally:
         log.close()
-    (state_dir / "bench.pid").write_text(f"{proc.pid}\n")
+    lab_state.write_pid(state_dir, proc.pid)
     deadline = time.monotonic() + timeout
     while True:
         code = proc.poll()

@@ -155,19 +155,27 @@ def running(base: Path) -> list[BenchState]:
 
 
 def _load_live(entry: Path) -> BenchState | None:
+    """The entry's state if its bench is alive; a dead bench's folder is removed.
+
+    Only folders marked as a bench's (`bench.pid`, written the moment a folder
+    is claimed) are ever removed: the lab folder may be one a user shares with
+    other files, and cleaning up must never delete what the harness did not make.
+    """
+    pid = _read_pid(entry)
+    if pid is None:
+        return None
     try:
         state = BenchState.load(entry)
     except FileNotFoundError:
-        # A bench that is still starting has a pid file but no state yet.
-        pid = _read_pid(entry)
-        if pid is None or not pid_alive(pid):
+        # Still starting: the pid is the launcher's, then the bench's.
+        if not pid_alive(pid):
             shutil.rmtree(entry, ignore_errors=True)
         return None
     except (ValueError, TypeError):
-        shutil.rmtree(entry, ignore_errors=True)
-        return None
-    if not pid_alive(state.pid):
-        shutil.rmtree(entry, ignore_errors=True)
+        state = None
+    if state is None or not pid_alive(state.pid):
+        if not pid_alive(pid) or state is not None:
+            shutil.rmtree(entry, ignore_errors=True)
         return None
     return state
 
@@ -192,20 +200,24 @@ def find(base: Path, name: str) -> BenchState:
 
 
 def claim(base: Path, name: str) -> Path:
-    """Create the folder for a new bench; refuse a name that a live bench already uses."""
+    """Create and mark the folder for a new bench; refuse a name that is in use."""
     check_name(name)
     base.mkdir(parents=True, exist_ok=True)
     entry = base / name
     if entry.exists():
-        _load_live(entry)  # removes it if stale
-        pid = _read_pid(entry)
-        if entry.exists() and (pid is None or pid_alive(pid)):
+        _load_live(entry)  # removes it if it is a dead bench's
+        if entry.exists():
+            live = _read_pid(entry)
+            reason = (
+                "is already running (see `harness lab list`)"
+                if live is not None
+                else f"cannot be used: {entry} exists and is not a bench's folder"
+            )
             raise UserError(
-                f"a virtual board named {name!r} is already running (see `harness lab list`)",
+                f"a virtual board named {name!r} {reason}",
                 Location(field="name"),
                 hint="pick another --name or `harness lab down` it first",
             )
-        shutil.rmtree(entry, ignore_errors=True)
     try:
         entry.mkdir(mode=0o700)
     except FileExistsError:
@@ -213,4 +225,11 @@ def claim(base: Path, name: str) -> Path:
             f"a virtual board named {name!r} is being started by someone else right now",
             Location(field="name"),
         ) from None
+    write_pid(entry, os.getpid())
     return entry
+
+
+def write_pid(entry: Path, pid: int) -> None:
+    tmp = entry / "bench.pid.tmp"
+    tmp.write_text(f"{pid}\n")
+    os.replace(tmp, entry / "bench.pid")

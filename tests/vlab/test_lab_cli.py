@@ -149,3 +149,14 @@ def test_board_goes_down_when_the_calling_shell_ends(lab_dir, eventually):
         "the board to go down after its shell exited",
     )
     assert live_processes_mentioning(str(lab_dir / "sess")) == []
+
+
+def test_list_and_up_never_delete_folders_the_lab_did_not_make(lab_dir):
+    foreign = lab_dir / "photos"
+    foreign.mkdir(parents=True)
+    (foreign / "holiday.jpg").write_bytes(b"not a bench")
+    assert "no virtual boards running" in lab(lab_dir, "list").stdout
+    refused = lab(lab_dir, "up", "sim", "--name", "photos")
+    assert refused.returncode == 2
+    assert "is not a bench's folder" in refused.stderr
+    assert (foreign / "holiday.jpg").read_bytes() == b"not a bench"
