@@ -13,6 +13,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 
 import jsonschema
 
@@ -262,3 +263,22 @@ def test_plan_runs_under_plain_pytest_with_the_plugin_and_m_selects_a_category(
         for line in next((tmp_path / "results").glob("*/results.jsonl")).read_text().splitlines()
     ]
     assert {r["id"]: r["outcome"] for r in lines}["console-echo"] == "not-run"
+
+
+def test_board_refusing_login_is_an_error_and_the_rest_not_run_exit_3(
+    sim_board, results_root: Path, tmp_path: Path
+) -> None:
+    profile = tmp_path / "sim-wrong-password.yaml"
+    text = Path(sim_board.profile.source).read_text()
+    assert "password: root" in text
+    profile.write_text(text.replace("password: root", "password: not-the-password"))
+
+    wrong = SimpleNamespace(env_file=sim_board.env_file, profile=SimpleNamespace(source=profile))
+    run = harness_run(wrong, "all-pass.yaml", results_root)
+    assert run.code == 3
+    outcomes = run.outcomes()
+    assert outcomes["console-echo"] == "error"
+    assert set(list(outcomes.values())[1:]) == {"not-run"}
+    assert "LoginFailed" in run.result("console-echo")["reason"]
+    assert run.result("sftp")["reason"].startswith("board could not be opened: LoginFailed")
+    assert run.run_json()["verdict"] == "incomplete"
