@@ -121,6 +121,75 @@ def generate_host_key(private_key: Path) -> tuple[str, str]:
     return f"{key_type} {blob}", fingerprint
 
 
+_DIRECTORIES = (
+    "bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "run", "tmp", "root", "var/log", "var/run", "mnt",
+)  # fmt: skip
+
+
+def _base_system(tree: Path, unpacked: Path, arch: ArchRecipe, values: dict[str, str]) -> None:
+    """Busybox, the init scripts and /etc: everything a login on the console needs."""
+    for directory in _DIRECTORIES:
+        (tree / directory).mkdir(parents=True, exist_ok=True)
+    (tree / "tmp").chmod(0o1777)
+    (tree / "root").chmod(0o700)
+    busybox = unpacked / "bin" / "busybox"
+    if not busybox.is_file():
+        raise InfraError(f"busybox-static ({arch.deb_arch}) did not provide bin/busybox")
+    _copy(tree, "bin/busybox", busybox)
+    _symlink(tree, "bin/sh", "busybox")
+    _put(tree, "init", _render("init.sh", values), 0o755)
+    _put(tree, "sbin/harness-agent", _render("agent.sh", values), 0o755)
+    _put(tree, "sbin/console-getty", _render("console-getty.sh", values), 0o755)
+    for name in (
+        "inittab",
+        "issue",
+        "profile",
+        "passwd",
+        "group",
+        "shells",
+        "nsswitch.conf",
+        "hosts",
+    ):
+        _put(tree, f"etc/{name}", _render(name, values))
+    root_hash = password_hash(recipe.ROOT_PASSWORD, "vlab" + arch.arch.replace("_", ""))
+    shadow = f"root:{root_hash}:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n"
+    _put(tree, "etc/shadow", shadow, 0o600)
+
+
+def _ssh_server(tree: Path, unpacked: Path, arch: ArchRecipe, host_key: Path) -> None:
+    """dropbear and sftp-server, with the shared libraries and loader they need, and the host key."""
+    dropbear = unpacked / "usr/sbin/dropbear"
+    if not (unpacked / SFTP_SERVER_PATH).exists():
+        raise InfraError(
+            f"openssh-sftp-server ({arch.deb_arch}) did not provide /{SFTP_SERVER_PATH}"
+        )
+    sftp_server = elfdeps.real_file(unpacked, unpacked / SFTP_SERVER_PATH)
+    _copy(tree, "usr/sbin/dropbear", dropbear)
+    sftp_relative = sftp_server.relative_to(unpacked).as_posix()
+    _copy(tree, sftp_relative, sftp_server)
+    _symlink(tree, SFTP_SERVER_PATH, "/" + sftp_relative)
+    _copy(tree, HOST_KEY_PATH, host_key, 0o600)
+
+    loader = elfdeps.interpreter(dropbear)
+    if loader is None:
+        raise InfraError(f"dropbear ({arch.deb_arch}) has no program interpreter")
+    libraries = elfdeps.library_closure([dropbear, sftp_server], unpacked, arch.library_dirs)
+    for soname, path in libraries.items():
+        _copy(tree, f"lib/{arch.triplet}/{soname}", elfdeps.real_file(unpacked, path))
+    loader_path = loader.lstrip("/")
+    if not (tree / loader_path).exists():
+        _copy(tree, loader_path, elfdeps.real_file(unpacked, unpacked / loader_path))
+
+
+def _kernel_modules(tree: Path, modules_dir: Path) -> None:
+    """The drivers in recipe.MODULES plus their dependencies, and the order /init loads them in."""
+    order = []
+    for relative, _source, image in kmods.load_order(recipe.MODULES, modules_dir):
+        _put(tree, f"lib/modules/{relative}", image)
+        order.append(relative)
+    _put(tree, "lib/modules/load-order", "\n".join(order) + "\n")
+
+
 def assemble(
     tree: Path, unpacked: Path, modules_dir: Path, arch: ArchRecipe, host_key: Path
 ) -> None:
@@ -132,74 +201,6 @@ def assemble(
         "OS_ID": recipe.OS_ID,
         "OS_VERSION": recipe.OS_VERSION,
     }
-    for directory in (
-        "bin",
-        "sbin",
-        "usr/bin",
-        "usr/sbin",
-        "proc",
-        "sys",
-        "dev",
-        "run",
-        "tmp",
-        "root",
-        "var/log",
-        "var/run",
-        "mnt",
-    ):
-        (tree / directory).mkdir(parents=True, exist_ok=True)
-    (tree / "tmp").chmod(0o1777)
-    (tree / "root").chmod(0o700)
-
-    busybox = unpacked / "bin" / "busybox"
-    if not busybox.is_file():
-        raise InfraError(f"busybox-static ({arch.deb_arch}) did not provide bin/busybox")
-    _copy(tree, "bin/busybox", busybox)
-    _symlink(tree, "bin/sh", "busybox")
-    _put(tree, "init", _render("init.sh", values), 0o755)
-    _put(tree, "sbin/harness-agent", _render("agent.sh", values), 0o755)
-    _put(tree, "sbin/console-getty", _render("console-getty.sh", values), 0o755)
-    _put(tree, "etc/inittab", _render("inittab", values))
-    _put(tree, "etc/issue", _render("issue", values))
-    _put(tree, "etc/profile", _render("profile", values))
-    for name in ("passwd", "group", "shells", "nsswitch.conf", "hosts"):
-        _put(tree, f"etc/{name}", _render(name, values))
-    root_hash = password_hash(recipe.ROOT_PASSWORD, "vlab" + arch.arch.replace("_", ""))
-    _put(
-        tree,
-        "etc/shadow",
-        f"root:{root_hash}:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n",
-        0o600,
-    )
-    _copy(tree, HOST_KEY_PATH, host_key, 0o600)
-
-    dropbear = unpacked / "usr/sbin/dropbear"
-    sftp_server = (
-        elfdeps.real_file(unpacked, unpacked / SFTP_SERVER_PATH)
-        if (unpacked / SFTP_SERVER_PATH).exists()
-        else None
-    )
-    if sftp_server is None:
-        raise InfraError(
-            f"openssh-sftp-server ({arch.deb_arch}) did not provide /{SFTP_SERVER_PATH}"
-        )
-    _copy(tree, "usr/sbin/dropbear", dropbear)
-    sftp_relative = sftp_server.relative_to(unpacked).as_posix()
-    _copy(tree, sftp_relative, sftp_server)
-    _symlink(tree, SFTP_SERVER_PATH, "/" + sftp_relative)
-
-    binaries = [dropbear, sftp_server]
-    loader = elfdeps.interpreter(dropbear)
-    if loader is None:
-        raise InfraError(f"dropbear ({arch.deb_arch}) has no program interpreter")
-    for soname, path in elfdeps.library_closure(binaries, unpacked, arch.library_dirs).items():
-        _copy(tree, f"lib/{arch.triplet}/{soname}", elfdeps.real_file(unpacked, path))
-    loader_source = elfdeps.real_file(unpacked, unpacked / loader.lstrip("/"))
-    if not (tree / loader.lstrip("/")).exists():
-        _copy(tree, loader.lstrip("/"), loader_source)
-
-    order = []
-    for relative, _source, image in kmods.load_order(recipe.MODULES, modules_dir):
-        _put(tree, f"lib/modules/{relative}", image)
-        order.append(relative)
-    _put(tree, "lib/modules/load-order", "\n".join(order) + "\n")
+    _base_system(tree, unpacked, arch, values)
+    _ssh_server(tree, unpacked, arch, host_key)
+    _kernel_modules(tree, modules_dir)

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from harness.errors import InfraError, Location, UserError
-from harness.model.board import BoardProfile
+from harness.model.board import BoardProfile, Virtual
 from harness.model.yamlsource import load_yaml
 from harness.vlab.artifacts import ArchArtifacts
 from harness.vlab.recipe import ARCHES
@@ -39,7 +39,7 @@ def _profile_error(profile: BoardProfile, message: str, field: tuple[str, ...]) 
     return UserError(message, Location(profile.source, line, ".".join(field)))
 
 
-def _virtual(profile: BoardProfile):  # -> Virtual
+def _virtual(profile: BoardProfile) -> Virtual:
     if profile.lab.virtual is None:
         raise _profile_error(
             profile, "this board is not a virtual-lab board (no lab.virtual)", ("lab",)
