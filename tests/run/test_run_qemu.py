@@ -10,12 +10,20 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jsonschema
 import pytest
 
-from tests.run.conftest import REPO, fault_env, harness_run
+from tests.run.conftest import REPO, RunOutput, fault_env, harness_run, schema
 from tests.run.resume_helpers import kill_during_slow_test, resume, sent_count
 
 pytestmark = pytest.mark.qemu
+
+
+def _valid(run: RunOutput) -> None:
+    jsonschema.validate(run.run_json(), schema("run.schema.json"))
+    for record in run.lines():
+        jsonschema.validate(record, schema("result.schema.json"))
+
 
 BOARD = "qemu-x86_64"
 
@@ -33,6 +41,7 @@ def test_precert_plan_certifies_the_qemu_x86_64_board(qemu_board, results_root: 
     assert boot and boot[0]["unit"] == "s" and boot[0]["value"] > 0
     assert re.match(r"^\d+\.\d+", meta["software"]["kernel_release"])
     assert meta["software"]["os_release"]
+    _valid(run)
 
 
 def test_sigkill_then_resume_on_qemu_runs_each_finished_test_once(
