@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from harness.errors import InfraError, UserError
-from harness.vlab import debpkg, guestfs, recipe
+from harness.vlab import debpkg, guestfs, hosttools, recipe
 from harness.vlab.artifacts import ArchArtifacts
 from harness.vlab.bootdisk import build_boot_disk, extlinux_conf
 from harness.vlab.cpio import write_initramfs
@@ -184,7 +184,8 @@ def _build_arch(
 
     progress(arch.arch, "host key")
     host_key = staging / "host_key"
-    host_key_line, fingerprint = guestfs.generate_host_key(host_key)
+    dropbearkey = hosttools.tool("dropbearkey", "dropbear-bin", unpacked, arch)
+    host_key_line, fingerprint = guestfs.generate_host_key(host_key, dropbearkey)
     (output / "host_key.pub").write_text(f"{host_key_line} vlab-{arch.arch}\n")
 
     progress(arch.arch, "initramfs")

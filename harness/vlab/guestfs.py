@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import shutil
 import subprocess
 from pathlib import Path
 
 from harness.errors import InfraError
-from harness.vlab import elfdeps, kmods, recipe
+from harness.vlab import elfdeps, hosttools, kmods, recipe
 from harness.vlab.recipe import ArchRecipe
 
 GUEST_FILES = Path(__file__).with_name("guest")
@@ -75,13 +74,10 @@ def _symlink(tree: Path, relative: str, target: str) -> None:
     link.symlink_to(target)
 
 
-def password_hash(password: str, salt: str) -> str:
+def password_hash(password: str, salt: str, busybox: list[str]) -> str:
     """SHA-512 crypt hash, as both busybox login and dropbear (via libcrypt) verify it."""
-    busybox = shutil.which("busybox")
-    if busybox is None:
-        raise InfraError("busybox is not installed on this host (Debian package busybox-static)")
     result = subprocess.run(
-        [busybox, "mkpasswd", "-m", "sha512", password, salt],
+        [*busybox, "mkpasswd", "-m", "sha512", password, salt],
         capture_output=True,
         text=True,
         check=False,
@@ -93,19 +89,16 @@ def password_hash(password: str, salt: str) -> str:
     return result.stdout.strip()
 
 
-def generate_host_key(private_key: Path) -> tuple[str, str]:
+def generate_host_key(private_key: Path, dropbearkey: list[str]) -> tuple[str, str]:
     """Create the board's ed25519 host key; returns (`type base64` public key, SHA256 fingerprint)."""
-    dropbearkey = shutil.which("dropbearkey")
-    if dropbearkey is None:
-        raise InfraError("dropbearkey is not installed on this host (Debian package dropbear-bin)")
     made = subprocess.run(
-        [dropbearkey, "-t", "ed25519", "-f", str(private_key)],
+        [*dropbearkey, "-t", "ed25519", "-f", str(private_key)],
         capture_output=True,
         text=True,
         check=False,
     )
     shown = subprocess.run(
-        [dropbearkey, "-y", "-f", str(private_key)], capture_output=True, text=True, check=False
+        [*dropbearkey, "-y", "-f", str(private_key)], capture_output=True, text=True, check=False
     )
     line = next(
         (text for text in shown.stdout.splitlines() if text.startswith("ssh-ed25519 ")), None
@@ -115,9 +108,8 @@ def generate_host_key(private_key: Path) -> tuple[str, str]:
             f"dropbearkey could not make a host key: {made.stderr.strip() or shown.stderr.strip()}"
         )
     key_type, blob = line.split()[:2]
-    fingerprint = "SHA256:" + base64.b64encode(
-        hashlib.sha256(base64.b64decode(blob)).digest()
-    ).decode().rstrip("=")
+    digest = hashlib.sha256(base64.b64decode(blob)).digest()
+    fingerprint = "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
     return f"{key_type} {blob}", fingerprint
 
 
@@ -151,7 +143,8 @@ def _base_system(tree: Path, unpacked: Path, arch: ArchRecipe, values: dict[str,
         "hosts",
     ):
         _put(tree, f"etc/{name}", _render(name, values))
-    root_hash = password_hash(recipe.ROOT_PASSWORD, "vlab" + arch.arch.replace("_", ""))
+    mkpasswd = hosttools.tool("busybox", "busybox-static", unpacked, arch)
+    root_hash = password_hash(recipe.ROOT_PASSWORD, "vlab" + arch.arch.replace("_", ""), mkpasswd)
     shadow = f"root:{root_hash}:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n"
     _put(tree, "etc/shadow", shadow, 0o600)
 
