@@ -47,7 +47,9 @@ def run_steps(
             raise TestTimedOut(
                 f"test timeout of {ctx.test.timeout:g} s used up before step {index} ({step.kind})"
             )
-        problems = _run_one(ctx, step, max(remaining, MIN_STEP_TIMEOUT), scope, result, put_digests)
+        # Rounded so messages say "within 2 s", not "within 1.99997 s".
+        step_timeout = max(round(remaining, 1), MIN_STEP_TIMEOUT)
+        problems = _run_one(ctx, step, step_timeout, scope, result, put_digests)
         if problems:
             result.problems.extend(f"step {index} ({step.kind}): {problem}" for problem in problems)
             break

@@ -70,14 +70,16 @@ def test_six_outcomes_stay_distinct_in_results_junit_and_run_json(
         "skipped": "skip",
         "waived": "waived",
         "expired-waiver": "fail",
+        "too-slow": "fail",
         "deselected": "not-run",
     }
     assert run.code == 3, "an error makes the run incomplete"
     meta = run.run_json()
     assert meta["verdict"] == "incomplete"
+    assert "did not finish within 2 s" in run.result("too-slow")["reason"]
     assert meta["counts"] == {
         "pass": 1,
-        "fail": 2,
+        "fail": 3,
         "error": 1,
         "skip": 1,
         "waived": 1,
@@ -105,6 +107,7 @@ def test_six_outcomes_stay_distinct_in_results_junit_and_run_json(
         "skipped": ["skipped"],
         "waived": ["skipped"],
         "expired-waiver": ["failure"],
+        "too-slow": ["failure"],
         "deselected": ["skipped"],
     }
     assert {name: case.get("status") for name, case in cases.items()}["waived"] == "waived"
