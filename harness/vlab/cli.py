@@ -106,7 +106,7 @@ def list_(lab_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    boards = lab_state.running(lab_dir)
+    boards = [_fresh(state) for state in lab_state.running(lab_dir)]
     if not boards:
         click.echo(f"no virtual boards running (lab folder {lab_dir})")
         return
@@ -125,6 +125,14 @@ def list_(lab_dir: Path) -> None:
             str(s.pid),
         )
     Console(width=200).print(table)
+
+
+def _fresh(state: lab_state.BenchState) -> lab_state.BenchState:
+    """Ask the bench: the saved state misses changes the board made itself (a guest poweroff)."""
+    try:
+        return lab_state.BenchState(**request(state.control, {"cmd": "status"}, timeout=5))
+    except (InfraError, TypeError):
+        return state
 
 
 @lab.command()

@@ -189,6 +189,8 @@ class QemuMachine:
         if not self.powered or self.qmp is None:
             return {"run_state": "off", "last_exit": self.last_exit}
         try:
+            if not self.qmp.connected:
+                self.qmp.connect(wait=1.0)
             return {"run_state": self.qmp.status()}
         except QMPError as exc:
             return {"run_state": "unknown", "error": str(exc)}
@@ -201,6 +203,9 @@ class QemuMachine:
     async def _qmp(self, command: str) -> None:
         self._require_power(command)
         assert self.qmp is not None
+        if not self.qmp.connected:
+            # A timed-out command leaves the QMP stream unusable; QEMU accepts a new client.
+            await asyncio.to_thread(self.qmp.connect, SOCKET_WAIT)
         await asyncio.to_thread(self.qmp.execute, command)
 
     def _require_power(self, what: str) -> None:

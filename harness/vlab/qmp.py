@@ -45,10 +45,15 @@ class QMPClient:
                     raise QMPError(f"QMP socket {self.path} did not come up: {exc}") from None
                 time.sleep(0.02)
         self._sock = sock
+        self._buffer = b""
         greeting = self._read_message()
         if "QMP" not in greeting:
             raise QMPError(f"unexpected QMP greeting: {greeting}")
         self.execute("qmp_capabilities")
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
 
     def close(self) -> None:
         if self._sock is not None:
