@@ -28,6 +28,9 @@ from harness.model.plan import Plan, TestSpec, load_plan
 from harness.run.session import RunSession
 
 PLUGIN_NAME = "harness-run"
+BUILTIN_MARKERS = frozenset(
+    {"skip", "skipif", "xfail", "parametrize", "usefixtures", "filterwarnings", "timeout"}
+)
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -164,19 +167,9 @@ class HarnessRunPlugin:
         self.session: RunSession | None = None
         self.not_run: dict[str, str] = {}
         self.exit_code: int | None = None
-        taken = set(
-            config.getini("markers")
-            and [m.split(":")[0].split("(")[0] for m in config.getini("markers")]
-        )
-        taken |= {
-            "skip",
-            "skipif",
-            "xfail",
-            "parametrize",
-            "usefixtures",
-            "filterwarnings",
-            "timeout",
-        }
+        # A category must not reuse a marker with a meaning (a category "skip" would skip!).
+        taken = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
+        taken |= BUILTIN_MARKERS
         self.markers = {test.category: _marker_name(test.category, taken) for test in plan.tests}
         for category, marker in sorted(set(self.markers.items())):
             config.addinivalue_line("markers", f"{marker}: plan category '{category}'")
