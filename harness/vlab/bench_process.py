@@ -33,6 +33,13 @@ FACTS_FILE = "board.json"
 
 
 class Bench:
+    """One board's serial adapter (relay), power switch and buttons (machine), behind a socket.
+
+    Power and fault requests are served one at a time, as a person at a real
+    bench has one pair of hands; a status request waits for a power-on in
+    progress rather than reporting a half-started board.
+    """
+
     def __init__(self, facts: BoardFacts, state_dir: Path, lab_dir: Path, owner: int):
         self.facts = facts
         self.name = facts.name
