@@ -3,27 +3,50 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from harness.cli import main
 from harness.registry.store import LOCAL_ADMIN
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def harness(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=120,
-        env={**os.environ, **(env or {})}, cwd=REPO,
-    )  # fmt: skip
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def harness(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Result]:
+    """The real `harness` entry point, in-process (same code path as the console script, minus startup)."""
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Result:
+        with monkeypatch.context() as patch:
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            patch.chdir(REPO)
+            capsys.readouterr()
+            try:
+                main(list(args))
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
 
 
 def test_admin_and_query_commands_against_the_database(
-    db_url, store, lab, make_bundle_bytes
+    harness, db_url, store, lab, make_bundle_bytes
 ) -> None:
     cert = store.submit_bundle(make_bundle_bytes("cli-run", vendor="Harness Virtual Lab", model="VX-86", revision="A1",
                                                  os_release="Debian 12", kernel_release="6.1.0-28-cloud-amd64"), lab)  # fmt: skip
@@ -90,19 +113,21 @@ def test_admin_and_query_commands_against_the_database(
         ),
     ],
 )
-def test_bad_input_exits_2_with_one_clear_paragraph(db_url, store, args, words) -> None:
+def test_bad_input_exits_2_with_one_clear_paragraph(harness, db_url, store, args, words) -> None:
     result = harness("registry", "--db", db_url, *args)
     assert result.returncode == 2, result.stdout
     assert words in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_unsupported_database_url_exits_2() -> None:
+def test_unsupported_database_url_exits_2(harness) -> None:
     result = harness("registry", "--db", "mysql://x@y/z", "boards")
     assert result.returncode == 2 and "unsupported database 'mysql'" in result.stderr
 
 
-def test_lab_onboarding_and_queries_over_http(db_url, store, start_server, tmp_path) -> None:
+def test_lab_onboarding_and_queries_over_http(
+    harness, db_url, store, start_server, tmp_path
+) -> None:
     """A lab prints its key, an admin registers it over HTTP, the lab then submits with its token."""
     admin = store.create_token("admin", "ops")
     server = start_server(db_url)
@@ -130,7 +155,9 @@ def test_lab_onboarding_and_queries_over_http(db_url, store, start_server, tmp_p
     assert denied.returncode == 2 and "a lab token cannot do this" in denied.stderr
 
 
-def test_serve_with_an_impossible_holiday_date_exits_2_naming_the_file(tmp_path: Path) -> None:
+def test_serve_with_an_impossible_holiday_date_exits_2_naming_the_file(
+    harness, tmp_path: Path
+) -> None:
     calendar = tmp_path / "holidays.yaml"
     calendar.write_text("timezone: Europe/Berlin\nholidays:\n  - 2026-02-30\n")
     result = harness(
@@ -141,7 +168,7 @@ def test_serve_with_an_impossible_holiday_date_exits_2_naming_the_file(tmp_path:
     assert "Traceback" not in result.stderr
 
 
-def test_unreachable_database_is_an_infrastructure_error() -> None:
+def test_unreachable_database_is_an_infrastructure_error(harness) -> None:
     result = harness("registry", "--db", "postgresql://harness@127.0.0.1:1/registry", "boards")
     assert result.returncode == 3
     assert "registry database unavailable" in result.stderr
