@@ -196,7 +196,27 @@ def test_build_command_reports_cached_images(lab: dict[str, ArchArtifacts]) -> N
     assert str(lab["x86_64"].directory) in result.output
 
 
-def test_killed_build_leaves_no_cache_entry_and_the_next_build_completes(tmp_path: Path) -> None:
+def _path_without(tmp_path: Path, missing: set[str]) -> str:
+    """A PATH with every host command except `missing`: a host without those Debian packages."""
+    farm = tmp_path / "bin"
+    farm.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        folder = Path(directory)
+        if not folder.is_dir():
+            continue
+        for tool in folder.iterdir():
+            if (
+                tool.name not in missing
+                and not (farm / tool.name).exists()
+                and os.access(tool, os.X_OK)
+            ):
+                (farm / tool.name).symlink_to(tool)
+    return str(farm)
+
+
+def test_killed_build_leaves_no_cache_entry_and_a_host_without_dropbear_or_busybox_still_completes_it(
+    tmp_path: Path,
+) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "debs").symlink_to(cache_root() / "debs")  # the packages are already downloaded
@@ -224,7 +244,25 @@ def test_killed_build_leaves_no_cache_entry_and_the_next_build_completes(tmp_pat
         (cache / "lab").glob("*/.build-x86_64-*")
     )  # the torn staging folder, never the entry
 
-    rebuilt = build_lab(("x86_64",), cache=cache)["x86_64"]
-    assert rebuilt.status == "built"
-    assert rebuilt.kernel.is_file() and rebuilt.initrd.is_file()
+    # The rebuild runs where dropbearkey and busybox are not installed: the
+    # unpacked amd64 packages stand in for them.
+    env = {**os.environ, "PATH": _path_without(tmp_path, {"dropbearkey", "busybox"})}
+    rebuild = subprocess.run(
+        [sys.executable, "-c", script, str(cache)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert rebuild.returncode == 0, rebuild.stderr
+    assert rebuild.stdout.splitlines()[-1] == "built"
     assert not list((cache / "lab").glob("*/.build-x86_64-*"))
+    rebuilt = ArchArtifacts.load(next((cache / "lab").glob("*/x86_64")))
+    shown = subprocess.run(
+        ["ssh-keygen", "-lf", str(rebuilt.directory / "host_key.pub")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout.split()[1] == rebuilt.host_key_fingerprint
+    assert _initramfs_file(rebuilt.initrd, "etc/shadow").startswith("root:$6$")
