@@ -72,7 +72,7 @@ class QemuBoards:
         if current is not None:
             return current
         while len(self.boards) >= _max_qemu():
-            _, oldest = self.boards.popitem()
+            oldest = self.boards.pop(next(iter(self.boards)))
             oldest.stop()
         profile = resolve_board(board)
         name = re.sub(r"[^a-z0-9._-]", "-", f"{profile.name}-{next(_serial)}")
