@@ -27,8 +27,6 @@ from harness.registry.config import (
 )
 from harness.registry.eligibility import Device
 
-_LOCAL_ONLY = "this command needs direct access to the database (use --db, not --url)"
-
 
 class Backend:
     """Local Store or RemoteStore behind the same calls the commands need."""
@@ -36,14 +34,13 @@ class Backend:
     def __init__(self, db: str | None, url: str | None, token: str | None):
         self.remote = None
         self.store = None
-        if db is None and (url or remote_registry()):
+        configured = remote_registry()
+        if db is None and (url or configured):
             from harness.registry.remote import RemoteStore
 
-            configured = remote_registry()
-            self.remote = RemoteStore(
-                url or configured.url,
-                token if token is not None else (configured.token if configured else ""),
-            )  # type: ignore[union-attr]
+            if token is None:
+                token = configured.token if configured else ""
+            self.remote = RemoteStore(url or configured.url, token)  # type: ignore[union-attr]
         else:
             from harness.registry.store import Store
 
@@ -71,9 +68,8 @@ class Backend:
 
 
 def _backend(ctx: click.Context) -> Backend:
-    opts = ctx.find_root().obj or {}
-    reg = ctx.find_object(dict) or opts
-    return Backend(reg.get("db"), reg.get("url"), reg.get("token"))
+    options = ctx.find_object(dict) or {}
+    return Backend(options.get("db"), options.get("url"), options.get("token"))
 
 
 def _emit(

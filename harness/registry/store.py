@@ -373,7 +373,7 @@ class Store:
         return self.get_board(vendor, model)
 
     def get_board(self, vendor: str, model: str) -> dict[str, Any]:
-        boards = [b for b in self.list_boards(vendor=vendor, model=model)]
+        boards = self.list_boards(vendor=vendor, model=model)
         if not boards:
             raise NotFound(f"board model {vendor!r} {model!r} is not known")
         return boards[0]
