@@ -276,3 +276,31 @@ def test_certified_run_without_os_release_is_refused(api, make_bundle_bytes) -> 
         == "run.json field 'software.os_release': a certified run must record it"
     )
     assert api.store.list_runs() == []
+
+
+def test_eligibility_query_without_a_field_names_it(api) -> None:
+    response = api.client.get(
+        "/eligibility", params={"vendor": "V", "model": "M", "revision": "A", "os_release": "D"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"] == "field 'kernel_release': Field required"
+
+
+def test_refused_write_leaves_no_partial_rows(api) -> None:
+    """A duplicate case for a new board: the board row made earlier in the transaction is rolled back."""
+    case = {"case_id": "CASE-dup", "customer_ref": "c", "severity": "low", "subsystem": "usb"}
+    first = api.client.post(
+        "/cases",
+        json={**case, "vendor": "V", "model": "M", "revision": "A"},
+        headers=api.headers("admin"),
+    )
+    assert first.status_code == 201
+    boards_before, audit_before = api.store.list_boards(), len(api.store.audit_entries())
+    again = api.client.post(
+        "/cases",
+        json={**case, "vendor": "Brand New", "model": "Never Seen", "revision": "Z"},
+        headers=api.headers("admin"),
+    )
+    assert again.status_code == 409 and "already exists" in again.json()["detail"]
+    assert api.store.list_boards() == boards_before
+    assert len(api.store.audit_entries()) == audit_before
