@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import os
+import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,7 @@ def _write_exclusive(path: Path, data: bytes, mode: int) -> bool:
     Written to a private temp file and hard-linked into place, so a reader can
     never see a half-written key and two first uses cannot both win.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
     try:
         os.write(fd, data)

@@ -4,7 +4,7 @@ Built on labgrid's `ConsoleProtocol` (`read`/`write` of the serial driver), not
 on labgrid's ShellDriver, because a certification run sends thousands of
 commands and must know each exact exit status.
 
-After login the session turns the terminal's echo and newline translation off
+After login the session turns the terminal's echo off (newline translation stays on)
 and, from the login shell, starts a *machine shell* in a loop:
 
     while printf '\\036L%s\\036\\n' LOOP; do HARNESS_SHELL=LOOP sh /proc/self/fd/0;
@@ -80,7 +80,7 @@ LOGIN_POKE_AFTER = 1.0
 PASSWORD_CHECK_WAIT = 8.0
 # Run in the login shell: terminal in machine mode, then the machine-shell loop (see above).
 OUTER_SETUP = (
-    "stty -echo -onlcr 2>/dev/null; PS1=''; PS2=''; PROMPT_COMMAND=''; "
+    "stty -echo onlcr 2>/dev/null; PS1=''; PS2=''; PROMPT_COMMAND=''; "
     "bind 'set enable-bracketed-paste off' 2>/dev/null; "
     "while printf '\\036L%s\\036\\n' {loop}; do HARNESS_SHELL={loop} sh /proc/self/fd/0; "
     "printf '\\036X%s:%d\\036\\n' {loop} \"$?\"; done\n"
@@ -88,7 +88,7 @@ OUTER_SETUP = (
 # Resync marker; also (re)arms the machine shell's Ctrl-C trap and says which loop answers.
 PROBE = "\ntrap : INT; printf '\\036R%s:%s\\036\\n' {token} \"${{HARNESS_SHELL:-}}\"\n"
 # Log out: the console ends at a login prompt, with no root shell left open on the bench.
-LOGOUT = "stty echo onlcr 2>/dev/null; kill -HUP $PPID; exit\n"
+LOGOUT = "stty echo 2>/dev/null; kill -HUP $PPID; exit\n"
 RAISE_ON = frozenset({"fatal", "error"})
 
 
@@ -232,9 +232,9 @@ class ConsoleSession:
             )
         self.drain()
         self._raise_if_crashed(None)
-        start_marker = b"\x1eS" + token + b"\x1e\n"
+        start_marker = b"\x1eS" + token + b"\x1e\r\n"
         end = re.compile(
-            rb"\n\x1eE" + token + rb":(\d+)\x1e\r?\n|\x1eX" + self._loop + rb":(\d+)\x1e\r?\n"
+            rb"\r\n\x1eE" + token + rb":(\d+)\x1e\r?\n|\x1eX" + self._loop + rb":(\d+)\x1e\r?\n"
         )
         crashes_before = len(self.watch.events)
         self._buffer.clear()
@@ -261,6 +261,9 @@ class ConsoleSession:
         begin = body.find(start_marker)
         if begin >= 0:
             body = body[begin + len(start_marker) :]
+        # The terminal turns every "\n" into "\r\n" (onlcr); undoing exactly that gives the
+        # bytes the command wrote. (Kept on: labgrid's console logger splits on "\r\n".)
+        body = body.replace(b"\r\n", b"\n")
         # The shell lived through the command, so banners inside its output were printed by
         # the command (dmesg, cat of an old log), not by a reset.
         for event in self.watch.events[crashes_before:]:

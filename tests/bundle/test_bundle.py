@@ -233,3 +233,26 @@ def test_unpack_writes_exactly_the_run_files(run_folder: Path, tmp_path: Path) -
     for path in run_folder.rglob("*"):
         if path.is_file():
             assert (dest / path.relative_to(run_folder)).read_bytes() == path.read_bytes()
+
+
+def test_concurrent_first_use_creates_exactly_one_lab_key(tmp_path: Path) -> None:
+    import threading
+
+    folder = tmp_path / "fresh-lab"
+    keys: list[str] = []
+    threads = [
+        threading.Thread(
+            target=lambda: keys.append(load_or_create_identity(folder).public_key_text)
+        )
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(keys) == 8 and len(set(keys)) == 1
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "lab.json",
+        "lab_ed25519",
+        "lab_ed25519.pub",
+    ]
