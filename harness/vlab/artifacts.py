@@ -41,6 +41,8 @@ class ArchArtifacts:
     boot_disk: Path | None = None
     """Raw distro-boot disk (MBR, ext2, extlinux) for u-boot boards; use it copy-on-write."""
     uboot_bios: Path | None = None
+    absent_drivers: list[str] = field(default_factory=list)
+    """Optional drivers (USB, watchdog) the chosen kernel flavour does not have."""
     status: Status = field(default="built", compare=False)
 
     @property

@@ -176,11 +176,10 @@ def _build_arch(
     if arch.arch == "x86_64":
         progress(arch.arch, "extract ELF vmlinux for PVH boot")
         elf = output / "vmlinux"
-        extract_vmlinux(vmlinuz, elf)
-        if has_pvh_note(elf):
+        if extract_vmlinux(vmlinuz, elf) and has_pvh_note(elf):
             kernel = elf
         else:
-            elf.unlink()
+            elf.unlink(missing_ok=True)
 
     progress(arch.arch, "host key")
     host_key = staging / "host_key"
@@ -191,7 +190,12 @@ def _build_arch(
     progress(arch.arch, "initramfs")
     tree = staging / "tree"
     tree.mkdir()
-    guestfs.assemble(tree, unpacked, modules_dir, arch, host_key)
+    absent = guestfs.assemble(tree, unpacked, modules_dir, arch, host_key)
+    if absent:
+        progress(
+            arch.arch,
+            f"note: kernel {release} has no {', '.join(absent)}; boards lose that hardware",
+        )
     write_initramfs(tree, output / "initrd.img", guestfs.DEVICES)
 
     cmdline = recipe.kernel_cmdline(arch)
@@ -228,6 +232,7 @@ def _build_arch(
         cache_key=key,
         boot_disk=boot_disk,
         uboot_bios=uboot_bios,
+        absent_drivers=absent,
     )
     artifacts.save()
     return artifacts

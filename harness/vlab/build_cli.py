@@ -64,6 +64,9 @@ def build(arches: tuple[str, ...], packages: tuple[str, ...], as_json: bool) -> 
         tasks = {arch: progress.add_task("waiting", arch=arch, total=1) for arch in wanted}
 
         def report(arch: str, message: str) -> None:
+            if message.startswith("note:"):
+                progress.console.print(f"[yellow]{arch}: {message}")
+                return
             done = message in ("built", "cached")
             progress.update(tasks[arch], description=message, completed=1 if done else 0)
 
@@ -81,6 +84,8 @@ def build(arches: tuple[str, ...], packages: tuple[str, ...], as_json: bool) -> 
         )
         return
     table = Table("arch", "status", "kernel", "directory", "SSH host key")
+    for column in table.columns:
+        column.overflow = "fold"  # paths and fingerprints are copied from here: never truncate them
     for arch, artifacts in results.items():
         table.add_row(
             arch,

@@ -174,19 +174,25 @@ def _ssh_server(tree: Path, unpacked: Path, arch: ArchRecipe, host_key: Path) ->
         _copy(tree, loader_path, elfdeps.real_file(unpacked, unpacked / loader_path))
 
 
-def _kernel_modules(tree: Path, modules_dir: Path) -> None:
-    """The drivers in recipe.MODULES plus their dependencies, and the order /init loads them in."""
-    order = []
-    for relative, _source, image in kmods.load_order(recipe.MODULES, modules_dir):
+def _kernel_modules(tree: Path, modules_dir: Path) -> list[str]:
+    """The drivers in recipe.MODULES plus their dependencies, and the order /init loads them in.
+
+    Returns the optional drivers this kernel lacks.
+    """
+    modules, absent = kmods.load_order(recipe.MODULES, modules_dir, recipe.OPTIONAL_MODULES)
+    for relative, _source, image in modules:
         _put(tree, f"lib/modules/{relative}", image)
-        order.append(relative)
-    _put(tree, "lib/modules/load-order", "\n".join(order) + "\n")
+    _put(tree, "lib/modules/load-order", "".join(f"{relative}\n" for relative, _s, _i in modules))
+    return absent
 
 
 def assemble(
     tree: Path, unpacked: Path, modules_dir: Path, arch: ArchRecipe, host_key: Path
-) -> None:
-    """Fill `tree` with the guest's root filesystem from the unpacked packages in `unpacked`."""
+) -> list[str]:
+    """Fill `tree` with the guest's root filesystem from the unpacked packages in `unpacked`.
+
+    Returns the optional drivers the kernel lacks (see recipe.OPTIONAL_MODULES).
+    """
     values = {
         "CONSOLE": arch.console,
         "ARCH": arch.arch,
@@ -196,4 +202,4 @@ def assemble(
     }
     _base_system(tree, unpacked, arch, values)
     _ssh_server(tree, unpacked, arch, host_key)
-    _kernel_modules(tree, modules_dir)
+    return _kernel_modules(tree, modules_dir)

@@ -42,9 +42,14 @@ def index_modules(modules_dir: Path) -> dict[str, Path]:
     return {_module_name(path): path for path in modules_dir.rglob("*.ko*") if ".ko" in path.name}
 
 
-def load_order(wanted: list[str], modules_dir: Path) -> list[tuple[str, Path, bytes]]:
-    """(relative path, source file, module bytes) for `wanted` and its dependencies, dependencies first."""
+def load_order(
+    wanted: list[str], modules_dir: Path, optional: set[str] = frozenset()
+) -> tuple[list[tuple[str, Path, bytes]], list[str]]:
+    """(relative path, source file, module bytes) for `wanted` and its dependencies, dependencies
+    first; and the `optional` modules the kernel does not have, which are left out."""
     index = index_modules(modules_dir)
+    absent = [name for name in wanted if name in optional and _canonical(name) not in index]
+    wanted = [name for name in wanted if name not in absent]
     ordered: list[tuple[str, Path, bytes]] = []
     placed: set[str] = set()
 
@@ -69,4 +74,4 @@ def load_order(wanted: list[str], modules_dir: Path) -> list[tuple[str, Path, by
 
     for name in wanted:
         visit(name, ())
-    return ordered
+    return ordered, absent

@@ -30,6 +30,11 @@ MODULES = [
     "i6300esb",
 ]
 
+# A kernel flavour built without these (e.g. cloud-amd64 via `--package kernel=...`)
+# still makes a working lab: boards simply lack that hardware, and their
+# inventory checks say so.
+OPTIONAL_MODULES = {"xhci_pci", "usb_storage", "sd_mod", "i6300esb"}
+
 # Packages taken for their userland files; the kernel is resolved from a meta package.
 USERLAND_PACKAGES = [
     "busybox-static",
