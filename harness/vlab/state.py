@@ -140,6 +140,17 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def is_bench(pid: int) -> bool:
+    """A live bench process; a pid reused by something else (after a reboot) is not one."""
+    if not pid_alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"harness.vlab.bench_process" in cmdline.read()
+    except OSError:
+        return False
+
+
 def running(base: Path) -> list[BenchState]:
     """Live benches under `base`, sorted by name; stale folders are removed on the way."""
     found: list[BenchState] = []
@@ -173,7 +184,7 @@ def _load_live(entry: Path) -> BenchState | None:
         return None
     except (ValueError, TypeError):
         state = None
-    if state is None or not pid_alive(state.pid):
+    if state is None or not is_bench(state.pid):
         if not pid_alive(pid) or state is not None:
             shutil.rmtree(entry, ignore_errors=True)
         return None
