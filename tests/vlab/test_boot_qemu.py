@@ -144,19 +144,34 @@ class RunningBoard:
         return client
 
     def agent(self, command: str) -> str:
-        """One command to the guest's fault agent over the virtio-serial port; returns its reply line."""
+        """One command to the guest's fault agent over the virtio-serial port; returns its reply line.
+
+        The guest notices a newly connected host within about a second, so the
+        link is first proven with `ping` (harmless to repeat); the command
+        itself is sent exactly once, because `reset` or `panic` must not be.
+        """
         with socket.socket(socket.AF_UNIX) as agent:
             agent.connect(str(self.agent_socket))
-            agent.settimeout(COMMAND_GUARD)
-            # The guest polls for a connected host about once a second; repeat until it answers.
-            reply = b""
+            received = b""
             deadline = time.monotonic() + COMMAND_GUARD
-            while b"\n" not in reply and time.monotonic() < deadline:
-                agent.sendall(command.encode() + b"\n")
-                agent.settimeout(2.0)
+            while b"pong\n" not in received:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the fault agent never answered ping (got {received!r})")
+                agent.sendall(b"ping\n")
+                agent.settimeout(1.0)
                 with contextlib.suppress(TimeoutError):
-                    reply += agent.recv(4096)
-            return reply.decode().strip().splitlines()[0] if reply else ""
+                    received += agent.recv(4096)
+            if command == "ping":
+                return "pong"
+            received = received[received.rindex(b"pong\n") + 5 :].replace(b"pong\n", b"")
+            agent.sendall(command.encode() + b"\n")
+            agent.settimeout(COMMAND_GUARD)
+            while b"\n" not in received:
+                chunk = agent.recv(4096)
+                if not chunk:
+                    break
+                received += chunk.replace(b"pong\n", b"")
+            return received.decode().split("\n")[0].strip()
 
     def stop(self) -> None:
         self.proc.kill()
