@@ -108,7 +108,11 @@ class RunningBoard:
         """
         timeout = timeout or self.profile.boot.timeout
         deadline = time.monotonic() + timeout
-        wait_for_console(self.console_log, self.profile.console.login_prompt, timeout, since)
+        try:
+            wait_for_console(self.console_log, self.profile.console.login_prompt, timeout, since)
+        except InfraError as exc:
+            reason = self.state().extra.get("error")
+            raise InfraError(f"{exc}; the bench says: {reason}" if reason else str(exc)) from None
         while not _ssh_banner(self.ssh_port):
             if time.monotonic() > deadline:
                 raise InfraError(f"SSH on port {self.ssh_port} of '{self.name}' never answered")

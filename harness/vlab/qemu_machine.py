@@ -187,7 +187,10 @@ class QemuMachine:
 
     def status(self) -> dict[str, object]:
         if not self.powered or self.qmp is None:
-            return {"run_state": "off", "last_exit": self.last_exit}
+            facts: dict[str, object] = {"run_state": "off", "last_exit": self.last_exit}
+            if self.last_exit not in (None, 0, -9):  # 0: guest powered off; -9: we did
+                facts["error"] = self._log_tail()
+            return facts
         try:
             if not self.qmp.connected:
                 self.qmp.connect(wait=1.0)

@@ -258,6 +258,13 @@ class SimMachine:
         )
 
     def status(self) -> dict[str, object]:
+        if self.proc is not None and self.proc.poll() is not None:
+            # Switched on but its init died: usually namespaces not permitted (not root).
+            return {
+                "run_state": "off",
+                "last_exit": self.proc.returncode,
+                "error": _tail(self.dir / "init.log"),
+            }
         if not self.powered:
             return {"run_state": "off"}
         return {"run_state": "paused" if self.paused else "running"}
@@ -346,6 +353,14 @@ def _live_pids_in_namespace(ns_inode: int) -> list[int]:
         except OSError:
             continue
     return live
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
 
 
 def _run(argv: list[str]) -> str:
