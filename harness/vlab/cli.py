@@ -55,7 +55,7 @@ def up(lab_dir: Path, board: str, name: str | None, no_wait: bool, owner: int | 
 
     The board lives until `harness lab down` or until the calling shell ends.
     """
-    from harness.vlab.bench import board_kind, resolve_board, start_bench, wait_for_console
+    from harness.vlab.bench import board_kind, resolve_board, start_bench
 
     profile = resolve_board(board)
     name = lab_state.check_name(name or profile.name)
@@ -72,15 +72,16 @@ def up(lab_dir: Path, board: str, name: str | None, no_wait: bool, owner: int | 
     click.echo(f"ssh:      127.0.0.1:{state.ssh_port}")
     click.echo(f"env file: {state.env_file}")
     if not no_wait:
-        timeout = profile.boot.timeout
+        from harness.vlab.handle import RunningBoard
+
         try:
-            wait_for_console(state.console_log, profile.console.login_prompt, timeout)
+            RunningBoard(state).wait_until_up()
         except InfraError as exc:
             raise InfraError(
                 f"{exc}. The board is left running so its console log can be inspected; "
                 f"take it down with `harness lab down {name}`"
             ) from None
-        click.echo("login prompt seen")
+        click.echo("login prompt seen, SSH answering")
 
 
 @lab.command()
