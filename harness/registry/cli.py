@@ -415,6 +415,7 @@ def cases_open(
 @json_option
 @click.pass_context
 def cases_show(ctx: click.Context, case_id: str, as_json: bool) -> None:
+    """One case with its response target, reproduction runs and verification."""
     data = _backend(ctx).call("get_case", case_id)
     _emit(data, as_json, [*_CASE_COLUMNS, ("runs", "reproduction_runs")])
 
