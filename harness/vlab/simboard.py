@@ -34,6 +34,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import termios
 import tty
 import uuid
 from pathlib import Path
@@ -184,6 +185,8 @@ class SimMachine:
             "SIM_HOSTNAME": self._hostname,
         }
         self._ns = None
+        # Keys typed while the board was off must not become the first login name.
+        termios.tcflush(self._slave, termios.TCIFLUSH)
         log = open(self.dir / "init.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             self.proc = subprocess.Popen(
