@@ -63,6 +63,7 @@ class Attempt:
     measurements: list[dict[str, Any]] = field(default_factory=list)
     transcript: str = ""
     crash: dict[str, Any] | None = None
+    console_events: list[dict[str, Any]] = field(default_factory=list)
 
 
 class BoardLost(InfraError):
@@ -136,6 +137,16 @@ class TestExecutor:
     # ---- one attempt ------------------------------------------------------------------
 
     def _attempt(self, test: TestSpec) -> Attempt:
+        """One attempt, plus every console event (warnings too) the crash watch saw during it."""
+        before = len(self._crash_events())
+        attempt = self._attempt_steps(test)
+        attempt.console_events = [
+            {"kind": e.kind, "severity": e.severity, "line": e.line.strip()}
+            for e in self._crash_events()[before:]
+        ]
+        return attempt
+
+    def _attempt_steps(self, test: TestSpec) -> Attempt:
         if self.state.needs_recovery:
             problem = self.recover()
             if problem is not None:
@@ -309,6 +320,8 @@ class TestExecutor:
         }
         if attempt.crash is not None:
             record["crash"] = attempt.crash
+        if attempt.console_events:
+            record["console_events"] = attempt.console_events
         if waiver is not None and attempt.outcome is Outcome.WAIVED:
             record["waiver"] = {
                 "reason": waiver.reason,
