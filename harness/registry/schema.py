@@ -154,6 +154,7 @@ kernel_boards = Table(
     # "" means every revision of the model
     Column("revision", String(100), nullable=False, default=""),
     UniqueConstraint("kernel_id", "board_model_id", "revision", name="uq_kernel_board"),
+    Index("ix_kernel_board_model", "board_model_id"),
 )
 
 cases = Table(

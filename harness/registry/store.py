@@ -778,25 +778,29 @@ class Store:
     # ---- eligibility ----------------------------------------------------------------------
 
     def eligibility(self, device: Device) -> Answer:
-        """Fetch every record that could decide or explain the answer, then apply the rules."""
+        """Fetch every record that could decide or explain the answer, then apply the rules.
+
+        Two or three round trips whatever the data: the certificates of the board model, and
+        the vendor kernels of that release or made for that model (plus their board lists).
+        """
+        board = (
+            select(board_models.c.id)
+            .where(board_models.c.vendor == device.vendor, board_models.c.model == device.model)
+            .scalar_subquery()
+        )
+        for_board = select(kernel_boards.c.kernel_id).where(kernel_boards.c.board_model_id == board)
         with self._tx() as conn:
-            board_id = conn.execute(
-                select(board_models.c.id).where(
-                    board_models.c.vendor == device.vendor, board_models.c.model == device.model
-                )
-            ).scalar()
-            certs: list[CertRecord] = []
-            kernel_filter: Any = vendor_kernels.c.kernel_release == device.kernel_release
-            if board_id is not None:
-                rows = conn.execute(
-                    self._cert_query().where(certificates.c.board_model_id == board_id)
-                ).all()
-                certs = [self._cert_record(r) for r in rows]
-                for_board = select(kernel_boards.c.kernel_id).where(
-                    kernel_boards.c.board_model_id == board_id
-                )
-                kernel_filter = or_(kernel_filter, vendor_kernels.c.id.in_(for_board))
-            kernels = self._kernel_records(conn, kernel_filter)
+            rows = conn.execute(
+                self._cert_query().where(certificates.c.board_model_id == board)
+            ).all()
+            certs = [self._cert_record(r) for r in rows]
+            kernels = self._kernel_records(
+                conn,
+                or_(
+                    vendor_kernels.c.kernel_release == device.kernel_release,
+                    vendor_kernels.c.id.in_(for_board),
+                ),
+            )
         return evaluate(device, certs, kernels, self.clock())
 
     # ---- customer cases -------------------------------------------------------------------
