@@ -231,11 +231,12 @@ def _pytest_args(
     last_failed: bool,
     junitxml: Path | None,
 ) -> list[str]:
-    # Our own settings only: the project's pytest.ini/pyproject (addopts, timeouts) must not
-    # change how a certification run behaves, so an empty config file is given.
+    # Our own settings only: the project's pytest.ini/pyproject (addopts, timeouts) and any
+    # conftest.py lying around must not change how a certification run behaves.
     args: list[Any] = [
         "-c",
         os.devnull,
+        "--noconftest",
         "--rootdir",
         str(Path.cwd()),
         "-p",
