@@ -364,6 +364,27 @@ class ConsoleSession:
                 )
             self._read(remaining)
 
+    def await_prompt(self, timeout: float, settle: float = 2.0) -> str:
+        """Wait, typing nothing, until the board offers a login ('login') or, for a board that
+        logs in by itself, shows a shell prompt and then stays quiet for `settle` s ('shell').
+        Raises ShellUnresponsive when neither happens in time."""
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        while True:
+            self._raise_if_crashed(None)
+            text = strip_escapes(bytes(self._buffer).decode("utf-8", errors="replace"))
+            if self.prompts.login.search(text[-200:]) or re.search(
+                self.settings.login_prompt, text
+            ):
+                return "login"
+            if self.prompts.shell.search(text[-200:]) and time.monotonic() - quiet_since >= settle:
+                return "shell"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ShellUnresponsive(f"the board offered no login within {timeout:g} s")
+            if self._read(min(remaining, 0.5)):
+                quiet_since = time.monotonic()
+
     # --- login --------------------------------------------------------------------------
     def login(self, timeout: float | None = None) -> None:
         """From whatever the console shows (boot messages, login prompt, a shell) to a shell
