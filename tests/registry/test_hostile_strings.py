@@ -80,6 +80,25 @@ def test_hostile_text_round_trips_and_never_executes(api, make_bundle_bytes, tex
     )
     assert lab.status_code == 201 and lab.json()["name"] == "lab " + text
 
+    registered = api.client.post("/boards", headers=admin, json={
+        "vendor": "board " + text, "model": text, "soc": text, "revisions": [text]}).json()  # fmt: skip
+    assert (registered["vendor"], registered["model"], registered["soc"]) == (
+        "board " + text,
+        text,
+        text,
+    )
+    assert registered["revisions"] == [{"revision": text, "certified_os_releases": []}]
+    token = api.client.post(
+        "/tokens", headers=admin, json={"role": "reader", "label": text}
+    ).json()["token"]
+    assert (
+        api.client.get("/boards", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    )
+    assert any(
+        e["entity_key"] == text and e["entity"] == "token"
+        for e in api.client.get("/audit", headers=admin).json()
+    )
+
     # eligibility with hostile device fields answers from the vendor kernel, verbatim
     answer = api.client.get(
         "/eligibility",
