@@ -295,11 +295,7 @@ class Board:
     def _await_login_prompt(self, deadline: float) -> None:
         """Keep quiet until the OS offers a login. Keys typed while the kernel boots are at
         best lost; on some UARTs (QEMU's PL011) they jam the console input for good."""
-        console = self.profile.console
-        self.console.expect(
-            [console.login_prompt, console.shell_prompt + "$"],
-            max(deadline - time.monotonic(), 1.0),
-        )
+        self.console.await_prompt(max(deadline - time.monotonic(), 1.0))
 
     def _through_bootloader(self, deadline: float) -> None:
         """Catch U-Boot at its prompt (interrupting autoboot) and start the OS on purpose."""
