@@ -71,14 +71,16 @@ def _lab(
         yield profile, env, "env", str(env)
         return
     if place is not None:
-        yield profile, place_env_file(place, run_id), "place", place
+        with place_env_file(place, run_id) as path:
+            yield profile, path, "place", place
         return
     if profile.lab.env is not None:
         path = profile.resolve(profile.lab.env)
         yield profile, path, "env", str(path)
         return
     if profile.lab.place is not None:
-        yield profile, place_env_file(profile.lab.place, run_id), "place", profile.lab.place
+        with place_env_file(profile.lab.place, run_id) as path:
+            yield profile, path, "place", profile.lab.place
         return
     from harness.vlab import bench
     from harness.vlab import state as lab_state
