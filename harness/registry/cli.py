@@ -453,12 +453,19 @@ def submit(run_dir: Path) -> None:
 
 
 @registry.command()
+@click.option(
+    "--results",
+    "results",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="also submit finished runs here that were never submitted (harness killed before it could)",
+)
 @json_option
-def sync(as_json: bool) -> None:
+def sync(results: tuple[Path, ...], as_json: bool) -> None:
     """Deliver every queued run in the outbox, exactly once. Exit 3 if some remain queued."""
     from harness.registry.client import sync as do_sync
 
-    report = do_sync()
+    report = do_sync(list(results))
     if as_json:
         click.echo(
             json.dumps(

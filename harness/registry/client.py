@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from typing import Literal
 from harness.errors import HarnessError
 from harness.labkey import LabIdentity, load_or_create_identity
 from harness.registry.config import default_db_url, outbox_dir, remote_registry
-from harness.report.bundle import BundleUnreadable, make_bundle, verify_bundle
+from harness.report.bundle import BundleUnreadable, make_bundle, read_run_json, verify_bundle
 
 Delivery = Literal["delivered", "queued"]
 BUNDLE_SUFFIX = ".bundle.tar"
@@ -100,8 +101,6 @@ def submit_run(run_dir: str | os.PathLike[str]) -> Delivery:
     identity = load_or_create_identity()
     outbox = outbox_dir()
     with _locked(outbox):
-        from harness.report.bundle import read_run_json
-
         run_id = read_run_json(Path(run_dir))["run_id"]
         bundle_path = outbox / (_entry_name(run_id) + BUNDLE_SUFFIX)
         make_bundle(Path(run_dir), bundle_path, identity)
@@ -124,10 +123,31 @@ def pending() -> list[tuple[str, Path]]:
     return found
 
 
-def sync() -> SyncReport:
-    """Deliver everything in the outbox; what cannot be delivered stays, with its reason."""
+def never_submitted(results: Path) -> list[Path]:
+    """Finished run folders whose run.json records no submission.
+
+    The run engine writes the delivery outcome into run.json after `submit_run`; a folder
+    without it is a run whose harness was killed between finishing and submitting.
+    """
+    found = []
+    for run_json in sorted(Path(results).glob("*/run.json")):
+        try:
+            run = json.loads(run_json.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(run, dict) and run.get("status") == "finished" and "registry" not in run:
+            found.append(run_json.parent)
+    return found
+
+
+def sync(results: list[Path] | None = None) -> SyncReport:
+    """Deliver everything in the outbox (first queueing finished, never-submitted runs found in
+    `results`); what cannot be delivered stays, with its reason."""
     identity = load_or_create_identity()
     report = SyncReport()
+    for folder in [f for root in results or [] for f in never_submitted(root)]:
+        if submit_run(folder) == "delivered":
+            report.delivered.append(read_run_json(folder)["run_id"])
     with _locked(outbox_dir()):
         for run_id, path in pending():
             error = _try_entry(path, identity)
