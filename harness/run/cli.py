@@ -147,6 +147,7 @@ def _submit(run_dir: Path) -> str:
     type=click.Path(path_type=Path),
     default=Path("results"),
     show_default=True,
+    help="folder that holds the run folders",
 )
 @click.option("--operator", help="who runs this (default: $USER)")
 @click.option("--plain", is_flag=True, help="plain progress lines even on a terminal")
@@ -167,7 +168,15 @@ def run(
     operator: str | None,
     plain: bool,
 ) -> int:
-    """Run a test plan on a board; results go to results/<run-id>/."""
+    """Run a test plan on a board; results go to results/<run-id>/.
+
+    The unit is reached through --env (a labgrid environment file), --place (a place on
+    the coordinator in $LG_COORDINATOR, acquired beforehand), the profile's own `lab:`
+    entry, or, for a virtual board, a bench this command starts and stops itself.
+
+    Exit status: 0 certified and nothing failed, 1 a test failed, 2 bad input,
+    3 infrastructure error or incomplete run (continue it with --resume RUN_ID).
+    """
     if env is not None and place is not None:
         raise UserError("give --env or --place, not both", Location(field="--place"))
     if env is not None and not env.is_file():
