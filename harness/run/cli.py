@@ -62,12 +62,32 @@ def _check_resume(results_root: Path, run_id: str, plan: Plan, profile: BoardPro
         )
 
 
+def _check_env_file(path: Path, target: str) -> None:
+    """A broken environment file is bad input (exit 2), found before a run folder exists."""
+    from labgrid import Environment
+
+    if not path.is_file():
+        raise UserError("labgrid environment file not found", Location(str(path), None, "--env"))
+    try:
+        found = Environment(str(path)).get_target(target)
+    except Exception as exc:  # labgrid reports bad files with many exception types
+        raise UserError(
+            f"not a usable labgrid environment: {exc}", Location(str(path), None, "--env")
+        ) from None
+    if found is None:
+        raise UserError(
+            f"no target {target!r} in the labgrid environment",
+            Location(str(path), None, f"targets.{target}"),
+        )
+
+
 @contextlib.contextmanager
 def _lab(
     profile: BoardProfile, env: Path | None, place: str | None, run_id: str
 ) -> Iterator[tuple[BoardProfile, Path, str, str]]:
     """Yield (profile, env file, lab kind, lab name); start and stop a virtual board if needed."""
     if env is not None:
+        _check_env_file(env, profile.lab.target)
         yield profile, env, "env", str(env)
         return
     if place is not None:
@@ -76,6 +96,7 @@ def _lab(
         return
     if profile.lab.env is not None:
         path = profile.resolve(profile.lab.env)
+        _check_env_file(path, profile.lab.target)
         yield profile, path, "env", str(path)
         return
     if profile.lab.place is not None:

@@ -28,6 +28,10 @@ PLAN = str(PLANS / "all-pass.yaml")
         ),
         (["--board", BOARD, "--plan", PLAN, "--place", "rpi4-07"], "$LG_COORDINATOR"),
         (["--board", BOARD, "--plan", PLAN, "--resume", "yesterday"], "is not a run id"),
+        (
+            ["--board", BOARD, "--plan", PLAN, "--env", PLAN],
+            "no target 'main' in the labgrid environment",
+        ),
         (["--board", BOARD, "--plan", PLAN, "--retries", "-1"], "--retries"),
     ],
     ids=[
@@ -37,6 +41,7 @@ PLAN = str(PLANS / "all-pass.yaml")
         "env-and-place",
         "place-without-coordinator",
         "bad-run-id",
+        "env-not-labgrid",
         "negative-retries",
     ],
 )
