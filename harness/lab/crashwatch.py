@@ -31,6 +31,8 @@ from harness.lab.terminal import strip_escapes
 
 # A "line" without a newline is cut here so binary junk cannot grow the buffer forever.
 MAX_LINE = 4096
+# The console session's command markers (raw, or as console.log writes them): not evidence.
+_MARKER = re.compile(r"^(?:\x1e|\\x1e)[SERXL][0-9a-f]+(?::[0-9a-f]*)?(?:\x1e|\\x1e)$")
 
 
 @dataclass
@@ -147,6 +149,8 @@ class CrashWatch:
 
     def _line(self, raw: str) -> list[CrashEvent]:
         self._line_number += 1
+        if _MARKER.match(raw.rstrip("\r")):
+            return []
         line = strip_escapes(raw)
         for event in self._open:
             event.excerpt_lines.append(line)
