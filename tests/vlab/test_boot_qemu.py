@@ -13,12 +13,13 @@ import base64
 import contextlib
 import ctypes
 import hashlib
+import json
 import re
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paramiko
@@ -49,21 +50,43 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _connect_unix(path: Path) -> socket.socket:
+    """Connect to a socket QEMU is about to create (it appears within moments of launch)."""
+    deadline = time.monotonic() + COMMAND_GUARD
+    while True:
+        sock = socket.socket(socket.AF_UNIX)
+        try:
+            sock.connect(str(path))
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _qmp(path: Path, command: str) -> None:
+    """Run one QMP command: greeting, capabilities handshake, then the command."""
+    with _connect_unix(path) as qmp:
+        qmp.settimeout(COMMAND_GUARD)
+        replies = qmp.makefile("rb")
+        assert b"QMP" in replies.readline()
+        for execute in ("qmp_capabilities", command):
+            qmp.sendall(json.dumps({"execute": execute}).encode() + b"\n")
+            while True:
+                reply = json.loads(replies.readline())
+                if "event" not in reply:
+                    break
+            assert "return" in reply, reply
+
+
 class Console:
     """The board's console socket, read by exactly one owner: this test."""
 
-    def __init__(self, path: Path, log: Path):
+    def __init__(self, path: Path, log: Path, machine_state: Callable[[], str]):
         self.log = log
-        self.sock = socket.socket(socket.AF_UNIX)
-        deadline = time.monotonic() + COMMAND_GUARD
-        while True:
-            try:
-                self.sock.connect(str(path))
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        self.machine_state = machine_state
+        self.sock = _connect_unix(path)
         self.seen = b""
         self.transcript = b""
 
@@ -78,7 +101,9 @@ class Console:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 tail = self.log.read_bytes()[-2000:].decode(errors="replace")
-                pytest.fail(f"console never showed {pattern!r}; console log ends with:\n{tail}")
+                pytest.fail(
+                    f"console never showed {pattern!r}; {self.machine_state()}; console log ends with:\n{tail}"
+                )
             self.sock.settimeout(remaining)
             with contextlib.suppress(TimeoutError):
                 chunk = self.sock.recv(65536)
@@ -115,14 +140,34 @@ class RunningBoard:
             agent_socket=self.agent_socket,
             console_log=self.console_log,
         )
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=(run_dir / "qemu.stderr").open("wb"),
-            preexec_fn=_die_with_test_process,
+        # Start with the CPUs stopped (-S) and let them run only once the console
+        # has its reader: QEMU drops console output nobody is connected to.
+        self.stderr_log = run_dir / "qemu.stderr"
+        with self.stderr_log.open("wb") as stderr:
+            self.proc = subprocess.Popen(
+                [*self.argv, "-S"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                preexec_fn=_die_with_test_process,
+            )
+        try:
+            self.console = Console(run_dir / "console.sock", self.console_log, self.machine_state)
+            _qmp(run_dir / "qmp.sock", "cont")
+        except OSError as exc:
+            self.stop()
+            pytest.fail(
+                f"QEMU did not start ({exc}); {self.machine_state()}; argv: {' '.join(self.argv)}"
+            )
+
+    def machine_state(self) -> str:
+        """For failure messages: is QEMU still running, and what did it say?"""
+        code = self.proc.poll()
+        state = "QEMU running" if code is None else f"QEMU exited with {code}"
+        errors = (
+            self.stderr_log.read_text(errors="replace").strip() if self.stderr_log.exists() else ""
         )
-        self.console = Console(run_dir / "console.sock", self.console_log)
+        return state + (f" (stderr: {errors[-800:]})" if errors else "")
 
     def ssh(self, password: str | None = None) -> paramiko.SSHClient:
         """SSH with the build's host key pinned: any other key is refused."""
