@@ -139,3 +139,22 @@ def test_artifacts_of_the_wrong_architecture_are_refused(
 ) -> None:
     with pytest.raises(InfraError, match="aarch64 but the artifacts given are for x86_64"):
         command(find_board("qemu-aarch64-uboot", BOARDS), lab["x86_64"], tmp_path)
+
+
+def test_an_aarch64_board_with_direct_boot_gets_the_kernel_and_initrd_without_u_boot(
+    lab: dict[str, ArchArtifacts], tmp_path: Path
+) -> None:
+    text = (
+        (BOARDS / "qemu-aarch64-uboot.yaml")
+        .read_text()
+        .replace("  flow: u-boot\n", "  flow: direct\n")
+    )
+    profile_file = tmp_path / "arm-direct.yaml"
+    profile_file.write_text(text)
+    artifacts = lab["aarch64"]
+    argv = command(load_board(profile_file), artifacts, tmp_path / "run")
+    assert "-bios" not in argv
+    assert option_values(argv, "-kernel") == [str(artifacts.kernel)]
+    assert option_values(argv, "-initrd") == [str(artifacts.initrd)]
+    assert "console=ttyAMA0,115200" in option_values(argv, "-append")[0]
+    assert not boot_overlay(tmp_path / "run").exists()
