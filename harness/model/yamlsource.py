@@ -61,6 +61,18 @@ def dotted(path: Iterable[str | int]) -> str:
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose value errors (e.g. the date 2026-02-30) carry the node's line."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"invalid value {node.value!r} ({exc})", node.start_mark
+            ) from None
+
+
 def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: Path) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -98,7 +110,7 @@ def load_yaml(file: str | Path, text: str | None = None) -> SourceDoc:
             raise UserError(f"cannot read: {exc.strerror}", Location(file)) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -175,3 +175,13 @@ def test_a_profile_that_is_a_list_is_rejected_as_not_a_mapping(tmp_path: Path) -
     result = run_check(file)
     assert result.returncode == 2
     assert "missing 'kind'" in result.stderr or "mapping" in result.stderr
+
+
+def test_an_impossible_date_anywhere_is_bad_input_with_its_line(tmp_path: Path) -> None:
+    file = tmp_path / "board.yaml"
+    file.write_text(GOOD.replace("  cpus: 4\n", "  cpus: 4\n  bought: 2026-02-30\n"))
+    result = run_check(file)
+    assert result.returncode == 2
+    assert f"{file}:16" in result.stderr
+    assert "2026-02-30" in result.stderr
+    assert "Traceback" not in result.stderr
