@@ -1,8 +1,8 @@
 """`build_lab`: kernels, initramfs and the U-Boot boot disk, from Debian packages, cached.
 
 The cache key is a hash of the exact package versions, the recipe version,
-the guest files and the image-building code, so a second build with nothing changed is a no-op, and an
-archive update (a new kernel ABI, a security fix in dropbear) is a new entry
+the guest files and the image-building code, so a second build with nothing
+changed is a no-op, and an archive update (a new kernel ABI, a security fix in dropbear) is a new entry
 rather than a silently different image under an old name. Each architecture
 is built in a temporary folder and renamed into place, so a build killed
 half-way never leaves a cache entry that looks complete.

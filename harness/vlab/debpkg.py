@@ -95,6 +95,8 @@ def resolve_meta(record: dict[str, str], prefix: str) -> str:
     Kernel packages carry the ABI in their name, so the meta package is how we
     follow Debian's current kernel without hard-coding an ABI number.
     """
+    if re.match(rf"{re.escape(prefix)}\d", record.get("Package", "")):
+        return record["Package"]  # already a concrete kernel (its name carries the ABI)
     depends = record.get("Depends", "")
     for alternative in re.split(r"[,|]", depends):
         target = alternative.strip().split(" ")[0].split(":")[0]
