@@ -112,7 +112,6 @@ BAD_PROFILES = [
         "inventory.cpus",
         "duplicate key",
     ),
-    ("wrong kind", ("kind: board", "kind: plan"), 2, "", "plan"),
     ("broken YAML", ("  cpus: 4\n", "  cpus: [4\n"), 16, "", "invalid YAML"),
     ("list mixed with mapping", ("schema: 1\n", "- schema: 1\n"), 2, "", "YAML"),
 ]
@@ -185,3 +184,12 @@ def test_an_impossible_date_anywhere_is_bad_input_with_its_line(tmp_path: Path) 
     assert f"{file}:16" in result.stderr
     assert "2026-02-30" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_plan_given_as_a_board_profile_is_refused_naming_the_kind(tmp_path: Path) -> None:
+    file = tmp_path / "board.yaml"
+    file.write_text(GOOD.replace("kind: board", "kind: plan"))
+    with pytest.raises(UserError) as err:
+        load_board(file)
+    assert f"{file}:2" in str(err.value)
+    assert "expected kind 'board'" in str(err.value)
