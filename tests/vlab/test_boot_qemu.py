@@ -241,13 +241,21 @@ def run(client: paramiko.SSHClient, command: str) -> tuple[int, str]:
 
 
 def sftp_round_trip(client: paramiko.SSHClient, tmp_path: Path) -> None:
+    """Put and get a file, and check it on the board while the SFTP channel is still open.
+
+    Debian 12's dropbear (2022.83) may close a session channel opened just after
+    another channel's process exited (upstream dropbear issues #173 and #321,
+    fixed in 2024.86); paramiko's SFTP close does not wait for sftp-server to
+    exit, so the next exec would race it. Keeping SFTP open, as the harness's
+    SSH session does, avoids that.
+    """
     payload = bytes(range(256)) * 512
     local = tmp_path / "payload.bin"
     local.write_bytes(payload)
     with client.open_sftp() as sftp:
         sftp.put(str(local), "/tmp/payload.bin")
         sftp.get("/tmp/payload.bin", str(tmp_path / "back.bin"))
-    status, output = run(client, "sha256sum /tmp/payload.bin")
+        status, output = run(client, "sha256sum /tmp/payload.bin")
     assert status == 0
     assert output.split()[0] == hashlib.sha256(payload).hexdigest()
     assert (tmp_path / "back.bin").read_bytes() == payload
@@ -278,7 +286,6 @@ def test_x86_64_board_boots_directly_to_login_with_ssh_sftp_hardware_and_agent_p
         client = board.ssh()
         try:
             assert run(client, "uname -m") == (0, "x86_64\n")
-            sftp_round_trip(client, tmp_path)
             assert run(client, "grep -c ^processor /proc/cpuinfo") == (0, "2\n")
             assert run(client, "cat /sys/block/vda/size")[1].strip() == str(64 * 2048)
             assert run(client, "cat /sys/class/dmi/id/product_name") == (0, "harness,vx86\n")
@@ -288,6 +295,7 @@ def test_x86_64_board_boots_directly_to_login_with_ssh_sftp_hardware_and_agent_p
                 "harness-vlab 1.0\n",
             )
             assert run(client, "hostname") == (0, "qemu-x86_64\n")
+            sftp_round_trip(client, tmp_path)
         finally:
             client.close()
         panic_through_agent(board)
@@ -336,10 +344,10 @@ def test_aarch64_board_boots_through_uboot_distro_boot_to_login_with_ssh_sftp_an
         client = board.ssh()
         try:
             assert run(client, "uname -m") == (0, "aarch64\n")
-            sftp_round_trip(client, tmp_path)
             assert run(client, "cat /sys/block/vda/size")[1].strip() == str(128 * 2048)
             assert run(client, "cat /sys/block/sda/size")[1].strip() == str(32 * 2048)
             assert run(client, "hostname") == (0, "qemu-aarch64-uboot\n")
+            sftp_round_trip(client, tmp_path)
         finally:
             client.close()
         panic_through_agent(board)
