@@ -17,7 +17,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from harness.errors import InfraError, UserError
@@ -258,6 +259,7 @@ def _build_or_reuse(arch: ArchRecipe, plan: Plan, root: Path, progress: Progress
     final = entry_dir / arch.arch
     with _locked(entry_dir / f".{arch.arch}.lock"):
         if final.is_dir():
+            os.utime(entry_dir)  # last use, for prune_cache
             progress(arch.arch, "cached")
             return ArchArtifacts.load(final, status="cached")
         for stale in entry_dir.glob(f".build-{arch.arch}-*"):
@@ -295,3 +297,34 @@ def build_lab(
         progress(arch.arch, "resolve package versions")
     plans = _memoised_plans(recipes, overrides, root)
     return {arch.arch: _build_or_reuse(arch, plans[arch.arch], root, progress) for arch in recipes}
+
+
+STALE_AFTER_DAYS = 14.0
+
+
+def prune_cache(
+    keep: Iterable[Path],
+    *,
+    root: Path | None = None,
+    unused_days: float | None = STALE_AFTER_DAYS,
+) -> list[Path]:
+    """Remove cache entries other than `keep` (entry folders), returning what was removed.
+
+    Every change of package version or build code makes a new ~85 MB entry, so
+    old ones pile up. By default only entries unused for `unused_days` go: a
+    running board may still have an older entry's boot disk as its backing
+    file and would fail at its next power-on. `unused_days=None` removes every
+    other entry at once (an explicit `harness lab build --prune`).
+    """
+    lab = (root or cache_root()) / "lab"
+    kept = {Path(p).resolve() for p in keep}
+    cutoff = None if unused_days is None else time.time() - unused_days * 86400
+    removed = []
+    for entry in sorted(lab.glob("*")) if lab.is_dir() else []:
+        if not entry.is_dir() or entry.resolve() in kept:
+            continue
+        if cutoff is not None and entry.stat().st_mtime > cutoff:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed

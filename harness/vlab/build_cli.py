@@ -14,7 +14,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from harness.errors import UserError
-from harness.vlab.build import ROLES, build_lab
+from harness.vlab.build import ROLES, STALE_AFTER_DAYS, build_lab, prune_cache
 from harness.vlab.recipe import ARCHES
 
 
@@ -49,7 +49,12 @@ def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the artifacts as JSON instead of a table."
 )
-def build(arches: tuple[str, ...], packages: tuple[str, ...], as_json: bool) -> None:
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Remove every other cached build now (by default, builds unused for 14 days go).",
+)
+def build(arches: tuple[str, ...], packages: tuple[str, ...], as_json: bool, prune: bool) -> None:
     """Build kernels, initramfs and the aarch64 U-Boot disk from Debian packages (cached)."""
     overrides = _parse_overrides(packages)
     wanted = arches or tuple(ARCHES)
@@ -71,6 +76,12 @@ def build(arches: tuple[str, ...], packages: tuple[str, ...], as_json: bool) -> 
             progress.update(tasks[arch], description=message, completed=1 if done else 0)
 
         results = build_lab(wanted, report, overrides=overrides)
+    removed = prune_cache(
+        {a.directory.parent for a in results.values()},
+        unused_days=None if prune else STALE_AFTER_DAYS,
+    )
+    if removed:
+        console.print(f"removed {len(removed)} old cached build(s) from {removed[0].parent}")
 
     if as_json:
         click.echo(
