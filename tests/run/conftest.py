@@ -48,16 +48,10 @@ class RunOutput:
         return [record for record in self.lines() if record["id"] == test_id][-1]
 
 
-def harness_run(
-    board: Any,
-    plan: str | Path,
-    results_root: Path,
-    *extra: str,
-    env: dict[str, str] | None = None,
-    timeout: float = 600,
-    submit: bool = False,
-) -> RunOutput:
-    """`harness run` as a user types it, against a running virtual board (its env file)."""
+def harness_run_argv(
+    board: Any, plan: str | Path, results_root: Path, *extra: str, submit: bool = False
+) -> list[str]:
+    """The command line of `harness run` on a running virtual board (its env file)."""
     plan_path = plan if isinstance(plan, Path) else PLANS / plan
     argv = [
         sys.executable,
@@ -75,8 +69,20 @@ def harness_run(
         "--plain",
         *extra,
     ]
-    if not submit:
-        argv.append("--no-submit")
+    return argv if submit else [*argv, "--no-submit"]
+
+
+def harness_run(
+    board: Any,
+    plan: str | Path,
+    results_root: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    submit: bool = False,
+) -> RunOutput:
+    """`harness run` as a user types it, against a running virtual board (its env file)."""
+    argv = harness_run_argv(board, plan, results_root, *extra, submit=submit)
     done = subprocess.run(
         argv,
         capture_output=True,

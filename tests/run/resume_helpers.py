@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.run.conftest import PLANS, REPO, RunOutput, harness_run
+from tests.run.conftest import REPO, RunOutput, harness_run, harness_run_argv
 
 KILL_WAIT = 120.0
 
@@ -28,22 +27,7 @@ def _wait_for(predicate: Any, what: str, proc: subprocess.Popen[bytes]) -> None:
 
 def kill_during_slow_test(board: Any, results_root: Path) -> Path:
     """Start `harness run` on plans/slow.yaml, SIGKILL it while test `slow` runs; return the run folder."""
-    argv = [
-        sys.executable,
-        "-m",
-        "harness",
-        "run",
-        "--board",
-        str(board.profile.source),
-        "--plan",
-        str(PLANS / "slow.yaml"),
-        "--env",
-        str(board.env_file),
-        "--results",
-        str(results_root),
-        "--no-submit",
-        "--plain",
-    ]
+    argv = harness_run_argv(board, "slow.yaml", results_root)
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
 
