@@ -7,24 +7,34 @@ themselves, one per module, because a console serves one client at a time.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.lab.board import Board
 
 
-@pytest.fixture
-def lab(sim_board, tmp_path: Path) -> Iterator[Board]:
-    """A logged-in Board on a fresh simulated board; its console.log is in tmp_path."""
-    board = Board.open(sim_board.profile, sim_board.env_file, console_log=tmp_path / "console.log")
+@contextlib.contextmanager
+def opened_board(vm: Any, console_log: Path, *, login: bool = True) -> Iterator[Board]:
+    """A Board on a running virtual board, closed (console logged out) afterwards."""
+    board = Board.open(vm.profile, vm.env_file, console_log=console_log)
     try:
-        board.console.login()
+        if login:
+            board.console.login()
         yield board
     finally:
         board.close()
+
+
+@pytest.fixture
+def lab(sim_board, tmp_path: Path) -> Iterator[Board]:
+    """A logged-in Board on a fresh simulated board; its console.log is in tmp_path."""
+    with opened_board(sim_board, tmp_path / "console.log") as board:
+        yield board
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import pytest
 
 from harness.lab.board import Board
 from harness.lab.errors import BoardCrashed
+from tests.lab.conftest import opened_board
 
 pytestmark = pytest.mark.qemu
 
@@ -19,12 +20,10 @@ def vm(qemu_board):
 
 @pytest.fixture(scope="module")
 def board(vm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
-    log = tmp_path_factory.mktemp("qemu-uboot") / "console.log"
-    opened = Board.open(vm.profile, vm.env_file, console_log=log)
-    try:
+    with opened_board(
+        vm, tmp_path_factory.mktemp("qemu-uboot") / "console.log", login=False
+    ) as opened:
         yield opened
-    finally:
-        opened.close()
 
 
 def test_boot_goes_through_the_bootloader_to_a_shell(board: Board) -> None:

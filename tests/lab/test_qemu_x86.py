@@ -15,6 +15,7 @@ import pytest
 
 from harness.lab.board import Board
 from harness.lab.errors import BoardCrashed, CommandTimeout, ShellUnresponsive, SSHLinkLost
+from tests.lab.conftest import opened_board
 
 pytestmark = pytest.mark.qemu
 
@@ -26,13 +27,8 @@ def vm(qemu_board):
 
 @pytest.fixture(scope="module")
 def board(vm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
-    log = tmp_path_factory.mktemp("qemu-x86") / "console.log"
-    opened = Board.open(vm.profile, vm.env_file, console_log=log)
-    try:
-        opened.console.login()
+    with opened_board(vm, tmp_path_factory.mktemp("qemu-x86") / "console.log") as opened:
         yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture(autouse=True)
