@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from harness.durable import fsync_dir
 from harness.errors import HarnessError
 from harness.labkey import LabIdentity, load_or_create_identity
 from harness.registry.config import default_db_url, outbox_dir, remote_registry
@@ -53,14 +54,6 @@ def _locked(outbox: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _deliver(data: bytes, identity: LabIdentity) -> str:
     """Send one bundle to the configured registry; returns its status ("stored"/"duplicate")."""
     remote = remote_registry()
@@ -92,7 +85,7 @@ def _try_entry(bundle_path: Path, identity: LabIdentity) -> str | None:
         return str(exc)
     bundle_path.unlink()
     error_path.unlink(missing_ok=True)
-    _fsync_dir(bundle_path.parent)
+    fsync_dir(bundle_path.parent)
     return None
 
 
@@ -104,7 +97,7 @@ def submit_run(run_dir: str | os.PathLike[str]) -> Delivery:
         run_id = read_run_json(Path(run_dir))["run_id"]
         bundle_path = outbox / (_entry_name(run_id) + BUNDLE_SUFFIX)
         make_bundle(Path(run_dir), bundle_path, identity)
-        _fsync_dir(outbox)
+        fsync_dir(outbox)
         return "queued" if _try_entry(bundle_path, identity) else "delivered"
 
 

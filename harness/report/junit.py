@@ -30,6 +30,8 @@ from typing import Any
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
+from harness.durable import write_atomic
+
 
 def _case(result: Mapping[str, Any]) -> TestCase:
     outcome = result["outcome"]
@@ -120,6 +122,4 @@ def _add_case_properties(text: str, results: list[Mapping[str, Any]]) -> str:
 
 
 def write_junit(path: Path, run: Mapping[str, Any], results: Iterable[Mapping[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(build_junit(run, results), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, build_junit(run, results))

@@ -17,6 +17,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from harness.durable import fsync_dir, write_atomic
 from harness.errors import Location, UserError
 
 RESULTS = "results.jsonl"
@@ -44,14 +45,6 @@ def new_run_id(board_name: str, now: dt.datetime | None = None) -> str:
     return f"{moment:%Y%m%dT%H%M%SZ}-{board_name}-{secrets.token_hex(2)}"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class RunFolder:
     """Reads and writes one run's folder; all writes are durable before they return."""
 
@@ -64,7 +57,7 @@ class RunFolder:
         results_root.mkdir(parents=True, exist_ok=True)
         path = results_root / run_id
         path.mkdir()  # never reuse a folder: a clash means a duplicate run id
-        _fsync_dir(results_root)
+        fsync_dir(results_root)
         return cls(path)
 
     @classmethod
@@ -138,15 +131,7 @@ class RunFolder:
         return json.loads((self.path / RUN_JSON).read_text(encoding="utf-8"))
 
     def write_json(self, name: str, data: Any) -> None:
-        target = self.path / name
-        tmp = target.with_name(f".{name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2, sort_keys=True)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(self.path)
+        write_atomic(self.path / name, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     @property
     def console_log(self) -> Path:

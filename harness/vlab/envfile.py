@@ -10,7 +10,6 @@ which labgrid keeps and exposes through `Environment.config.get_option()`.
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from harness.durable import write_atomic
 from harness.vlab.state import BenchState, BoardFacts
 
 # Option names under `options:`; readers should use these constants.
@@ -93,13 +93,13 @@ def env_document(state: BenchState, facts: BoardFacts, lab_dir: Path) -> dict[st
 def write_env_file(state: BenchState, facts: BoardFacts, lab_dir: Path) -> Path:
     """Write atomically, so a reader never loads half an environment."""
     path = Path(state.env_file)
-    tmp = path.with_suffix(".tmp")
     header = (
         f"# labgrid environment of virtual board '{state.name}' ({state.board}, {state.kind}).\n"
         "# Written by its bench; valid while `harness lab list` shows it.\n"
     )
-    tmp.write_text(
-        header + yaml.safe_dump(env_document(state, facts, lab_dir), sort_keys=False, width=4096)
+    write_atomic(
+        path,
+        header + yaml.safe_dump(env_document(state, facts, lab_dir), sort_keys=False, width=4096),
+        durable=False,
     )
-    os.replace(tmp, path)
     return path

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.durable import write_atomic
 from harness.errors import Location, UserError
 
 STATE_FILE = "bench.json"
@@ -74,10 +75,9 @@ class BenchState:
 
     def save(self) -> None:
         """Atomic: a reader sees the previous or the new state, never half a file."""
-        path = Path(self.state_dir) / STATE_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        os.replace(tmp, path)
+        write_atomic(
+            Path(self.state_dir) / STATE_FILE, json.dumps(asdict(self), indent=2), durable=False
+        )
 
     @classmethod
     def load(cls, state_dir: Path) -> BenchState:
@@ -241,6 +241,4 @@ def claim(base: Path, name: str) -> Path:
 
 
 def write_pid(entry: Path, pid: int) -> None:
-    tmp = entry / "bench.pid.tmp"
-    tmp.write_text(f"{pid}\n")
-    os.replace(tmp, entry / "bench.pid")
+    write_atomic(entry / "bench.pid", f"{pid}\n", durable=False)
