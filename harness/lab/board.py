@@ -7,8 +7,11 @@ an SSH service (`NetworkService`).
 
 API (errors in harness/lab/errors.py):
     board = Board.open(profile, env_file, console_log=run_dir / "console.log")
-    board.boot()             power off -> on -> (U-Boot) -> logged-in shell; boot seconds
-    board.ensure_shell()     recover: resync, re-login, power cycle if the console is dead
+    board.boot()             power off -> on -> (bootloader) -> logged-in shell; boot seconds
+    board.ensure_shell()     recover: resync, else the state machine (machine.py) drives the
+                             board to a shell from whatever state it is in
+    board.state              the state last observed (states.py), without touching the board
+    board.machine.drive(BoardState.BOOTLOADER)   any state the machine knows
     board.console.run(cmd)   CommandResult (stdout+stderr merged), see console.py
     board.ssh.run(cmd)       CommandResult (stderr apart), put/get, see ssh.py
     board.reboot()           `reboot` on the console; confirmed by a new boot id; boot seconds
@@ -19,7 +22,8 @@ API (errors in harness/lab/errors.py):
 `reboot()`, `power_cycle()` and `boot()` raise `BootFailed` when the board did
 not come back (no shell, same boot id, SSH never answered) and `PowerFault`
 when the switch failed; they never report success on a board that did not
-really restart.
+really restart. After each boot the board is "up" only once its devices have
+settled (settle.py); `last_settle` says how long that took.
 """
 
 from __future__ import annotations
@@ -36,28 +40,23 @@ from labgrid.exceptions import NoDriverFoundError, NoResourceFoundError
 from harness.errors import HarnessError, InfraError, Location, UserError
 from harness.lab.console import ConsoleSession
 from harness.lab.consolelog import ConsoleLog
-from harness.lab.crash_patterns import UNEXPECTED_RESET, CrashPattern
+from harness.lab.crash_patterns import CrashPattern
 from harness.lab.crashwatch import CrashEvent, CrashWatch
-from harness.lab.errors import (
-    BootFailed,
-    LoginFailed,
-    LoginTimeout,
-    PowerFault,
-    ShellUnresponsive,
-)
+from harness.lab.errors import BoardCrashed, BootFailed, ShellUnresponsive
 from harness.lab.hostkeys import HostKeyPolicy
+from harness.lab.machine import BoardMachine, MachineStats
+from harness.lab.settle import SettleReport, wait_for_devices
 from harness.lab.ssh import SSHSession
+from harness.lab.states import BoardState
 from harness.model.board import BoardProfile
 
-# Crash kinds after which the board cannot answer until it is powered again.
-DEAD_AFTER = frozenset({"panic", "no-root-fs", "init-segfault"})
-# How long ensure_shell tries a re-login before it power-cycles.
-RELOGIN_TIMEOUT = 10.0
-KERNEL_BANNER = r"Linux version \d+\.\d+\S* \("
-AUTOBOOT = r"(?i)hit any key to stop autoboot|press any key to stop|autoboot in \d+"
-# What kernels and init systems print on the way down during a deliberate reboot.
 RESTART_SIGNS = (r"reboot: Restarting system", r"Requesting system reboot", r"Restarting system")
+KERNEL_BANNER = r"Linux version \d+\.\d+\S* \("
 BOOT_ID = "cat /proc/sys/kernel/random/boot_id"
+# Crashes or resets tolerated while a boot comes up, before the boot counts as failed.
+COME_UP_TRIES = 3
+# A logged-in shell gets this long to answer its resync probe before the machine takes over.
+RESYNC_WAIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -99,24 +98,38 @@ class Board:
         self.target = target
         self.log = console_log
         self.host_keys = host_keys
-        banner = CrashPattern(
-            "bootloader-banner",
-            re.compile(profile.boot.bootloader_banner),
-            "fatal",
-            "the bootloader started",
-            2,
-            boot_marker="bootloader",
-        )
-        self.watch = CrashWatch(extra=[banner] if profile.boot.flow == "u-boot" else [])
+        loader = profile.boot.loader
+        extra: list[CrashPattern] = []
+        if loader is not None and loader.banner:
+            extra.append(
+                CrashPattern(
+                    "bootloader-banner",
+                    re.compile(loader.banner),
+                    "fatal",
+                    f"the bootloader ({loader.name}) started",
+                    2,
+                    boot_marker="bootloader",
+                )
+            )
+        self.watch = CrashWatch(extra=extra)
         self.console = ConsoleSession(
-            target.get_driver("ConsoleProtocol"), profile.console, console_log, self.watch
+            target.get_driver("ConsoleProtocol"),
+            profile.console,
+            console_log,
+            self.watch,
+            bootloader=loader,
+        )
+        self._bootloader_line = re.compile(
+            f"(?:{loader.banner})[^\r\n]*" if loader is not None and loader.banner else r"(?!)"
         )
         self.console.on_read.append(self._spot_bootloader)
         self._power = self._optional_driver("PowerProtocol")
         self._service = self._optional_resource("NetworkService")
         self._ssh: SSHSession | None = None
         self.bootloader: str | None = None
-        self._logins_at_event = 0
+        self.machine = BoardMachine(self.console, self._power, boot_timeout=profile.boot.timeout)
+        self.last_settle: SettleReport | None = None
+        self.boot_times: list[float] = []
 
     @classmethod
     def open(
@@ -175,12 +188,9 @@ class Board:
             return None
 
     def _spot_bootloader(self, data: bytes) -> None:
-        if b"U-Boot" in data or self.profile.boot.flow == "u-boot":
-            match = re.search(
-                self.profile.boot.bootloader_banner + r"[^\r\n]*", data.decode("utf-8", "replace")
-            )
-            if match:
-                self.bootloader = match.group(0).strip()
+        match = self._bootloader_line.search(data.decode("utf-8", "replace"))
+        if match:
+            self.bootloader = match.group(0).strip()
 
     # --- SSH ----------------------------------------------------------------------------
     @property
@@ -201,32 +211,28 @@ class Board:
         return self._service is not None
 
     # --- power --------------------------------------------------------------------------
-    def _switch(self, action: str) -> None:
-        if self._power is None:
-            raise PowerFault("this board's labgrid target has no power driver (PowerProtocol)")
-        self.log.note(f"power {action}")
-        try:
-            getattr(self._power, action)()
-        except Exception as exc:
-            raise PowerFault(f"power {action} failed: {exc}") from exc
-
     def power_on(self) -> None:
-        self._switch("on")
+        """Switch on, expecting a boot (no waiting)."""
+        self.machine.power_on()
 
     def power_off(self) -> None:
         """Cut power. The shell and SSH link die with it."""
-        self._switch("off")
-        self.console.ready = False
+        self.machine.power_off()
+
+    def _drop_ssh(self) -> None:
         if self._ssh is not None:
             self._ssh.close()
+
+    @property
+    def state(self) -> BoardState:
+        """The state last observed on the console (states.py), without touching the board."""
+        return self.machine.state
 
     # --- boot ---------------------------------------------------------------------------
     def boot(self) -> float:
         """From power-off to a logged-in shell (and SSH answering); seconds from power on."""
         self.power_off()
         self.console.drain(quiet=0.2)
-        self.watch.expect_boot()
-        self.console.acknowledge_crashes()
         started = time.monotonic()
         self.power_on()
         return self._come_up(started, previous_boot_id=None)
@@ -234,13 +240,8 @@ class Board:
     def power_cycle(self) -> float:
         """Power-cycle through the switch and confirm a new boot; seconds from the cycle."""
         previous = self._current_boot_id()
-        self.power_off()
-        # Whatever the old boot still had in flight (the tail of a panic) belongs to it.
-        self.console.drain(quiet=0.2)
-        self.watch.expect_boot()
-        self.console.acknowledge_crashes()
         started = time.monotonic()
-        self.power_on()
+        self.machine.power_cycle()
         return self._come_up(started, previous)
 
     def reboot(self) -> float:
@@ -255,106 +256,76 @@ class Board:
         self.log.note("reboot requested")
         self.console.send("reboot\n")
         self.console.ready = False
-        # Wait for a sign of the restart before logging in, so the old shell, still alive
-        # for a moment, cannot answer the login probe and pass for the new one.
-        signs = [KERNEL_BANNER, self.profile.boot.bootloader_banner, *RESTART_SIGNS]
+        # Wait for a sign of the restart before driving the board, so the old shell, still
+        # alive for a moment, cannot answer a probe and pass for the new one.
+        signs = [KERNEL_BANNER, *RESTART_SIGNS]
+        if self.profile.boot.loader is not None and self.profile.boot.loader.banner:
+            signs.append(self.profile.boot.loader.banner)
         try:
             self.console.expect(signs, self.profile.boot.timeout)
         except ShellUnresponsive as exc:
             raise BootFailed(
                 f"board {self.profile.name} showed no sign of rebooting: {exc}"
             ) from exc
+        self.console.evidence.set_phase(BoardState.BOOTING, "restarting", "reboot")
         return self._come_up(started, previous)
 
     def _come_up(self, started: float, previous_boot_id: str | None) -> float:
-        """Bootloader (if any), login, a new boot id, SSH: the board is back only when all hold."""
-        deadline = started + self.profile.boot.timeout
-        try:
-            if self.profile.boot.flow == "u-boot":
-                self._through_bootloader(deadline)
-            self._await_login_prompt(deadline)
-            self.console.login(timeout=max(deadline - time.monotonic(), 1.0))
-        except (LoginTimeout, ShellUnresponsive) as exc:
-            raise BootFailed(
-                f"board {self.profile.name} did not reach a shell within {self.profile.boot.timeout:g} s: {exc}"
-            ) from exc
-        self.console.acknowledge_crashes()
-        self._logins_at_event = len(self.watch.events)
-        elapsed = time.monotonic() - started
-        current = self.boot_id()
-        if previous_boot_id is not None and current == previous_boot_id:
-            raise BootFailed(
-                f"board {self.profile.name} answered but did not restart (boot id unchanged: {current})"
-            )
+        """Shell, a new boot id, SSH, settled devices: the board is back only when all hold."""
+        for attempt in range(1, COME_UP_TRIES + 1):
+            try:
+                self.machine.drive(BoardState.SHELL)
+                current = self.boot_id()
+                if previous_boot_id is not None and current == previous_boot_id:
+                    raise BootFailed(
+                        f"board {self.profile.name} answered but did not restart "
+                        f"(boot id unchanged: {current})"
+                    )
+                up_at = time.monotonic()
+                self.settle()
+                break
+            except BoardCrashed as crash:
+                # It restarted or crashed again before it was up: still part of this boot.
+                self.log.note(f"board {crash.kind} while coming up (try {attempt}): driving on")
+                if attempt == COME_UP_TRIES:
+                    raise BootFailed(
+                        f"board {self.profile.name} kept failing while coming up: {crash}"
+                    ) from crash
+        elapsed = up_at - started
+        self.boot_times.append(elapsed)
+        self.log.note(f"board up after {elapsed:.2f} s (boot id {current})")
         if self.has_ssh:
             self.ssh.close()
-            self.ssh.wait_ready(max(deadline - time.monotonic(), 5.0))
-        self.log.note(f"board up after {elapsed:.2f} s (boot id {current})")
+            self.ssh.wait_ready(max(started + self.profile.boot.timeout - time.monotonic(), 5.0))
         return elapsed
 
-    def _await_login_prompt(self, deadline: float) -> None:
-        """Keep quiet until the OS offers a login. Keys typed while the kernel boots are at
-        best lost; on some UARTs (QEMU's PL011) they jam the console input for good."""
-        self.console.await_prompt(max(deadline - time.monotonic(), 1.0))
-
-    def _through_bootloader(self, deadline: float) -> None:
-        """Catch U-Boot at its prompt (interrupting autoboot) and start the OS on purpose."""
-        boot = self.profile.boot
-        patterns = [
-            AUTOBOOT,
-            boot.bootloader_prompt + r"$",
-            KERNEL_BANNER,
-            self.profile.console.login_prompt,
-        ]
-        index, _ = self.console.expect(patterns, max(deadline - time.monotonic(), 1.0))
-        if index >= 2:
-            return  # booted on its own, without a prompt to stop at
-        if index == 0:
-            self.console.send("\x03", "<Ctrl-C: stop autoboot>")
-            self.console.expect(
-                [boot.bootloader_prompt + r"$"], max(deadline - time.monotonic(), 1.0)
+    def settle(self) -> SettleReport:
+        """Wait (bounded) until the device set is complete and stable; see settle.py."""
+        report = wait_for_devices(
+            self.console, self.profile.inventory, self.profile.boot.settle_timeout
+        )
+        self.last_settle = report
+        if report.settled:
+            self.log.note(f"devices settled after {report.seconds:.2f} s ({report.looks} looks)")
+        else:
+            self.log.note(
+                f"devices still not settled after {report.seconds:.2f} s; missing: "
+                + (", ".join(report.missing) or "nothing, but the set kept changing")
             )
-        self.console.send((boot.boot_command or "boot") + "\n")
+        return report
 
     # --- recovery -----------------------------------------------------------------------
     def ensure_shell(self) -> None:
-        """Make the console shell usable again: resync, else re-login, else power-cycle.
+        """Make the console shell usable again: a resync if it is logged in, else the state
+        machine drives the board to a shell from wherever it is (waiting out a boot,
+        logging in, power-cycling a crashed or stuck board).
 
         Raises LoginFailed (wrong credentials: a cycle would not help) or BootFailed.
         """
-        if self.console.ready and self.console.resync(2.0):
+        if self.console.ready and self.console.resync(RESYNC_WAIT):
             return
-        if not self._dead_since_login():
-            # After a reset the board is booting on its own: give it the whole boot time, and
-            # steer U-Boot ourselves rather than let a login keystroke stop it at its prompt.
-            resetting = self._reset_since_login()
-            timeout = self.profile.boot.timeout if resetting else RELOGIN_TIMEOUT
-            try:
-                if (
-                    resetting
-                    and self.profile.boot.flow == "u-boot"
-                    and self.watch.stage == "bootloader"
-                ):
-                    self._through_bootloader(time.monotonic() + timeout)
-                if resetting:
-                    self._await_login_prompt(time.monotonic() + timeout)
-                self.console.login(timeout=timeout)
-                self.console.acknowledge_crashes()
-                self._logins_at_event = len(self.watch.events)
-                return
-            except LoginFailed as exc:
-                if not isinstance(exc, LoginTimeout):
-                    raise
-            except ShellUnresponsive:
-                pass
-        self.log.note("console dead: power-cycling the board")
-        self.power_cycle()
-
-    def _reset_since_login(self) -> bool:
-        return any(e.kind == UNEXPECTED_RESET for e in self.watch.events[self._logins_at_event :])
-
-    def _dead_since_login(self) -> bool:
-        return any(e.kind in DEAD_AFTER for e in self.watch.events[self._logins_at_event :])
+        self.console.ready = False
+        self.machine.drive(BoardState.SHELL)
 
     # --- facts --------------------------------------------------------------------------
     def boot_id(self) -> str:
@@ -388,6 +359,11 @@ class Board:
             os_version_id=lines[3].strip(),
             bootloader=self.bootloader,
         )
+
+    @property
+    def machine_stats(self) -> MachineStats:
+        """How hard the board was to drive (transitions, pokes, retyped lines, power cycles)."""
+        return self.machine.stats
 
     @property
     def crash_events(self) -> list[CrashEvent]:

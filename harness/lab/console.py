@@ -59,14 +59,14 @@ from harness.lab.errors import (
     BoardCrashed,
     CommandTimeout,
     ConsoleLost,
-    LoginFailed,
-    LoginTimeout,
     ShellUnresponsive,
 )
-from harness.lab.prompt import LOGIN_REFUSED, Prompts
+from harness.lab.prompt import Prompts
 from harness.lab.result import CommandResult
+from harness.lab.states import BoardState, ConsoleEvidence
 from harness.lab.terminal import strip_escapes
 from harness.model.board import Console
+from harness.model.bootloaders import ResolvedBootloader
 
 # The N_TTY line discipline holds at most 4095 bytes of one canonical line.
 MAX_LINE_BYTES = 4000
@@ -74,10 +74,6 @@ MAX_LINE_BYTES = 4000
 RESYNC_WAIT = (0.5, 1.0, 2.0)
 # After a crash line, keep reading this long for its context (call trace).
 CRASH_CONTEXT_WAIT = 2.0
-# Press Enter again when the board was quiet this long without showing a prompt.
-LOGIN_POKE_AFTER = 1.0
-# login(1) waits a few seconds before saying "Login incorrect": do not type over it.
-PASSWORD_CHECK_WAIT = 8.0
 # Run in the login shell: terminal in machine mode, then the machine-shell loop (see above).
 OUTER_SETUP = (
     "stty -echo onlcr 2>/dev/null; PS1=''; PS2=''; PROMPT_COMMAND=''; "
@@ -106,6 +102,7 @@ class ConsoleSession:
         log: ConsoleLog | None = None,
         watch: CrashWatch | None = None,
         raise_on: frozenset[str] = RAISE_ON,
+        bootloader: ResolvedBootloader | None = None,
     ):
         self.console = console
         self.settings = settings
@@ -119,6 +116,8 @@ class ConsoleSession:
         self._counter = 0
         self._reported = 0
         self._loop = b"-"
+        # What the console shows, for the board state machine (machine.py).
+        self.evidence = ConsoleEvidence(self.prompts, bootloader)
         self.on_read: list[Callable[[bytes], None]] = []
 
     # --- reading -----------------------------------------------------------------------
@@ -145,6 +144,7 @@ class ConsoleSession:
             return
         self.log.board(data)
         self.watch.feed(data)
+        self.evidence.feed(data)
         self._buffer += data
         for callback in self.on_read:
             callback(data)
@@ -156,6 +156,15 @@ class ConsoleSession:
             self.console.write(data)
         except (serial.SerialException, OSError) as exc:
             raise ConsoleLost(f"console connection lost while writing: {exc}") from exc
+
+    def pump(self, timeout: float) -> bytes:
+        """Read what arrives within `timeout` (all of it, once the first byte came)."""
+        return self._read(timeout)
+
+    def type(self, text: str, shown: str | None = None) -> None:
+        """Type `text` as is, keeping what was read so far (the state machine checks the
+        echo against it); logged as sent (`shown` in place of a secret)."""
+        self._write(text.encode(), text.rstrip("\n") if shown is None else shown)
 
     def drain(self, quiet: float = 0.0) -> bytes:
         """Read what the board printed since the last command (until `quiet` s of silence)."""
@@ -330,7 +339,7 @@ class ConsoleSession:
         if loop is None:
             return False
         if loop == "":
-            self._setup_shell()
+            self.setup_shell()
         else:
             self._loop = loop.encode()
             self._ready()
@@ -364,110 +373,21 @@ class ConsoleSession:
                 )
             self._read(remaining)
 
-    def await_prompt(self, timeout: float, settle: float = 2.0) -> str:
-        """Wait, typing nothing, until the board offers a login ('login') or, for a board that
-        logs in by itself, shows a shell prompt and then stays quiet for `settle` s ('shell').
-        Raises ShellUnresponsive when neither happens in time."""
-        deadline = time.monotonic() + timeout
-        quiet_since = time.monotonic()
-        while True:
-            self._raise_if_crashed(None)
-            text = strip_escapes(bytes(self._buffer).decode("utf-8", errors="replace"))
-            if self.prompts.login.search(text[-200:]) or re.search(
-                self.settings.login_prompt, text
-            ):
-                return "login"
-            if self.prompts.shell.search(text[-200:]) and time.monotonic() - quiet_since >= settle:
-                return "shell"
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ShellUnresponsive(f"the board offered no login within {timeout:g} s")
-            if self._read(min(remaining, 0.5)):
-                quiet_since = time.monotonic()
-
     # --- login --------------------------------------------------------------------------
     def login(self, timeout: float | None = None) -> None:
-        """From whatever the console shows (boot messages, login prompt, a shell) to a shell
-        set up for machine use. Raises LoginFailed when the board refuses the credentials,
-        LoginTimeout when no prompt shows up in time."""
+        """From whatever the console shows (boot messages, a login prompt, a shell) to a
+        shell set up for machine use, through the board state machine with no power switch.
+        Raises LoginFailed when the board refuses the credentials, LoginTimeout when it
+        shows nothing usable in time."""
+        from harness.lab.machine import BoardMachine
+        from harness.lab.states import BoardState
+
         timeout = self.settings.login_timeout if timeout is None else timeout
-        deadline = time.monotonic() + timeout
         self.log.note(f"login as {self.settings.username!r}")
         self.ready = False
-        self._buffer.clear()
-        self._write(b"\n", "<Enter>")
-        typed: str | None = "enter"
-        last_input = time.monotonic()
-        while time.monotonic() < deadline:
-            self._raise_if_crashed(None)
-            text = strip_escapes(bytes(self._buffer).decode("utf-8", errors="replace"))
-            if typed == "password" and LOGIN_REFUSED.search(text):
-                refused = LOGIN_REFUSED.search(text)
-                assert refused is not None
-                raise LoginFailed(
-                    f"the board refused the console login as {self.settings.username!r}: "
-                    f"it said {refused.group(0)!r} (check console.username/password in the board profile)"
-                )
-            answer = re.search(rb"\x1eR[0-9a-f]+:([0-9a-f]*)\x1e", self._buffer)
-            if typed == "probe" and answer:
-                # A shell answered without a prompt: ours from an earlier session, or a plain one.
-                if answer.group(1):
-                    self._loop = answer.group(1)
-                    self._ready()
-                else:
-                    self._setup_shell()
-                return
-            prompt = self.prompts.which(text[-200:])
-            if prompt == "password":
-                if typed == "user":
-                    if self.settings.password is None:
-                        raise LoginFailed(
-                            "the board asks for a console password but the board profile gives "
-                            "none (console.password)"
-                        )
-                    typed = self._type(self.settings.password, "password", secret=True)
-                else:
-                    typed = self._type("", "enter")
-                last_input = time.monotonic()
-                continue
-            if prompt == "login":
-                if typed == "password":
-                    raise LoginFailed(
-                        f"the board refused the console login as {self.settings.username!r}: "
-                        "it asked for the login again (check console.username/password)"
-                    )
-                typed = self._type(self.settings.username, "user")
-                last_input = time.monotonic()
-                continue
-            if prompt == "shell":
-                self._setup_shell()
-                return
-            quiet = not self._read(min(0.25, max(deadline - time.monotonic(), 0)))
-            patience = PASSWORD_CHECK_WAIT if typed == "password" else LOGIN_POKE_AFTER
-            if quiet and time.monotonic() - last_input >= patience:
-                typed = self._poke(typed)
-                last_input = time.monotonic()
-        self.log.note("login timed out")
-        raise LoginTimeout(
-            f"no login or shell prompt on the console within {timeout:g} s "
-            f"(looked for {self.settings.login_prompt!r} and {self.settings.shell_prompt!r})"
-        )
+        BoardMachine(self, power=None).drive(BoardState.SHELL, timeout)
 
-    def _poke(self, typed: str | None) -> str:
-        """Quiet and no prompt: a kernel message may have hidden the prompt, or a shell with
-        an empty prompt (set up by an earlier session) is waiting. Alternate Enter and a probe."""
-        self._buffer.clear()
-        if typed == "enter":
-            self._write(PROBE.format(token=self._token().decode()).encode(), "<probe>")
-            return "probe"
-        return self._type("", "enter")
-
-    def _type(self, text: str, what: str, secret: bool = False) -> str:
-        self._buffer.clear()
-        self._write(text.encode() + b"\n", "******" if secret else (text or "<Enter>"))
-        return what
-
-    def _setup_shell(self) -> None:
+    def setup_shell(self) -> None:
         """At a plain shell: machine mode for the terminal, then the machine-shell loop."""
         loop = self._token()
         self._buffer.clear()
@@ -482,6 +402,9 @@ class ConsoleSession:
     def _ready(self) -> None:
         self.ready = True
         self.watch.arm()
+        # While the machine shell answers, the session knows the state; should it stop
+        # answering, only new console output may say where the board went.
+        self.evidence.set_phase(BoardState.UNKNOWN, "machine shell was ready", "")
         self.log.note("shell ready")
 
     def logout(self) -> None:

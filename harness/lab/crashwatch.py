@@ -31,6 +31,7 @@ from harness.lab.terminal import strip_escapes
 
 # A "line" without a newline is cut here so binary junk cannot grow the buffer forever.
 MAX_LINE = 4096
+_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
 # The console session's command markers (raw, or as console.log writes them): not evidence.
 _MARKER = re.compile(r"^(?:\x1e|\\x1e)[SERXL][0-9a-f]+(?::[0-9a-f]*)?(?:\x1e|\\x1e)$")
 
@@ -82,7 +83,10 @@ class CrashWatch:
         self, patterns: Iterable[CrashPattern] = PATTERNS, extra: Iterable[CrashPattern] = ()
     ):
         self.patterns = (*extra, *patterns)
-        self._any = re.compile("|".join(f"(?:{p.regex.pattern})" for p in self.patterns))
+        # One pre-filter over all rows (named groups dropped: rows may share names).
+        self._any = re.compile(
+            "|".join(f"(?:{_NAMED_GROUP.sub('(?:', p.regex.pattern)})" for p in self.patterns)
+        )
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._partial = ""
         self._before: deque[str] = deque(maxlen=CONTEXT_BEFORE)
@@ -159,18 +163,21 @@ class CrashWatch:
         found: list[CrashEvent] = []
         if self._any.search(line):
             for pattern in self.patterns:
-                if pattern.regex.search(line):
-                    event = self._classify(pattern, line)
+                match = pattern.regex.search(line)
+                if match:
+                    event = self._classify(pattern, match, line)
                     if event is not None:
                         found.append(event)
                     break
         self._before.append(line)
         return found
 
-    def _classify(self, pattern: CrashPattern, line: str) -> CrashEvent | None:
+    def _classify(
+        self, pattern: CrashPattern, match: re.Match[str], line: str
+    ) -> CrashEvent | None:
         kind, description = pattern.kind, pattern.description
         if pattern.boot_marker is not None:
-            if not self._is_unexpected_boot(pattern.boot_marker, line):
+            if not self._is_unexpected_boot(pattern.boot_marker, _stage_of(pattern, match)):
                 return None
             kind = UNEXPECTED_RESET
             description = f"the board restarted unexpectedly ({pattern.description} again)"
@@ -188,9 +195,8 @@ class CrashWatch:
             self._open.append(event)
         return event
 
-    def _is_unexpected_boot(self, marker: str, line: str) -> bool:
+    def _is_unexpected_boot(self, marker: str, variant: str) -> bool:
         if marker == "bootloader":
-            variant = "SPL" if " SPL " in line else "TPL" if " TPL " in line else "main"
             unexpected = self._stage == "kernel" or variant in self._bootloader_variants
             if unexpected:
                 self._bootloader_variants = set()
@@ -201,3 +207,13 @@ class CrashWatch:
         self._stage = "kernel"
         self._bootloader_variants = set()
         return unexpected
+
+
+def _stage_of(pattern: CrashPattern, match: re.Match[str]) -> str:
+    """Which stage of a multi-stage firmware printed a banner (TF-A BL2, U-Boot SPL...):
+    each stage shows once per boot, so only a repeated stage means the board restarted."""
+    stage = match.groupdict().get("stage")
+    if not stage:
+        text = match.string
+        stage = "SPL" if " SPL " in text else "TPL" if " TPL " in text else "main"
+    return f"{pattern.description}:{stage.strip()}"

@@ -26,3 +26,19 @@ def strip_escapes(text: str) -> str:
 def printable(text: str) -> str:
     """Make control characters visible (\\x1b, \\x07) so a log line shows what the board sent."""
     return _CONTROLS.sub(lambda m: "" if m.group() == "\r" else f"\\x{ord(m.group()):02x}", text)
+
+
+def visible_text(text: str) -> str:
+    """The text as a terminal shows it: escapes removed and each backspace taking back the
+    character before it (login(1) and U-Boot erase a typed character with "\\b \\b")."""
+    text = _ESCAPES.sub("", text)
+    if "\b" in text:
+        shown: list[str] = []
+        for char in text:
+            if char == "\b":
+                if shown and shown[-1] != "\n":
+                    shown.pop()
+            else:
+                shown.append(char)
+        text = "".join(shown)
+    return _CONTROLS.sub("", text)

@@ -9,12 +9,14 @@ environment file, a labgrid place, or the built-in virtual lab (`virtual:`).
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.errors import Location, UserError
+from harness.model.bootloaders import ResolvedBootloader
 from harness.model.yamlsource import load_yaml, validate
 
 
@@ -52,17 +54,66 @@ class Ssh(Strict):
     port: int = Field(default=22, gt=0, lt=65536)
 
 
+class Bootloader(Strict):
+    """How the board's bootloader shows itself and how to drive it, as data.
+
+    Every field defaults from the table in `harness/model/bootloaders.py` for
+    `boot.flow`, so a profile names only what its board does differently.
+    """
+
+    banner: str | None = Field(default=None, description="regex of the banner it prints first")
+    prompt: str | None = Field(default=None, description="regex of its command prompt")
+    autoboot: str | None = Field(
+        default=None, description="regex of the autoboot countdown line (the board boots alone)"
+    )
+    menu: str | None = Field(default=None, description="regex of a boot menu waiting for a key")
+    menu_key: str = Field(default="\n", description="key that starts the highlighted entry")
+    interrupt: str = Field(default="\x03", min_length=1, description="key that stops autoboot")
+    kill_line: str = Field(
+        default="\x03", min_length=1, description="key that discards a typed prompt line"
+    )
+    boot_command: str | None = Field(default=None, description="command that boots the OS")
+    on_autoboot: Literal["wait", "interrupt"] = Field(
+        default="wait",
+        description="wait: let the countdown run out (no keystroke during boot); "
+        "interrupt: stop it and type boot_command",
+    )
+
+
 class Boot(Strict):
-    flow: Literal["direct", "u-boot"] = "direct"
-    bootloader_prompt: str = Field(default="=> ", description="regex for the U-Boot prompt")
-    bootloader_banner: str = Field(
-        default=r"U-Boot \d{4}\.\d{2}",
-        description="regex; seen again mid-run means an unexpected reset",
-    )
-    boot_command: str | None = Field(
-        default=None, description="U-Boot command that boots the OS; default: the board's bootcmd"
-    )
+    flow: Literal["direct", "u-boot", "barebox", "grub"] = "direct"
+    bootloader: Bootloader = Bootloader()
     timeout: float = Field(default=180.0, gt=0, description="power-on to login prompt, seconds")
+    settle_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="after login: how long devices (block, network, USB, serial) may keep "
+        "appearing before the board counts as up anyway",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_keys(cls, data: object) -> object:
+        """Profiles written before `bootloader:` existed keep loading."""
+        if isinstance(data, dict):
+            legacy = {
+                "bootloader_prompt": "prompt",
+                "bootloader_banner": "banner",
+                "boot_command": "boot_command",
+            }
+            moved = {new: data[old] for old, new in legacy.items() if old in data}
+            if moved:
+                data = {k: v for k, v in data.items() if k not in legacy}
+                loader = dict(data.get("bootloader") or {})
+                data["bootloader"] = {**moved, **loader}
+        return data
+
+    @property
+    def loader(self) -> ResolvedBootloader | None:
+        """The bootloader's settings with the flow's defaults filled in; None for direct boot."""
+        from harness.model.bootloaders import resolve
+
+        return resolve(self.flow, self.bootloader)
 
 
 class BlockDevice(Strict):
@@ -166,6 +217,8 @@ def load_board(file: str | Path) -> BoardProfile:
     board = validate(doc, BoardProfile)
     board.source = Path(file).resolve()
     board.sha256 = hashlib.sha256(Path(file).read_bytes()).hexdigest()
+    if board.lab.virtual and board.boot.flow not in ("direct", "u-boot"):
+        raise doc.error("the virtual lab boots directly or through U-Boot only", ("boot", "flow"))
     if (
         board.lab.virtual
         and board.boot.flow == "u-boot"
@@ -174,6 +227,15 @@ def load_board(file: str | Path) -> BoardProfile:
         raise doc.error(
             "the virtual lab boots U-Boot only for aarch64 and x86_64", ("boot", "flow")
         )
+    for field in ("banner", "prompt", "autoboot", "menu"):
+        pattern = getattr(board.boot.bootloader, field)
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise doc.error(
+                    f"not a valid regular expression: {exc}", ("boot", "bootloader", field)
+                ) from None
     return board
 
 

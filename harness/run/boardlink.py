@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InfraError
+from harness.lab.contract import BoardLink
 from harness.model.board import BoardProfile
 from harness.model.facts import Facts
 
 
-def open_board(profile: BoardProfile, env_file: Path | None, console_log: Path) -> Any:
-    """Open the board and make sure a logged-in shell answers; the console is recorded to `console_log`."""
+def open_board(profile: BoardProfile, env_file: Path | None, console_log: Path) -> BoardLink:
+    """Open the board, bring it to a logged-in shell (from whatever state it is in) and wait
+    until its devices have settled; the console is recorded to `console_log`."""
     from harness.lab.board import Board
 
     if env_file is None:
@@ -25,19 +27,16 @@ def open_board(profile: BoardProfile, env_file: Path | None, console_log: Path) 
     board = Board.open(profile, env_file, console_log=console_log)
     try:
         board.ensure_shell()
+        board.settle()
     except BaseException:
         board.close()
         raise
     return board
 
 
-def software_identity(board: Any, facts: Facts) -> dict[str, Any]:
+def software_identity(board: BoardLink, facts: Facts) -> dict[str, Any]:
     """Kernel, OS and bootloader as the registry records them; the board's own view first."""
-    identity: dict[str, Any] = {}
-    reader = getattr(board, "software_identity", None)
-    if callable(reader):
-        found = reader()
-        identity = dict(found if isinstance(found, dict) else vars(found))
+    identity = board.software_identity().to_dict()
     os_release = identity.get("os_release") or (
         " ".join(part for part in (facts.os_name, facts.os_version) if part) or None
     )

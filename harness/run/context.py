@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from harness.run.expect import Measurement
 
 if TYPE_CHECKING:
+    from harness.lab.contract import BoardLink
+    from harness.lab.result import CommandResult
     from harness.model.board import BoardProfile
     from harness.model.plan import TestSpec
 
@@ -71,7 +73,7 @@ class TestContext:
 
     __test__ = False
 
-    board: Any
+    board: BoardLink
     profile: BoardProfile
     facts: dict[str, Any]
     test: TestSpec
@@ -84,7 +86,9 @@ class TestContext:
     def log(self) -> StepLog:
         return StepLog(self.transcript)
 
-    def run(self, command: str, timeout: float = 30.0, transport: str | None = None) -> Any:
+    def run(
+        self, command: str, timeout: float = 30.0, transport: str | None = None
+    ) -> CommandResult:
         """Run a command on the test's transport (or the one given); returns a CommandResult."""
         via = transport or self.transport
         session = self.board.ssh if via == "ssh" else self.board.console

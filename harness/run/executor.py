@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InfraError
-from harness.lab.crashwatch import most_severe
-from harness.lab.errors import BoardCrashed, BoardFault
+from harness.lab.contract import BoardLink
+from harness.lab.crashwatch import CrashEvent, most_severe
+from harness.lab.errors import BoardCrashed, BoardFault, CommandTimeout
+from harness.lab.states import BoardState
 from harness.model.board import BoardProfile
 from harness.model.plan import Plan, TestSpec
 from harness.model.requires import resolve_path
@@ -47,10 +49,10 @@ CRASH_SEVERITIES = frozenset({"fatal", "error"})
 
 
 @dataclass
-class BoardState:
-    """Whether the board needs recovery before it can be trusted with the next test."""
+class RecoveryRecord:
+    """Recoveries that failed in a row: after `max_failed_recoveries` the board is lost.
+    (Whether the board needs recovery at all is its own state: `board.state`.)"""
 
-    needs_recovery: bool = False
     failed_recoveries: int = 0
     last_problem: str = ""
 
@@ -66,10 +68,6 @@ class Attempt:
     console_events: list[dict[str, Any]] = field(default_factory=list)
 
 
-class BoardLost(InfraError):
-    """Recovery failed several times in a row: the remaining tests cannot run."""
-
-
 class TestExecutor:
     """Owns the board-recovery state across tests; `execute(test)` returns a results.jsonl record."""
 
@@ -77,7 +75,7 @@ class TestExecutor:
 
     def __init__(
         self,
-        board: Any,
+        board: BoardLink,
         profile: BoardProfile,
         plan: Plan,
         facts: Callable[[], dict[str, Any]],
@@ -96,7 +94,7 @@ class TestExecutor:
         self.retries = retries
         self.max_failed_recoveries = max_failed_recoveries
         self.today = today or dt.date.today()
-        self.state = BoardState()
+        self.state = RecoveryRecord()
 
     # ---- public -----------------------------------------------------------------------
 
@@ -147,7 +145,7 @@ class TestExecutor:
         return attempt
 
     def _attempt_steps(self, test: TestSpec) -> Attempt:
-        if self.state.needs_recovery:
+        if self.needs_recovery:
             problem = self.recover()
             if problem is not None:
                 return Attempt(
@@ -170,12 +168,11 @@ class TestExecutor:
         try:
             result = run_steps(ctx, test.steps, deadline, self.scope())
         except BoardCrashed as crash:
-            self.state.needs_recovery = True
             return self._crash_attempt(crash.event, transcript, ctx)
         except (
             BoardFault
         ) as fault:  # e.g. CommandTimeout: the shell was recovered, the board was slow
-            output = getattr(fault, "output", "")
+            output = fault.output if isinstance(fault, CommandTimeout) else ""
             return Attempt(
                 Outcome.FAIL, str(fault), _tail(output), _measured(ctx), transcript.text()
             )
@@ -193,7 +190,6 @@ class TestExecutor:
                 Outcome.FAIL, reason, _traceback_tail(failed), _measured(ctx), transcript.text()
             )
         except InfraError as infra:
-            self.state.needs_recovery = True
             recovery_problem = self.recover()
             crash = self._new_crash(crashes_before)
             if crash is not None:
@@ -228,12 +224,10 @@ class TestExecutor:
             )
         return Attempt(Outcome.PASS, "", "", measurements, transcript.text())
 
-    def _crash_attempt(self, event: Any, transcript: Transcript, ctx: TestContext) -> Attempt:
-        crash = (
-            event.to_dict()
-            if hasattr(event, "to_dict")
-            else {"kind": getattr(event, "kind", "crash")}
-        )
+    def _crash_attempt(
+        self, event: CrashEvent, transcript: Transcript, ctx: TestContext
+    ) -> Attempt:
+        crash = event.to_dict()
         reason = f"board crashed: {event.kind}: {event.line.strip()}"
         return Attempt(
             Outcome.FAIL, reason, event.excerpt, _measured(ctx), transcript.text(), crash
@@ -243,35 +237,31 @@ class TestExecutor:
         """Get back to a working shell; returns None on success, else what went wrong.
 
         A crash reported while recovering (the console finally showing the
-        panic) is already in `crash_events`; it only means a power cycle is due.
+        panic) is already in `crash_events`; it only means a power cycle is due. The board
+        state machine does the whole climb (resync, wait out a boot, log in, power-cycle a
+        crashed or stuck board), so one call is the whole recovery.
         """
         try:
             self.board.ensure_shell()
-        except (InfraError, BoardFault) as first:
-            try:
-                self.board.power_cycle()
-                self.board.ensure_shell()
-            except (InfraError, BoardFault) as second:
-                self.state.failed_recoveries += 1
-                self.state.last_problem = (
-                    f"{type(first).__name__}: {first}; then power cycle: {second}"
-                )
-                return self.state.last_problem
-        self.state.needs_recovery = False
+        except (InfraError, BoardFault) as problem:
+            self.state.failed_recoveries += 1
+            self.state.last_problem = f"{type(problem).__name__}: {problem}"
+            return self.state.last_problem
         self.state.failed_recoveries = 0
         return None
 
-    def _crash_events(self) -> list[Any]:
-        return list(getattr(self.board, "crash_events", []) or [])
+    @property
+    def needs_recovery(self) -> bool:
+        """The console shell is gone (crash, hang, reset, lost link): recover before a test."""
+        return self.board.state is not BoardState.SHELL
 
-    def _new_crash(self, before: int) -> Any:
+    def _crash_events(self) -> list[CrashEvent]:
+        return self.board.crash_events
+
+    def _new_crash(self, before: int) -> CrashEvent | None:
         """The most severe crash/reset (not a mere warning) seen since the attempt began."""
-        events = [
-            e
-            for e in self._crash_events()[before:]
-            if getattr(e, "severity", "fatal") in CRASH_SEVERITIES
-        ]
-        return most_severe(events) if events else None
+        events = [e for e in self._crash_events()[before:] if e.severity in CRASH_SEVERITIES]
+        return most_severe(events)
 
     # ---- bookkeeping ------------------------------------------------------------------
 

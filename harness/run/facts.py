@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.lab.contract import BoardLink
 from harness.model.facts import BlockDeviceFact, Facts, UsbDeviceFact
 
 _DISCOVERY_LINES = [
@@ -109,7 +110,7 @@ def parse_facts(output: str) -> Facts:
     return Facts(**values)
 
 
-def discover_facts(board: Any, timeout: float = 60.0) -> Facts:
+def discover_facts(board: BoardLink, timeout: float = 60.0) -> Facts:
     """Facts of the board as it is now, over the console (always there, unlike SSH)."""
     result = board.console.run(DISCOVERY_SCRIPT, timeout=timeout)
     return parse_facts(result.stdout)

@@ -25,7 +25,7 @@ import pytest
 from harness.errors import UserError
 from harness.model.board import BoardProfile, find_board
 from harness.model.plan import Plan, TestSpec, load_plan
-from harness.run.session import RunSession
+from harness.run.session import RunListener, RunSession
 
 PLUGIN_NAME = "harness-run"
 BUILTIN_MARKERS = frozenset(
@@ -209,9 +209,9 @@ class HarnessRunPlugin:
         except UserError as exc:
             raise pytest.UsageError(f"harness: {exc}") from None
         for plugin in self.config.pluginmanager.get_plugins():
-            if getattr(plugin, "is_harness_listener", False):
+            if isinstance(plugin, RunListener):
                 self.session.listeners.append(plugin)
-        self.session._notify("run_started", self.session)
+        self.session.run_started()
 
     def _selection(self) -> str | None:
         option = self.config.option

@@ -34,9 +34,8 @@ CONSOLE_TAIL_LINES = 12
 
 
 class RunProgress:
-    """A pytest plugin object (found by `is_harness_listener`) that renders progress."""
-
-    is_harness_listener = True
+    """A pytest plugin object that renders progress (a `RunListener`: the run session finds
+    it among pytest's plugins by those four methods)."""
 
     def __init__(self, console: Console | None = None, live: bool | None = None):
         self.console = console or Console(stderr=True)

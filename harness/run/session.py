@@ -19,10 +19,11 @@ import socket
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from harness import __version__
 from harness.errors import HarnessError
+from harness.lab.contract import BoardLink
 from harness.model.board import BoardProfile
 from harness.model.plan import Plan, TestSpec
 from harness.report.junit import write_junit
@@ -33,8 +34,9 @@ from harness.run.facts import discover_facts
 from harness.run.outcomes import FINISHED, count_outcomes, decide_verdict, exit_code_for
 
 
+@runtime_checkable
 class RunListener(Protocol):
-    """Progress views implement these; all are optional to act on."""
+    """Progress views implement these four; a pytest plugin that does is told of the run."""
 
     def run_started(self, session: RunSession) -> None: ...
     def test_started(self, test: TestSpec) -> None: ...
@@ -74,15 +76,15 @@ class RunSession:
         retries: int = 1,
         operator: str | None = None,
         selection: str | None = None,
-        board_opener: Callable[[BoardProfile, Path | None, Path], Any] = open_board,
+        board_opener: Callable[[BoardProfile, Path | None, Path], BoardLink] = open_board,
     ):
         self.plan = plan
         self.profile = profile
         self.env_file = env_file
         self.retries = retries
-        self.listeners: list[Any] = []
+        self.listeners: list[RunListener] = []
         self._board_opener = board_opener
-        self._board: Any = None
+        self._board: BoardLink | None = None
         self._board_problem: str | None = None
         self._facts: dict[str, Any] | None = None
         self._software: dict[str, Any] | None = None
@@ -209,10 +211,21 @@ class RunSession:
         return self._executor
 
     def _refresh_facts(self) -> None:
-        facts = discover_facts(self._board)
+        board = self._board
+        assert board is not None
+        facts = discover_facts(board)
         self._facts = facts.model_dump(mode="json")
-        self.folder.write_json(INVENTORY, {"facts": self._facts, "collected_at": iso(utc_now())})
-        software = software_identity(self._board, facts)
+        settle = board.last_settle
+        self.folder.write_json(
+            INVENTORY,
+            {
+                "facts": self._facts,
+                "collected_at": iso(utc_now()),
+                # How long the device set took to stop changing after the last boot.
+                "settle": settle.as_dict() if settle is not None else None,
+            },
+        )
+        software = software_identity(board, facts)
         self._software = software
         self.run_json["software"] = software
         self.folder.write_run_json(self.run_json)
@@ -231,7 +244,7 @@ class RunSession:
     # ---- per test ---------------------------------------------------------------------
 
     def execute(self, test: TestSpec) -> dict[str, Any]:
-        self._notify("test_started", test)
+        self._tell("test_started", lambda listener: listener.test_started(test))
         executor = self._ensure_board()
         if executor is None:
             record = self._unrun_record(
@@ -242,7 +255,7 @@ class RunSession:
         else:
             record = executor.execute(test)
             reboots = any(step.kind in ("reboot", "power-cycle") for step in test.steps)
-            if reboots and not executor.state.needs_recovery:
+            if reboots and not executor.needs_recovery:
                 with contextlib.suppress(HarnessError):
                     self._refresh_facts()
             if executor.board_lost:
@@ -250,14 +263,17 @@ class RunSession:
         record["session"] = self.session_number
         record["plan_id"] = self.plan.id
         self.folder.append_result(record)
-        self._notify("test_finished", record)
+        self._tell("test_finished", lambda listener: listener.test_finished(record))
         return record
 
-    def _notify(self, event: str, arg: Any) -> None:
+    def run_started(self) -> None:
+        self._tell("run_started", lambda listener: listener.run_started(self))
+
+    def _tell(self, event: str, call: Callable[[RunListener], None]) -> None:
         """A broken progress view must never cost a result: listener errors are reported, not raised."""
         for listener in self.listeners:
             try:
-                getattr(listener, event)(arg)
+                call(listener)
             except Exception as exc:
                 print(f"harness: progress view failed in {event}: {exc!r}", file=sys.stderr)
 
@@ -321,7 +337,7 @@ class RunSession:
         self.folder.write_run_json(self.run_json)
         write_junit(self.folder.junit_file, self.run_json, ordered)
         self.close_board()
-        self._notify("run_finished", self)
+        self._tell("run_finished", lambda listener: listener.run_finished(self))
         return code
 
     def close_board(self) -> None:
