@@ -1,7 +1,7 @@
 """What can go wrong while talking to a board, split by whose problem it is.
 
 The run engine must tell three things apart, because they lead to different
-outcomes (see DESIGN.md "Outcomes"):
+outcomes (see docs/plan-format.md "Outcomes"):
 
 * the *board* misbehaved while a test ran: a command overran its timeout but
   the shell could be recovered (`CommandTimeout`), or the kernel crashed or the

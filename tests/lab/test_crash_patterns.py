@@ -207,3 +207,44 @@ def test_a_crash_line_split_across_reads_is_still_found() -> None:
     for index in range(len(line)):
         watch.feed(line[index : index + 1])
     assert [e.kind for e in watch.events] == ["panic"]
+
+
+# One boot's firmware banners as each firmware prints them (first banner of the chain).
+FIRMWARE_BANNERS = {
+    "coreboot": "coreboot-4.19 Mon Jan 16 12:00:00 UTC 2023 bootblock starting (log level: 7)...",
+    "tf-a": "NOTICE:  BL31: v2.8(release):v2.8-dirty",
+    "barebox": "barebox 2023.01.0-00012-g1234abcd #1 Mon Jan 2 12:00:00 UTC 2023",
+    "edk2": "UEFI firmware (version edk2-stable202302 built at 10:00:00 on Mar  1 2023)",
+    "u-boot-spl": "U-Boot SPL 2023.04 (Apr 03 2023 - 12:00:00 +0000)",
+    "grub": "GNU GRUB  version 2.06-13+deb12u1",
+}
+
+
+@pytest.mark.parametrize("firmware", sorted(FIRMWARE_BANNERS))
+def test_a_firmware_or_bootloader_banner_after_the_kernel_ran_is_an_unexpected_reset(
+    firmware: str,
+) -> None:
+    watch = CrashWatch()
+    watch.feed(b"[    0.000000] Linux version 6.1.0-21-arm64 (debian-kernel@lists.debian.org) #1\r\n")
+    watch.feed(b"acme login: root\r\n# ")
+    watch.arm()
+    assert watch.events == []
+    watch.feed(f"\r\n{FIRMWARE_BANNERS[firmware]}\r\n".encode())
+    assert [e.kind for e in watch.events] == ["unexpected-reset"]
+    assert FIRMWARE_BANNERS[firmware] in watch.events[0].line
+
+
+def test_a_multi_stage_firmware_chain_is_one_boot_until_a_stage_repeats() -> None:
+    chain = (
+        "NOTICE:  Booting Trusted Firmware\r\n"
+        "NOTICE:  BL1: v2.8(release)\r\n"
+        "NOTICE:  BL2: v2.8(release)\r\n"
+        "NOTICE:  BL31: v2.8(release)\r\n"
+        "U-Boot SPL 2023.04 (Apr 03 2023)\r\n"
+        "U-Boot 2023.04 (Apr 03 2023)\r\n"
+    )
+    watch = CrashWatch()
+    watch.feed(chain.encode())
+    assert watch.events == []
+    watch.feed(b"NOTICE:  BL1: v2.8(release)\r\n")
+    assert [e.kind for e in watch.events] == ["unexpected-reset"]

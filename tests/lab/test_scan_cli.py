@@ -92,3 +92,18 @@ def test_scan_of_unreadable_input_exits_2_with_one_line_naming_the_file(
     assert str(target) in done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_scan_reports_a_reset_shown_by_a_non_uboot_firmware_banner(tmp_path: Path) -> None:
+    log = tmp_path / "customer.log"
+    log.write_text(
+        "UEFI firmware (version edk2-stable202302 built at 10:00:00 on Mar  1 2023)\n"
+        "GNU GRUB  version 2.06-13+deb12u1\n"
+        "[    0.000000] Linux version 6.1.0-21-amd64 (debian-kernel@lists.debian.org) #1\n"
+        "acme login: root\n"
+        "UEFI firmware (version edk2-stable202302 built at 10:00:00 on Mar  1 2023)\n"
+    )
+    done = harness_scan(log, "--json")
+    assert done.returncode == 1, done.stderr
+    events = json.loads(done.stdout)["events"]
+    assert [(e["kind"], e["line_number"]) for e in events] == [("unexpected-reset", 5)]
