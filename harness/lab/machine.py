@@ -132,6 +132,7 @@ class BoardMachine:
         self._actions_here = 0
         self._typed: str | None = None
         self._pokes = 0
+        self._poked_at = 0.0
         # Called after every power-off: links that cannot survive it (SSH) are dropped.
         self.on_power_off: list[Callable[[], None]] = []
 
@@ -402,8 +403,12 @@ class BoardMachine:
     def _wait_or_poke(self, kind: str, deadline: float) -> None:
         """Read for a moment; after enough silence, poke: Enter, then the shell's probe."""
         self._read(min(READ_SLICE, max(deadline - time.monotonic(), 0.0)))
-        if self.evidence.quiet_for < QUIET_BEFORE_POKE[kind]:
+        # Silence counts from the board's last output or our last poke, whichever is later,
+        # so a board that stays silent is poked at that pace, not in a burst.
+        silent = time.monotonic() - max(self.evidence.last_output, self._poked_at)
+        if silent < QUIET_BEFORE_POKE[kind]:
             return
+        self._poked_at = time.monotonic()
         self._pokes += 1
         self.evidence.forget_tail()
         if self._pokes % 2 == 1:

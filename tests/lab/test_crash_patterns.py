@@ -225,7 +225,9 @@ def test_a_firmware_or_bootloader_banner_after_the_kernel_ran_is_an_unexpected_r
     firmware: str,
 ) -> None:
     watch = CrashWatch()
-    watch.feed(b"[    0.000000] Linux version 6.1.0-21-arm64 (debian-kernel@lists.debian.org) #1\r\n")
+    watch.feed(
+        b"[    0.000000] Linux version 6.1.0-21-arm64 (debian-kernel@lists.debian.org) #1\r\n"
+    )
     watch.feed(b"acme login: root\r\n# ")
     watch.arm()
     assert watch.events == []
