@@ -20,6 +20,10 @@ from harness.vlab.control import request
 from harness.vlab.state import BenchState
 
 
+# How many boot timeouts `wait_until_up` allows before it calls the board hung.
+UP_BOUND_FACTOR = 2
+SSH_AFTER_PROMPT_BOUND = 120.0
+
 class RunningBoard:
     def __init__(self, state: BenchState):
         self._state = state
@@ -106,13 +110,15 @@ class RunningBoard:
         QEMU's user networking accepts TCP on the forwarded port even while
         the guest is still booting, so only the SSH banner proves sshd is up.
         """
-        timeout = timeout or self.profile.boot.timeout
-        deadline = time.monotonic() + timeout
+        # Bounds guard against a hung board only: a loaded lab host boots TCG guests slowly.
+        timeout = timeout or UP_BOUND_FACTOR * self.profile.boot.timeout
         try:
             wait_for_console(self.console_log, self.profile.console.login_prompt, timeout, since)
         except InfraError as exc:
             reason = self.state().extra.get("error")
             raise InfraError(f"{exc}; the bench says: {reason}" if reason else str(exc)) from None
+        # dropbear listens before the prompt shows; the forwarded port may still lag behind.
+        deadline = time.monotonic() + SSH_AFTER_PROMPT_BOUND
         while not _ssh_banner(self.ssh_port):
             if time.monotonic() > deadline:
                 raise InfraError(f"SSH on port {self.ssh_port} of '{self.name}' never answered")
