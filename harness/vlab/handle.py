@@ -19,10 +19,10 @@ from harness.vlab.bench import start_bench, stop_bench, wait_for_console
 from harness.vlab.control import request
 from harness.vlab.state import BenchState
 
-
 # How many boot timeouts `wait_until_up` allows before it calls the board hung.
 UP_BOUND_FACTOR = 2
 SSH_AFTER_PROMPT_BOUND = 120.0
+
 
 class RunningBoard:
     def __init__(self, state: BenchState):
