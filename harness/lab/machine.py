@@ -413,7 +413,7 @@ class BoardMachine:
         self.evidence.forget_tail()
         if self._pokes % 2 == 1:
             self._count("poke: Enter")
-            self.console.type("\n", "<Enter>")
+            self.console.type("\n", "<Enter: poke>")
             self._read(READ_SLICE)
         else:
             self._count("poke: resync probe")
