@@ -60,6 +60,9 @@ class Backend:
             "verify_case",
             "add_lab",
             "create_token",
+            "create_token_record",
+            "revoke_token",
+            "rotate_token",
             "register_board",
         ):
             kwargs["actor"] = LOCAL_ADMIN
@@ -493,36 +496,84 @@ def labs(ctx: click.Context, as_json: bool) -> None:
         _emit(
             _backend(ctx).call("list_labs"),
             as_json,
-            [("name", "name"), ("public key", "public_key"), ("since", "created_at")],
+            [
+                ("name", "name"),
+                ("key fingerprint", "fingerprint"),
+                ("public key", "public_key"),
+                ("since", "created_at"),
+            ],
             "Labs",
         )
 
 
 @labs.command("add")
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option(
-    "--public-key",
+    "--from-file",
+    "enrolment_file",
     required=True,
-    help="the lab's 'ed25519:...' key (see `harness registry labs self` on the lab)",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="the lab's `harness registry labs self --json` output ('-': standard input)",
 )
+@json_option
 @click.pass_context
-def labs_add(ctx: click.Context, name: str, public_key: str) -> None:
-    """Register a lab and its key (admin); prints the lab's submit token once."""
-    click.echo(_backend(ctx).call("add_lab", name, public_key))
+def labs_add(ctx: click.Context, name: str | None, enrolment_file: Path, as_json: bool) -> None:
+    """Register a lab from its signed enrolment (admin); prints the lab's submit token once.
+
+    The enrolment carries the name the lab signs its bundles with, so the registry cannot
+    know the lab under another name. NAME, if given, must be that name.
+    """
+    from harness.registry.enrolment import read_enrolment
+
+    enrolment = read_enrolment(enrolment_file)
+    if name is not None and name != enrolment.name:
+        raise UserError(
+            f"the lab signs its bundles as {enrolment.name!r}, not {name!r}; a lab registered "
+            f"as {name!r} would have every submission refused",
+            Location(str(enrolment_file), None, "name"),
+            f"register it as {enrolment.name!r} (leave NAME out), or on the lab run "
+            f"`harness registry labs self --name {name} --json` and register that output",
+        )
+    backend = _backend(ctx)
+    if backend.remote is not None:
+        data = backend.remote.add_lab(enrolment.name, enrolment.public_key, enrolment.signature)
+    else:
+        token = backend.call(
+            "add_lab", enrolment.name, enrolment.public_key, signature=enrolment.signature
+        )
+        data = {
+            **next(lab for lab in backend.call("list_labs") if lab["name"] == enrolment.name),
+            "token": token,
+        }
+    if as_json:
+        _emit(data, True)
+        return
+    click.echo(
+        f"lab {data['name']!r} registered (key {data['fingerprint']}); "
+        "its submit token (shown once) follows on standard output",
+        err=True,
+    )
+    click.echo(data["token"])
 
 
 @labs.command("self")
+@click.option(
+    "--name",
+    help="name this lab signs its bundles with (default: the name chosen on first use: "
+    "$HARNESS_LAB_NAME or the host name)",
+)
 @json_option
-def labs_self(as_json: bool) -> None:
-    """This machine's lab name and public key (created on first use) for registering it elsewhere."""
-    from harness.labkey import fingerprint, load_or_create_identity
+def labs_self(name: str | None, as_json: bool) -> None:
+    """This machine's signed enrolment (name and public key) to register it with a registry.
+
+    Give the `--json` output to the registry admin for `harness registry labs add --from-file`.
+    """
+    from harness.labkey import load_or_create_identity, rename_identity
 
     identity = load_or_create_identity()
-    data = {
-        "name": identity.name,
-        "public_key": identity.public_key_text,
-        "fingerprint": fingerprint(identity.public_key_text),
-    }
+    if name is not None and name != identity.name:
+        identity = rename_identity(name)
+    data = identity.enrolment()
     _emit(
         data,
         as_json,
@@ -530,16 +581,92 @@ def labs_self(as_json: bool) -> None:
     )
 
 
+_TOKEN_COLUMNS = [
+    ("id", "id"),
+    ("role", "role"),
+    ("label", "label"),
+    ("lab", "lab"),
+    ("created", "created_at"),
+    ("expires", "expires_at"),
+    ("last used", "last_used_at"),
+    ("revoked", "revoked_at"),
+    ("state", "state"),
+]
+
+expires_option = click.option(
+    "--expires-in",
+    "expires_in_days",
+    type=click.IntRange(1, 3650),
+    help="days until the token stops working (default: never, until revoked)",
+)
+
+
 @registry.group()
 def tokens() -> None:
-    """Bearer tokens for the HTTP registry."""
+    """Bearer tokens for the HTTP registry: create, list, revoke, rotate (admin)."""
+
+
+def _emit_secret(data: dict[str, Any], as_json: bool, what: str) -> None:
+    """The secret alone on stdout (for `$(...)`), what it is on stderr; or all of it as JSON."""
+    if as_json:
+        _emit(data, True)
+        return
+    expires = data.get("expires_at") or "never (until revoked)"
+    click.echo(
+        f"{what} token #{data['id']} ({data['role']}, {data['label']}); expires {expires}; "
+        "shown once, only its hash is stored",
+        err=True,
+    )
+    click.echo(data["token"])
 
 
 @tokens.command("create")
 @click.option("--role", required=True, type=click.Choice(["admin", "lab", "reader"]))
 @click.option("--label", required=True, help="who holds it, for the audit log")
 @click.option("--lab", help="lab name (lab tokens only)")
+@expires_option
+@json_option
 @click.pass_context
-def tokens_create(ctx: click.Context, role: str, label: str, lab: str | None) -> None:
+def tokens_create(
+    ctx: click.Context,
+    role: str,
+    label: str,
+    lab: str | None,
+    expires_in_days: int | None,
+    as_json: bool,
+) -> None:
     """Create a token (printed once; only its hash is stored)."""
-    click.echo(_backend(ctx).call("create_token", role, label, lab))
+    data = _backend(ctx).call(
+        "create_token_record", role, label, lab, expires_in_days=expires_in_days
+    )
+    _emit_secret(data, as_json, "new")
+
+
+@tokens.command("list")
+@json_option
+@click.pass_context
+def tokens_list(ctx: click.Context, as_json: bool) -> None:
+    """Every token issued (never the secret): role, holder, expiry, last use and state."""
+    _emit(_backend(ctx).call("list_tokens"), as_json, _TOKEN_COLUMNS, "Tokens")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=click.IntRange(1, 2**62))
+@json_option
+@click.pass_context
+def tokens_revoke(ctx: click.Context, token_id: int, as_json: bool) -> None:
+    """Revoke a token now (e.g. a leaked one); its next request is refused with 401."""
+    _emit(_backend(ctx).call("revoke_token", token_id), as_json, _TOKEN_COLUMNS)
+
+
+@tokens.command("rotate")
+@click.argument("token_id", type=click.IntRange(1, 2**62))
+@expires_option
+@json_option
+@click.pass_context
+def tokens_rotate(
+    ctx: click.Context, token_id: int, expires_in_days: int | None, as_json: bool
+) -> None:
+    """Revoke a token and issue its replacement (same role, holder and lab); prints the new one."""
+    data = _backend(ctx).call("rotate_token", token_id, expires_in_days=expires_in_days)
+    _emit_secret(data, as_json, f"replacement of #{token_id}:")
