@@ -448,11 +448,30 @@ def cases_verify(
 
 @registry.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def submit(run_dir: Path) -> None:
-    """Bundle, sign and deliver one run folder (what `harness run` does at the end)."""
-    from harness.registry.client import submit_run
+@json_option
+def submit(run_dir: Path, as_json: bool) -> None:
+    """Bundle, sign and deliver one run folder (what `harness run` does at the end).
 
-    click.echo(f"{submit_run(run_dir)}: {run_dir}")
+    Exit 0 when delivered, 3 when it stays queued (the reason and what to do are printed).
+    """
+    from harness.registry.client import submit_run
+    from harness.registry.delivery import queued_problem_of_folder
+    from harness.report.bundle import read_run_json
+
+    run_id = read_run_json(run_dir)["run_id"]
+    status = submit_run(run_dir)
+    problem = queued_problem_of_folder(run_dir) if status == "queued" else None
+    if as_json:
+        data: dict[str, Any] = {"run_id": run_id, "status": status}
+        if problem is not None:
+            data.update(reason=problem.reason, what_to_do=problem.what_to_do)
+        _emit(data, True)
+    else:
+        click.echo(f"{status}: {run_dir}")
+        if problem is not None:
+            click.echo(f"  why: {problem.reason}", err=True)
+            click.echo(f"  what to do: {problem.what_to_do}", err=True)
+    sys.exit(3 if status == "queued" else 0)
 
 
 @registry.command()
@@ -467,22 +486,27 @@ def submit(run_dir: Path) -> None:
 def sync(results: tuple[Path, ...], as_json: bool) -> None:
     """Deliver every queued run in the outbox, exactly once. Exit 3 if some remain queued."""
     from harness.registry.client import sync as do_sync
+    from harness.registry.delivery import Problem
 
     report = do_sync(list(results))
+    problems = [(run_id, Problem.parse(error)) for run_id, error in report.queued]
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "delivered": report.delivered,
-                    "queued": [{"run_id": r, "error": e} for r, e in report.queued],
-                }
-            )
+        _emit(
+            {
+                "delivered": report.delivered,
+                "queued": [
+                    {"run_id": r, "reason": p.reason, "what_to_do": p.what_to_do}
+                    for r, p in problems
+                ],
+            },
+            True,
         )
     else:
         for run_id in report.delivered:
             click.echo(f"delivered: {run_id}")
-        for run_id, error in report.queued:
-            click.echo(f"still queued: {run_id}: {error}", err=True)
+        for run_id, problem in problems:
+            click.echo(f"still queued: {run_id}: {problem.reason}", err=True)
+            click.echo(f"  what to do: {problem.what_to_do}", err=True)
         click.echo(f"{len(report.delivered)} delivered, {len(report.queued)} still queued")
     sys.exit(3 if report.queued else 0)
 
