@@ -130,6 +130,12 @@ def registry(ctx: click.Context, db: str | None, url: str | None, token: str | N
     help="YAML with 'timezone:' and 'holidays:' (ISO dates)",
 )
 @click.option("--validity-days", default=365, show_default=True, type=click.IntRange(1, 3650))
+@click.option(
+    "--certfile",
+    type=click.Path(path_type=Path),
+    help="serve HTTPS: PEM certificate (chain) of this server; needs --keyfile",
+)
+@click.option("--keyfile", type=click.Path(path_type=Path), help="PEM private key for --certfile")
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -139,21 +145,53 @@ def serve(
     timezone: str | None,
     holidays: Path | None,
     validity_days: int,
+    certfile: Path | None,
+    keyfile: Path | None,
 ) -> None:
-    """Run the HTTP registry (OpenAPI at /openapi.json, web page at /)."""
+    """Run the HTTP registry (OpenAPI at /openapi.json, web page at /); HTTPS with --certfile."""
     import uvicorn
 
     from harness.registry.api import create_app
     from harness.registry.business_hours import calendar_from_options
     from harness.registry.store import Settings, Store
 
+    tls = _check_tls(certfile, keyfile)
     settings = Settings(
         validity_days=validity_days, calendar=calendar_from_options(timezone, holidays)
     )
     store = Store(ctx.obj["db"] or default_db_url(), settings)
     uvicorn.run(
-        create_app(store, public_reads=not private_reads), host=host, port=port, log_level="warning"
+        create_app(store, public_reads=not private_reads),
+        host=host,
+        port=port,
+        log_level="warning",
+        **tls,
     )
+
+
+def _check_tls(certfile: Path | None, keyfile: Path | None) -> dict[str, str]:
+    """uvicorn's TLS options, after loading the pair once so a bad file is exit 2, not a traceback."""
+    if certfile is None and keyfile is None:
+        return {}
+    if certfile is None or keyfile is None:
+        missing = "--keyfile" if keyfile is None else "--certfile"
+        raise UserError(f"HTTPS needs both --certfile and --keyfile; {missing} is missing",
+                        Location(field=missing))  # fmt: skip
+    import ssl
+
+    for path, option in ((certfile, "--certfile"), (keyfile, "--keyfile")):
+        if not path.is_file():
+            raise UserError("no such file", Location(str(path), None, option))
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except ssl.SSLError as exc:
+        raise UserError(
+            f"not a PEM certificate and matching private key ({exc.reason or exc})",
+            Location(f"{certfile}, {keyfile}", None, "--certfile/--keyfile"),
+        ) from None
+    except OSError as exc:
+        raise UserError(f"cannot read ({exc.strerror})", Location(str(certfile))) from None
+    return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
 
 
 @registry.command()

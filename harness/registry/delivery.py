@@ -66,6 +66,11 @@ def advice_for(exc: HarnessError) -> str:
         )
     if isinstance(exc, NotFound):
         return f"check {ENV_REGISTRY_URL} (it must be the registry's base URL), {_SYNC}"
+    if isinstance(exc, InfraError) and "CERTIFICATE_VERIFY_FAILED" in message:
+        return (
+            "this machine does not trust the registry's TLS certificate: set SSL_CERT_FILE to "
+            f"the certificate of the CA that signed it (or to the server's own certificate), {_SYNC}"
+        )
     if isinstance(exc, InfraError):
         return (
             f"the run is safe in the outbox ({outbox_dir()}); once the registry answers again "
