@@ -198,8 +198,7 @@ def _check_tls(certfile: Path | None, keyfile: Path | None) -> dict[str, str]:
 @click.option(
     "--board",
     "profile",
-    type=click.Path(path_type=Path),
-    help="board profile YAML for vendor/model/revision",
+    help="board profile (a YAML path, a name in boards/, or `sim`) for vendor/model/revision",
 )
 @click.option("--vendor")
 @click.option("--model")
@@ -211,7 +210,7 @@ def _check_tls(certfile: Path | None, keyfile: Path | None) -> dict[str, str]:
 @click.pass_context
 def eligible(
     ctx: click.Context,
-    profile: Path | None,
+    profile: str | None,
     vendor: str | None,
     model: str | None,
     revision: str | None,
@@ -222,9 +221,16 @@ def eligible(
 ) -> None:
     """Is a device eligible for support, and on what evidence?"""
     if profile is not None:
-        from harness.model.board import load_board
+        from harness.model.board import find_board
 
-        identity = load_board(profile).identity
+        try:
+            identity = find_board(profile).identity
+        except UserError:
+            if profile != "sim":
+                raise
+            from harness.vlab.bench import resolve_board  # the built-in simulated board
+
+            identity = resolve_board(profile).identity
         vendor, model, revision = (
             vendor or identity.vendor,
             model or identity.model,
@@ -482,6 +488,35 @@ def cases_verify(
 ) -> None:
     """Record the customer's verification of the resolution."""
     _emit(_backend(ctx).call("verify_case", case_id, verdict, run_id), as_json, _CASE_COLUMNS)
+
+
+@registry.command()
+@json_option
+@click.pass_context
+def runs(ctx: click.Context, as_json: bool) -> None:
+    """Every stored run: run id, lab, verdict, bundle hash, when it was received."""
+    _emit(
+        _backend(ctx).call("list_runs"),
+        as_json,
+        [("run", "run_id"), ("lab", "lab"), ("verdict", "verdict"), ("received", "received_at"),
+         ("bundle sha256", "bundle_sha256")],
+        "Runs",
+    )  # fmt: skip
+
+
+@registry.command()
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
+@json_option
+@click.pass_context
+def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """The newest entries of the audit log (admin): who changed what, and when."""
+    _emit(
+        _backend(ctx).call("audit_entries", limit),
+        as_json,
+        [("at", "at"), ("actor", "actor"), ("action", "action"), ("entity", "entity"),
+         ("key", "entity_key"), ("detail", "detail")],
+        "Audit log",
+    )  # fmt: skip
 
 
 @registry.command()

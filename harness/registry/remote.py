@@ -136,6 +136,12 @@ class RemoteStore:
         body = {"name": name, "public_key": public_key, "signature": signature or ""}
         return self._call("POST", "/labs", json=body)
 
+    def list_runs(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/runs")
+
+    def audit_entries(self, limit: int = 1000) -> list[dict[str, Any]]:
+        return self._call("GET", "/audit", params={"limit": limit})
+
     def list_labs(self) -> list[dict[str, Any]]:
         return self._call("GET", "/labs")
 
