@@ -53,11 +53,12 @@ def _show_verdict(run: dict[str, Any], folder: Path) -> None:
     )
     click.echo(f"  tests:    {shown}")
     click.echo(f"  evidence: {folder}")
-    submission = folder / "submission.json"
-    status = (
-        json.loads(submission.read_text())["status"] if submission.is_file() else "not submitted"
-    )
-    click.echo(f"  registry: {status}")
+    submission_path = folder / "submission.json"
+    submission = json.loads(submission_path.read_text()) if submission_path.is_file() else {}
+    click.echo(f"  registry: {submission.get('status', 'not submitted')}")
+    if submission.get("reason"):  # a queued delivery says why, and what to do about it
+        click.echo(f"    why: {submission['reason']}")
+        click.echo(f"    what to do: {submission['what_to_do']}")
 
 
 def _show_eligibility(run: dict[str, Any]) -> None:

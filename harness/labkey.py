@@ -77,6 +77,36 @@ class LabIdentity:
     def sign(self, message: bytes) -> bytes:
         return self.private_key.sign(message)
 
+    def enrolment(self) -> dict[str, str]:
+        """What a registry admin needs to register this lab, signed so the name cannot drift.
+
+        Bundles carry the lab's name (the manifest's `lab`) and the registry refuses a bundle
+        whose name differs from the lab its token belongs to. Registering the name and key
+        from this statement, whose signature proves that the key's holder uses exactly this
+        name, makes that mismatch impossible instead of a surprise at the first submission.
+        """
+        key = self.public_key_text
+        return {
+            "name": self.name,
+            "public_key": key,
+            "fingerprint": fingerprint(key),
+            "signature": base64.b64encode(self.sign(enrolment_message(self.name, key))).decode(),
+        }
+
+
+def enrolment_message(name: str, public_key_text: str) -> bytes:
+    """The bytes a lab signs to enrol: a fixed context string, its name and its key."""
+    return b"harness-lab-enrolment-v1\0" + name.encode() + b"\0" + public_key_text.strip().encode()
+
+
+def verify_enrolment(name: str, public_key_text: str, signature: str) -> bool:
+    """True if `signature` (base64) is the key's own signature of this name and key."""
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except ValueError:
+        return False
+    return verify_signature(public_key_text, raw, enrolment_message(name, public_key_text))
+
 
 def _write_exclusive(path: Path, data: bytes, mode: int) -> bool:
     """Create `path` atomically with `mode`; False if another process created it first.
@@ -125,6 +155,22 @@ def load_or_create_identity(directory: Path | None = None) -> LabIdentity:
         raise InfraError(
             f"cannot set up the lab key in {directory}: {exc.strerror or exc}"
         ) from None
+
+
+def rename_identity(name: str, directory: Path | None = None) -> LabIdentity:
+    """Change the name this lab signs its bundles with (the key stays); the new identity.
+
+    Bundles already made keep the old name; register the lab again with the new enrolment.
+    """
+    from harness.durable import write_atomic
+
+    name = name.strip()
+    if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
+        raise UserError("a lab name is 1 to 200 printable characters", Location(field="--name"))
+    directory = directory or key_dir()
+    load_or_create_identity(directory)
+    write_atomic(directory / IDENTITY_NAME, json.dumps({"name": name}))
+    return _load(directory)
 
 
 def _load(directory: Path) -> LabIdentity:

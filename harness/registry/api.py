@@ -37,14 +37,29 @@ class _Body(BaseModel):
 
 
 class LabIn(_Body):
+    """A lab's enrolment: the output of `harness registry labs self --json` on the lab."""
+
     name: str = Field(min_length=1, max_length=200)
     public_key: str = Field(min_length=1, max_length=200, description="ed25519:<base64>")
+    signature: str = Field(
+        min_length=1,
+        max_length=200,
+        description="base64 ed25519 signature of the name and key by that key (proves the name)",
+    )
+    fingerprint: str | None = Field(default=None, max_length=200, description="ignored")
 
 
 class TokenIn(_Body):
     role: Literal["admin", "lab", "reader"]
     label: str = Field(min_length=1, max_length=200)
     lab: str | None = None
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="default: never")
+
+
+class RotateIn(_Body):
+    expires_in_days: int | None = Field(
+        default=None, ge=1, le=3650, description="default: the old token's validity period"
+    )
 
 
 class BoardIn(_Body):
@@ -168,20 +183,37 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
 
     # -- labs and tokens (admin)
     @app.post("/labs", status_code=201, tags=["admin"])
-    def add_lab(body: LabIn, who: Admin) -> dict[str, str]:
-        """Register a lab's signing key; the answer holds the lab's submit token (shown once)."""
-        return {"name": body.name, "token": store.add_lab(body.name, body.public_key, who)}
+    def add_lab(body: LabIn, who: Admin) -> dict[str, Any]:
+        """Register a lab from its signed enrolment; the answer holds its submit token (shown once)."""
+        token = store.add_lab(body.name, body.public_key, who, signature=body.signature)
+        lab = next(lab for lab in store.list_labs() if lab["name"] == body.name)
+        return {**lab, "token": token}
 
     @app.get("/labs", tags=["admin"])
     def list_labs(_: Admin) -> list[dict[str, Any]]:
         return store.list_labs()
 
     @app.post("/tokens", status_code=201, tags=["admin"])
-    def add_token(body: TokenIn, who: Admin) -> dict[str, str]:
-        return {
-            "role": body.role,
-            "token": store.create_token(body.role, body.label, body.lab, who),
-        }
+    def add_token(body: TokenIn, who: Admin) -> dict[str, Any]:
+        """A new token; the answer holds the secret (shown once) and the token's record."""
+        return store.create_token_record(
+            body.role, body.label, body.lab, who, expires_in_days=body.expires_in_days
+        )
+
+    @app.get("/tokens", tags=["admin"])
+    def list_tokens(_: Admin) -> list[dict[str, Any]]:
+        """Every token (never its secret): role, holder, expiry, last use, state."""
+        return store.list_tokens()
+
+    @app.post("/tokens/{token_id}/revoke", tags=["admin"])
+    def revoke_token(token_id: int, who: Admin) -> dict[str, Any]:
+        return store.revoke_token(token_id, who)
+
+    @app.post("/tokens/{token_id}/rotate", status_code=201, tags=["admin"])
+    def rotate_token(token_id: int, who: Admin, body: RotateIn | None = None) -> dict[str, Any]:
+        """Revoke the token and issue its replacement; the answer holds the new secret."""
+        days = body.expires_in_days if body is not None else None
+        return store.rotate_token(token_id, who, expires_in_days=days)
 
     @app.get("/audit", tags=["admin"])
     def audit(_: Admin, limit: int = Query(1000, ge=1, le=100000)) -> list[dict[str, Any]]:

@@ -60,6 +60,9 @@ class Backend:
             "verify_case",
             "add_lab",
             "create_token",
+            "create_token_record",
+            "revoke_token",
+            "rotate_token",
             "register_board",
         ):
             kwargs["actor"] = LOCAL_ADMIN
@@ -127,6 +130,12 @@ def registry(ctx: click.Context, db: str | None, url: str | None, token: str | N
     help="YAML with 'timezone:' and 'holidays:' (ISO dates)",
 )
 @click.option("--validity-days", default=365, show_default=True, type=click.IntRange(1, 3650))
+@click.option(
+    "--certfile",
+    type=click.Path(path_type=Path),
+    help="serve HTTPS: PEM certificate (chain) of this server; needs --keyfile",
+)
+@click.option("--keyfile", type=click.Path(path_type=Path), help="PEM private key for --certfile")
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -136,29 +145,60 @@ def serve(
     timezone: str | None,
     holidays: Path | None,
     validity_days: int,
+    certfile: Path | None,
+    keyfile: Path | None,
 ) -> None:
-    """Run the HTTP registry (OpenAPI at /openapi.json, web page at /)."""
+    """Run the HTTP registry (OpenAPI at /openapi.json, web page at /); HTTPS with --certfile."""
     import uvicorn
 
     from harness.registry.api import create_app
     from harness.registry.business_hours import calendar_from_options
     from harness.registry.store import Settings, Store
 
+    tls = _check_tls(certfile, keyfile)
     settings = Settings(
         validity_days=validity_days, calendar=calendar_from_options(timezone, holidays)
     )
     store = Store(ctx.obj["db"] or default_db_url(), settings)
     uvicorn.run(
-        create_app(store, public_reads=not private_reads), host=host, port=port, log_level="warning"
+        create_app(store, public_reads=not private_reads),
+        host=host,
+        port=port,
+        log_level="warning",
+        **tls,
     )
+
+
+def _check_tls(certfile: Path | None, keyfile: Path | None) -> dict[str, str]:
+    """uvicorn's TLS options, after loading the pair once so a bad file is exit 2, not a traceback."""
+    if certfile is None and keyfile is None:
+        return {}
+    if certfile is None or keyfile is None:
+        missing = "--keyfile" if keyfile is None else "--certfile"
+        raise UserError(f"HTTPS needs both --certfile and --keyfile; {missing} is missing",
+                        Location(field=missing))  # fmt: skip
+    import ssl
+
+    for path, option in ((certfile, "--certfile"), (keyfile, "--keyfile")):
+        if not path.is_file():
+            raise UserError("no such file", Location(str(path), None, option))
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except ssl.SSLError as exc:
+        raise UserError(
+            f"not a PEM certificate and matching private key ({exc.reason or exc})",
+            Location(f"{certfile}, {keyfile}", None, "--certfile/--keyfile"),
+        ) from None
+    except OSError as exc:
+        raise UserError(f"cannot read ({exc.strerror})", Location(str(certfile))) from None
+    return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
 
 
 @registry.command()
 @click.option(
     "--board",
     "profile",
-    type=click.Path(path_type=Path),
-    help="board profile YAML for vendor/model/revision",
+    help="board profile (a YAML path, a name in boards/, or `sim`) for vendor/model/revision",
 )
 @click.option("--vendor")
 @click.option("--model")
@@ -170,7 +210,7 @@ def serve(
 @click.pass_context
 def eligible(
     ctx: click.Context,
-    profile: Path | None,
+    profile: str | None,
     vendor: str | None,
     model: str | None,
     revision: str | None,
@@ -181,9 +221,16 @@ def eligible(
 ) -> None:
     """Is a device eligible for support, and on what evidence?"""
     if profile is not None:
-        from harness.model.board import load_board
+        from harness.model.board import find_board
 
-        identity = load_board(profile).identity
+        try:
+            identity = find_board(profile).identity
+        except UserError:
+            if profile != "sim":
+                raise
+            from harness.vlab.bench import resolve_board  # the built-in simulated board
+
+            identity = resolve_board(profile).identity
         vendor, model, revision = (
             vendor or identity.vendor,
             model or identity.model,
@@ -444,12 +491,60 @@ def cases_verify(
 
 
 @registry.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-def submit(run_dir: Path) -> None:
-    """Bundle, sign and deliver one run folder (what `harness run` does at the end)."""
-    from harness.registry.client import submit_run
+@json_option
+@click.pass_context
+def runs(ctx: click.Context, as_json: bool) -> None:
+    """Every stored run: run id, lab, verdict, bundle hash, when it was received."""
+    _emit(
+        _backend(ctx).call("list_runs"),
+        as_json,
+        [("run", "run_id"), ("lab", "lab"), ("verdict", "verdict"), ("received", "received_at"),
+         ("bundle sha256", "bundle_sha256")],
+        "Runs",
+    )  # fmt: skip
 
-    click.echo(f"{submit_run(run_dir)}: {run_dir}")
+
+@registry.command()
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
+@json_option
+@click.pass_context
+def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """The newest entries of the audit log (admin): who changed what, and when."""
+    _emit(
+        _backend(ctx).call("audit_entries", limit),
+        as_json,
+        [("at", "at"), ("actor", "actor"), ("action", "action"), ("entity", "entity"),
+         ("key", "entity_key"), ("detail", "detail")],
+        "Audit log",
+    )  # fmt: skip
+
+
+@registry.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@json_option
+def submit(run_dir: Path, as_json: bool) -> None:
+    """Bundle, sign and deliver one run folder (what `harness run` does at the end).
+
+    Exit 0 when delivered, 3 when it stays queued (the reason and what to do are printed).
+    """
+    from harness.registry.client import submit_run
+    from harness.registry.delivery import queued_problem_of_folder
+    from harness.report.bundle import read_run_json
+
+    run_id = read_run_json(run_dir)["run_id"]
+    status = submit_run(run_dir)
+    problem = queued_problem_of_folder(run_dir) if status == "queued" else None
+    if as_json:
+        data: dict[str, Any] = {"run_id": run_id, "status": status}
+        if problem is not None:
+            data.update(reason=problem.reason, what_to_do=problem.what_to_do)
+        _emit(data, True)
+    else:
+        click.echo(f"{status}: {run_dir}")
+        if problem is not None:
+            click.echo(f"  why: {problem.reason}", err=True)
+            click.echo(f"  what to do: {problem.what_to_do}", err=True)
+    sys.exit(3 if status == "queued" else 0)
 
 
 @registry.command()
@@ -464,22 +559,27 @@ def submit(run_dir: Path) -> None:
 def sync(results: tuple[Path, ...], as_json: bool) -> None:
     """Deliver every queued run in the outbox, exactly once. Exit 3 if some remain queued."""
     from harness.registry.client import sync as do_sync
+    from harness.registry.delivery import Problem
 
     report = do_sync(list(results))
+    problems = [(run_id, Problem.parse(error)) for run_id, error in report.queued]
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "delivered": report.delivered,
-                    "queued": [{"run_id": r, "error": e} for r, e in report.queued],
-                }
-            )
+        _emit(
+            {
+                "delivered": report.delivered,
+                "queued": [
+                    {"run_id": r, "reason": p.reason, "what_to_do": p.what_to_do}
+                    for r, p in problems
+                ],
+            },
+            True,
         )
     else:
         for run_id in report.delivered:
             click.echo(f"delivered: {run_id}")
-        for run_id, error in report.queued:
-            click.echo(f"still queued: {run_id}: {error}", err=True)
+        for run_id, problem in problems:
+            click.echo(f"still queued: {run_id}: {problem.reason}", err=True)
+            click.echo(f"  what to do: {problem.what_to_do}", err=True)
         click.echo(f"{len(report.delivered)} delivered, {len(report.queued)} still queued")
     sys.exit(3 if report.queued else 0)
 
@@ -493,36 +593,84 @@ def labs(ctx: click.Context, as_json: bool) -> None:
         _emit(
             _backend(ctx).call("list_labs"),
             as_json,
-            [("name", "name"), ("public key", "public_key"), ("since", "created_at")],
+            [
+                ("name", "name"),
+                ("key fingerprint", "fingerprint"),
+                ("public key", "public_key"),
+                ("since", "created_at"),
+            ],
             "Labs",
         )
 
 
 @labs.command("add")
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option(
-    "--public-key",
+    "--from-file",
+    "enrolment_file",
     required=True,
-    help="the lab's 'ed25519:...' key (see `harness registry labs self` on the lab)",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="the lab's `harness registry labs self --json` output ('-': standard input)",
 )
+@json_option
 @click.pass_context
-def labs_add(ctx: click.Context, name: str, public_key: str) -> None:
-    """Register a lab and its key (admin); prints the lab's submit token once."""
-    click.echo(_backend(ctx).call("add_lab", name, public_key))
+def labs_add(ctx: click.Context, name: str | None, enrolment_file: Path, as_json: bool) -> None:
+    """Register a lab from its signed enrolment (admin); prints the lab's submit token once.
+
+    The enrolment carries the name the lab signs its bundles with, so the registry cannot
+    know the lab under another name. NAME, if given, must be that name.
+    """
+    from harness.registry.enrolment import read_enrolment
+
+    enrolment = read_enrolment(enrolment_file)
+    if name is not None and name != enrolment.name:
+        raise UserError(
+            f"the lab signs its bundles as {enrolment.name!r}, not {name!r}; a lab registered "
+            f"as {name!r} would have every submission refused",
+            Location(str(enrolment_file), None, "name"),
+            f"register it as {enrolment.name!r} (leave NAME out), or on the lab run "
+            f"`harness registry labs self --name {name} --json` and register that output",
+        )
+    backend = _backend(ctx)
+    if backend.remote is not None:
+        data = backend.remote.add_lab(enrolment.name, enrolment.public_key, enrolment.signature)
+    else:
+        token = backend.call(
+            "add_lab", enrolment.name, enrolment.public_key, signature=enrolment.signature
+        )
+        data = {
+            **next(lab for lab in backend.call("list_labs") if lab["name"] == enrolment.name),
+            "token": token,
+        }
+    if as_json:
+        _emit(data, True)
+        return
+    click.echo(
+        f"lab {data['name']!r} registered (key {data['fingerprint']}); "
+        "its submit token (shown once) follows on standard output",
+        err=True,
+    )
+    click.echo(data["token"])
 
 
 @labs.command("self")
+@click.option(
+    "--name",
+    help="name this lab signs its bundles with (default: the name chosen on first use: "
+    "$HARNESS_LAB_NAME or the host name)",
+)
 @json_option
-def labs_self(as_json: bool) -> None:
-    """This machine's lab name and public key (created on first use) for registering it elsewhere."""
-    from harness.labkey import fingerprint, load_or_create_identity
+def labs_self(name: str | None, as_json: bool) -> None:
+    """This machine's signed enrolment (name and public key) to register it with a registry.
+
+    Give the `--json` output to the registry admin for `harness registry labs add --from-file`.
+    """
+    from harness.labkey import load_or_create_identity, rename_identity
 
     identity = load_or_create_identity()
-    data = {
-        "name": identity.name,
-        "public_key": identity.public_key_text,
-        "fingerprint": fingerprint(identity.public_key_text),
-    }
+    if name is not None and name != identity.name:
+        identity = rename_identity(name)
+    data = identity.enrolment()
     _emit(
         data,
         as_json,
@@ -530,16 +678,92 @@ def labs_self(as_json: bool) -> None:
     )
 
 
+_TOKEN_COLUMNS = [
+    ("id", "id"),
+    ("role", "role"),
+    ("label", "label"),
+    ("lab", "lab"),
+    ("created", "created_at"),
+    ("expires", "expires_at"),
+    ("last used", "last_used_at"),
+    ("revoked", "revoked_at"),
+    ("state", "state"),
+]
+
+expires_option = click.option(
+    "--expires-in",
+    "expires_in_days",
+    type=click.IntRange(1, 3650),
+    help="days until the token stops working (default: never, until revoked)",
+)
+
+
 @registry.group()
 def tokens() -> None:
-    """Bearer tokens for the HTTP registry."""
+    """Bearer tokens for the HTTP registry: create, list, revoke, rotate (admin)."""
+
+
+def _emit_secret(data: dict[str, Any], as_json: bool, what: str) -> None:
+    """The secret alone on stdout (for `$(...)`), what it is on stderr; or all of it as JSON."""
+    if as_json:
+        _emit(data, True)
+        return
+    expires = data.get("expires_at") or "never (until revoked)"
+    click.echo(
+        f"{what} token #{data['id']} ({data['role']}, {data['label']}); expires {expires}; "
+        "shown once, only its hash is stored",
+        err=True,
+    )
+    click.echo(data["token"])
 
 
 @tokens.command("create")
 @click.option("--role", required=True, type=click.Choice(["admin", "lab", "reader"]))
 @click.option("--label", required=True, help="who holds it, for the audit log")
 @click.option("--lab", help="lab name (lab tokens only)")
+@expires_option
+@json_option
 @click.pass_context
-def tokens_create(ctx: click.Context, role: str, label: str, lab: str | None) -> None:
+def tokens_create(
+    ctx: click.Context,
+    role: str,
+    label: str,
+    lab: str | None,
+    expires_in_days: int | None,
+    as_json: bool,
+) -> None:
     """Create a token (printed once; only its hash is stored)."""
-    click.echo(_backend(ctx).call("create_token", role, label, lab))
+    data = _backend(ctx).call(
+        "create_token_record", role, label, lab, expires_in_days=expires_in_days
+    )
+    _emit_secret(data, as_json, "new")
+
+
+@tokens.command("list")
+@json_option
+@click.pass_context
+def tokens_list(ctx: click.Context, as_json: bool) -> None:
+    """Every token issued (never the secret): role, holder, expiry, last use and state."""
+    _emit(_backend(ctx).call("list_tokens"), as_json, _TOKEN_COLUMNS, "Tokens")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=click.IntRange(1, 2**62))
+@json_option
+@click.pass_context
+def tokens_revoke(ctx: click.Context, token_id: int, as_json: bool) -> None:
+    """Revoke a token now (e.g. a leaked one); its next request is refused with 401."""
+    _emit(_backend(ctx).call("revoke_token", token_id), as_json, _TOKEN_COLUMNS)
+
+
+@tokens.command("rotate")
+@click.argument("token_id", type=click.IntRange(1, 2**62))
+@expires_option
+@json_option
+@click.pass_context
+def tokens_rotate(
+    ctx: click.Context, token_id: int, expires_in_days: int | None, as_json: bool
+) -> None:
+    """Revoke a token and issue its replacement (same role, holder and lab); prints the new one."""
+    data = _backend(ctx).call("rotate_token", token_id, expires_in_days=expires_in_days)
+    _emit_secret(data, as_json, f"replacement of #{token_id}:")

@@ -81,8 +81,11 @@ def _try_entry(bundle_path: Path, identity: LabIdentity) -> str | None:
     try:
         _deliver(bundle_path.read_bytes(), identity)
     except HarnessError as exc:  # down, refused or misconfigured: keep it, with the reason
-        error_path.write_text(str(exc) + "\n")
-        return str(exc)
+        from harness.registry.delivery import describe
+
+        problem = describe(exc)  # the reason and what to do about it (harness/registry/delivery.py)
+        error_path.write_text(problem + "\n")
+        return problem
     bundle_path.unlink()
     error_path.unlink(missing_ok=True)
     fsync_dir(bundle_path.parent)

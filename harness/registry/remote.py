@@ -132,13 +132,32 @@ class RemoteStore:
             json={"verdict": verdict, "run_id": run_id},
         )
 
-    def add_lab(self, name: str, public_key: str) -> str:
-        return self._call("POST", "/labs", json={"name": name, "public_key": public_key})["token"]
+    def add_lab(self, name: str, public_key: str, signature: str | None = None) -> dict[str, Any]:
+        body = {"name": name, "public_key": public_key, "signature": signature or ""}
+        return self._call("POST", "/labs", json=body)
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/runs")
+
+    def audit_entries(self, limit: int = 1000) -> list[dict[str, Any]]:
+        return self._call("GET", "/audit", params={"limit": limit})
 
     def list_labs(self) -> list[dict[str, Any]]:
         return self._call("GET", "/labs")
 
-    def create_token(self, role: str, label: str, lab: str | None = None) -> str:
-        return self._call("POST", "/tokens", json={"role": role, "label": label, "lab": lab})[
-            "token"
-        ]
+    def create_token_record(
+        self, role: str, label: str, lab: str | None = None, expires_in_days: int | None = None
+    ) -> dict[str, Any]:
+        body = {"role": role, "label": label, "lab": lab, "expires_in_days": expires_in_days}
+        return self._call("POST", "/tokens", json=body)
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/tokens")
+
+    def revoke_token(self, token_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/tokens/{token_id}/revoke")
+
+    def rotate_token(self, token_id: int, expires_in_days: int | None = None) -> dict[str, Any]:
+        return self._call(
+            "POST", f"/tokens/{token_id}/rotate", json={"expires_in_days": expires_in_days}
+        )

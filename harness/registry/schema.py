@@ -71,6 +71,9 @@ tokens = Table(
     Column("lab_id", ForeignKey("labs.id"), nullable=True),
     Column("label", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),  # None: until revoked
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
 )
 
 board_models = Table(
@@ -196,6 +199,29 @@ audit_log = Table(
     Column("entity_key", String(400), nullable=False),
     Column("detail", Text, nullable=False),
 )
+
+
+def add_missing_columns(connection: Connection) -> list[str]:
+    """Add the nullable columns a newer harness defines to tables an older one created.
+
+    `create_all` creates missing tables but never alters existing ones, so a registry
+    database made before a column existed (e.g. token expiry) would otherwise fail on
+    its first query. Only nullable columns can be added this way; returns what was added.
+    """
+    from sqlalchemy import inspect
+
+    inspector = inspect(connection)
+    added = []
+    for table in metadata.sorted_tables:
+        existing = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in existing or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=connection.dialect)
+            connection.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+            added.append(f"{table.name}.{column.name}")
+    return added
+
 
 _APPEND_ONLY_SQLITE = [
     "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "

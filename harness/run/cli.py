@@ -240,8 +240,18 @@ def run(
         # run.json is not touched after this point: the bundle the registry holds is exactly
         # the folder; how the delivery went is kept beside it.
         registry = _submit(folder)
-        session_folder.write_json(SUBMISSION, {"status": registry, "at": iso(utc_now())})
+        submission = {"status": registry, "at": iso(utc_now())}
+        if registry == "queued":
+            from harness.registry.delivery import queued_problem_of_folder
+
+            problem = queued_problem_of_folder(folder)
+            if problem is not None:  # shown here, not only in the outbox's .error file
+                submission.update(reason=problem.reason, what_to_do=problem.what_to_do)
+        session_folder.write_json(SUBMISSION, submission)
         click.echo(f"registry: {registry}", err=True)
+        if "reason" in submission:
+            click.echo(f"  why: {submission['reason']}", err=True)
+            click.echo(f"  what to do: {submission['what_to_do']}", err=True)
     code = run_json.get("exit_code")
     return int(code) if isinstance(code, int) else EXIT_INFRA
 

@@ -42,10 +42,10 @@ def endpoints(
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from harness.labkey import encode_public_key
+    from harness.labkey import LabIdentity
 
-    def new_key() -> str:
-        return encode_public_key(Ed25519PrivateKey.generate().public_key())
+    def new_enrolment() -> dict[str, str]:
+        return LabIdentity(f"lab-{_uid()}", Ed25519PrivateKey.generate()).enrolment()
 
     board = {
         "vendor": "Acme Boards",
@@ -134,7 +134,7 @@ def endpoints(
         ),
         "POST /labs": (
             {"admin"},
-            lambda: ("POST", "/labs", {"json": {"name": f"lab-{_uid()}", "public_key": new_key()}}),
+            lambda: ("POST", "/labs", {"json": new_enrolment()}),
         ),
         "GET /labs": ({"admin"}, lambda: ("GET", "/labs", {})),
         "POST /tokens": (

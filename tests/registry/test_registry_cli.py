@@ -108,8 +108,8 @@ def test_admin_and_query_commands_against_the_database(
         ),
         (("cases", "attach", "NO-SUCH-CASE", "run"), "case 'NO-SUCH-CASE' does not exist"),
         (
-            ("labs", "add", "x", "--public-key", "ssh-ed25519 AAAA"),
-            "public key must start with 'ed25519:'",
+            ("labs", "add", "--from-file", "/nonexistent/lab.json"),
+            "/nonexistent/lab.json: cannot read the enrolment",
         ),
     ],
 )
@@ -131,9 +131,10 @@ def test_lab_onboarding_and_queries_over_http(
     """A lab prints its key, an admin registers it over HTTP, the lab then submits with its token."""
     admin = store.create_token("admin", "ops")
     server = start_server(db_url)
-    me = json.loads(harness("registry", "labs", "self", "--json").stdout)
+    enrolment = tmp_path / "lab.json"
+    enrolment.write_text(harness("registry", "labs", "self", "--json").stdout)
     remote = ("registry", "--url", server.url, "--token", admin)
-    added = harness(*remote, "labs", "add", me["name"], "--public-key", me["public_key"])
+    added = harness(*remote, "labs", "add", "--from-file", str(enrolment))
     assert added.returncode == 0, added.stderr
     lab_token = added.stdout.strip()
     store.register_board("Harness Virtual Lab", "VX-86", "q35", ["A1"], LOCAL_ADMIN)

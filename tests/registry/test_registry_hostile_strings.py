@@ -73,11 +73,12 @@ def test_hostile_text_round_trips_and_never_executes(api, make_bundle_bytes, tex
         api.client.get(f"/cases/{quote(case_id, safe='')}").json()["reproduction_runs"][0]["run_id"]
         == run_id
     )
-    lab = api.client.post(
-        "/labs",
-        headers=admin,
-        json={"name": "lab " + text, "public_key": api.store.list_labs()[0]["public_key"]},
-    )
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from harness.labkey import LabIdentity
+
+    enrolment = LabIdentity("lab " + text, Ed25519PrivateKey.generate()).enrolment()
+    lab = api.client.post("/labs", headers=admin, json=enrolment)
     assert lab.status_code == 201 and lab.json()["name"] == "lab " + text
 
     registered = api.client.post("/boards", headers=admin, json={

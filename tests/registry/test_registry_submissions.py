@@ -159,7 +159,7 @@ def test_garbage_upload_is_422_with_a_reason(api, payload) -> None:
         ("/cases", {"case_id": "C", "customer_ref": "c", "severity": "low", "subsystem": "usb", "vendor": "V", "model": "M", "revision": "A", "opened_at": "yesterday"}, "opened_at"),
         ("/kernels", {"kernel_release": "6.6", "build_id": "b", "boards": []}, "boards"),
         ("/kernels", {"kernel_release": "6.6", "build_id": "b", "boards": [{"vendor": "V"}]}, "boards.0.model"),
-        ("/labs", {"name": "x", "public_key": "ssh-rsa AAAA"}, "public_key"),
+        ("/labs", {"name": "x", "public_key": "ssh-rsa AAAA", "signature": "AAAA"}, "public_key"),
         ("/boards", {"vendor": "V", "model": "M", "colour": "red"}, "colour"),
     ],
 )  # fmt: skip
