@@ -36,9 +36,11 @@ from harness.lab.crashwatch import most_severe
 from harness.lab.errors import BoardCrashed, BoardFault
 from harness.model.board import BoardProfile
 from harness.model.plan import Plan, TestSpec
+from harness.model.records import AppliedWaiver, ErrorClass, PreviousAttempt, ResultRecord
 from harness.model.requires import resolve_path
 from harness.report.runfolder import iso, utc_now
 from harness.run.context import StepFailed, TestContext, Transcript
+from harness.run.errorclass import classify, describe
 from harness.run.outcomes import Outcome
 from harness.run.steps import run_steps
 
@@ -64,6 +66,7 @@ class Attempt:
     transcript: str = ""
     crash: dict[str, Any] | None = None
     console_events: list[dict[str, Any]] = field(default_factory=list)
+    error_class: ErrorClass | None = None
 
 
 class BoardLost(InfraError):
@@ -100,11 +103,11 @@ class TestExecutor:
 
     # ---- public -----------------------------------------------------------------------
 
-    def execute(self, test: TestSpec) -> dict[str, Any]:
+    def execute(self, test: TestSpec) -> ResultRecord:
         started = utc_now()
         clock = time.monotonic()
         scope = self.scope()
-        history: list[dict[str, Any]] = []
+        history: list[PreviousAttempt] = []
         expr = test.requires_expr
         if expr is not None and not expr.evaluate(scope):
             attempt = Attempt(Outcome.SKIP, self._why_not(test, scope))
@@ -116,7 +119,12 @@ class TestExecutor:
             if attempt.outcome is not Outcome.ERROR or number > self.retries:
                 break
             history.append(
-                {"attempt": number, "outcome": attempt.outcome.value, "reason": attempt.reason}
+                PreviousAttempt(
+                    attempt=number,
+                    outcome="error",
+                    reason=attempt.reason,
+                    error_class=attempt.error_class,
+                )
             )
             if self.state.failed_recoveries >= self.max_failed_recoveries:
                 break
@@ -154,6 +162,7 @@ class TestExecutor:
                     Outcome.ERROR,
                     f"board could not be recovered before the test: {problem}",
                     excerpt=self.console_tail(EXCERPT_LINES),
+                    error_class=ErrorClass.INFRASTRUCTURE,
                 )
         crashes_before = len(self._crash_events())
         transcript = Transcript()
@@ -177,7 +186,12 @@ class TestExecutor:
         ) as fault:  # e.g. CommandTimeout: the shell was recovered, the board was slow
             output = getattr(fault, "output", "")
             return Attempt(
-                Outcome.FAIL, str(fault), _tail(output), _measured(ctx), transcript.text()
+                Outcome.FAIL,
+                str(fault),
+                _tail(output),
+                _measured(ctx),
+                transcript.text(),
+                error_class=ErrorClass.BOARD_FAULT,
             )
         except StepFailed as failed:
             return Attempt(
@@ -208,14 +222,17 @@ class TestExecutor:
                 self.console_tail(EXCERPT_LINES),
                 _measured(ctx),
                 transcript.text(),
+                error_class=ErrorClass.INFRASTRUCTURE,
             )
-        except Exception as bug:  # the test's own python code broke: an error, but not the lab's
+        except Exception as bug:  # the plan's python code or the harness broke: not the lab
+            error_class = classify(bug)
             return Attempt(
                 Outcome.ERROR,
-                f"python step raised {type(bug).__name__}: {bug}",
+                describe(bug, error_class),
                 _traceback_tail(bug),
                 _measured(ctx),
                 transcript.text(),
+                error_class=error_class,
             )
         measurements = [m.as_dict() for m in result.measurements]
         if result.problems:
@@ -236,7 +253,13 @@ class TestExecutor:
         )
         reason = f"board crashed: {event.kind}: {event.line.strip()}"
         return Attempt(
-            Outcome.FAIL, reason, event.excerpt, _measured(ctx), transcript.text(), crash
+            Outcome.FAIL,
+            reason,
+            event.excerpt,
+            _measured(ctx),
+            transcript.text(),
+            crash,
+            error_class=ErrorClass.BOARD_FAULT,
         )
 
     def recover(self) -> str | None:
@@ -297,38 +320,38 @@ class TestExecutor:
         test: TestSpec,
         attempt: Attempt,
         number: int,
-        history: list[dict[str, Any]],
+        history: list[PreviousAttempt],
         started: dt.datetime,
         clock: float,
-    ) -> dict[str, Any]:
+    ) -> ResultRecord:
         waiver = self.plan.waiver_for(test.id)
-        record: dict[str, Any] = {
-            "id": test.id,
-            "title": test.title,
-            "category": test.category,
-            "blocker": bool(test.blocker),
-            "outcome": attempt.outcome.value,
-            "reason": attempt.reason,
-            "duration": round(time.monotonic() - clock, 3),
-            "started_at": iso(started),
-            "finished_at": iso(utc_now()),
-            "attempt": number,
-            "previous_attempts": history,
-            "measurements": attempt.measurements,
-            "excerpt": attempt.excerpt,
-            "log": attempt.transcript,
-        }
-        if attempt.crash is not None:
-            record["crash"] = attempt.crash
-        if attempt.console_events:
-            record["console_events"] = attempt.console_events
+        applied = None
         if waiver is not None and attempt.outcome is Outcome.WAIVED:
-            record["waiver"] = {
-                "reason": waiver.reason,
-                "expires": waiver.expires.isoformat(),
-                "ticket": waiver.ticket,
+            applied = AppliedWaiver(
+                reason=waiver.reason, expires=waiver.expires.isoformat(), ticket=waiver.ticket
+            )
+        return ResultRecord.model_validate(
+            {
+                "id": test.id,
+                "title": test.title,
+                "category": test.category,
+                "blocker": bool(test.blocker),
+                "outcome": attempt.outcome,
+                "reason": attempt.reason,
+                "error_class": attempt.error_class,
+                "duration": round(time.monotonic() - clock, 3),
+                "started_at": iso(started),
+                "finished_at": iso(utc_now()),
+                "attempt": number,
+                "previous_attempts": history,
+                "measurements": attempt.measurements,
+                "excerpt": attempt.excerpt,
+                "log": attempt.transcript,
+                "crash": attempt.crash,
+                "console_events": attempt.console_events,
+                "waiver": applied,
             }
-        return record
+        )
 
 
 def _measured(ctx: TestContext) -> list[dict[str, Any]]:
