@@ -29,7 +29,8 @@ def test_bundle_of_a_run_folder_verifies_and_lists_every_file(
         "results.jsonl",
         "console.log",
         "junit.xml",
-        "artifacts/inventory.json",
+        "inventory.json",
+        "artifacts/dmesg.txt",
     }
     assert report.manifest["lab"] == "bundle-lab"
     checked = harness_cli("bundle", "verify", str(bundle), "--lab-key")

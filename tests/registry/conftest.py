@@ -95,7 +95,7 @@ def make_bundle_bytes(tmp_path: Path, lab_identity: LabIdentity) -> Callable[...
     """Build a run folder with the given fields and return its signed bundle's bytes."""
 
     def build(
-        run_id: str | None = None, identity: LabIdentity | None = None, **fields: str
+        run_id: str | None = None, identity: LabIdentity | None = None, **fields: Any
     ) -> bytes:
         run_id = run_id or f"run-{next(_counter)}"
         parent = tmp_path / "runs" / f"{next(_counter)}"
