@@ -9,16 +9,24 @@ that read them break where the registry or the bundle would. The end-to-end test
 (test_registry_end_to_end.py) use a real `harness run` on the simulated board instead.
 
 Only `unchecked` can write what the engine never would (a forged or hand-edited run.json):
-it is applied after the record was validated, for tests of what the registry refuses.
+it is applied after the record was validated, for tests of what the registry refuses. The
+harness refuses to bundle such a folder, so `foreign_bundle` packs it the way another tool
+holding a registered lab key could (docs/bundle-format.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from pathlib import Path
 from typing import Any
 
+from harness.labkey import LabIdentity
 from harness.model.facts import BlockDeviceFact, Facts
 from harness.model.records import ErrorClass, Outcome, ResultRecord, RunRecord
+from harness.report.bundle import FORMAT, MANIFEST, RUN_PREFIX, SIGNATURE, canonical_json
+from harness.report.bundle import _write_canonical as write_canonical_tar
 from harness.report.junit import write_junit
 from harness.report.runfolder import INVENTORY, RUN_JSON, SUBMISSION, RunFolder
 from harness.run.outcomes import count_outcomes, decide_verdict, exit_code_for
@@ -29,22 +37,22 @@ PASSING = 12  # blocker tests that pass in every folder
 
 
 def _line(index: int, outcome: Outcome, **fields: Any) -> ResultRecord:
-    return ResultRecord(
-        id=f"t{index:02d}",
-        title=f"check {index}",
-        category="smoke",
-        blocker=True,
-        outcome=outcome,
-        reason=fields.pop("reason", "" if outcome is Outcome.PASS else "see excerpt"),
-        duration=0.1 * index,
-        started_at=STARTED,
-        finished_at=FINISHED,
-        attempt=1,
-        excerpt="",
-        log=f"$ check-{index}\nok",
-        session=1,
-        **fields,
-    )
+    values: dict[str, Any] = {
+        "id": f"t{index:02d}",
+        "title": f"check {index}",
+        "category": "smoke",
+        "blocker": True,
+        "outcome": outcome,
+        "reason": "" if outcome is Outcome.PASS else "see excerpt",
+        "duration": 0.1 * index,
+        "started_at": STARTED,
+        "finished_at": FINISHED,
+        "attempt": 1,
+        "excerpt": "",
+        "log": f"$ check-{index}\nok",
+        "session": 1,
+    }
+    return ResultRecord.model_validate({**values, **fields})
 
 
 def results_for(verdict: str, plan_id: str) -> list[ResultRecord]:
@@ -185,3 +193,35 @@ def make_run_folder(
     if submitted is not None:
         run_folder.write_json(SUBMISSION, {"status": submitted, "at": FINISHED})
     return folder
+
+
+def foreign_bundle(folder: Path, identity: LabIdentity) -> bytes:
+    """`folder` packed and signed per docs/bundle-format.md, without the harness's checks."""
+    files = sorted(
+        (path.relative_to(folder).as_posix(), path.read_bytes())
+        for path in folder.rglob("*")
+        if path.is_file()
+    )
+    manifest = canonical_json(
+        {
+            "format": FORMAT,
+            "run_id": json.loads((folder / RUN_JSON).read_text())["run_id"],
+            "lab": identity.name,
+            "public_key": identity.public_key_text,
+            "files": [
+                {"path": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+                for name, data in files
+            ],
+        }
+    )
+    signature = identity.sign(manifest)
+    out = io.BytesIO()
+    write_canonical_tar(
+        out,
+        [
+            (MANIFEST, len(manifest), manifest),
+            (SIGNATURE, len(signature), signature),
+            *((RUN_PREFIX + name, len(data), data) for name, data in files),
+        ],
+    )
+    return out.getvalue()
