@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from harness.errors import InfraError
+from harness.report.runfolder import RUN_JSON, read_run_record
 from harness.run.cli import run as run_command
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,7 +143,7 @@ def certify(
 
     profile_name = _load_board(board_ref).name
     folder = _newest_run(results_root, profile_name, started)
-    run = json.loads((folder / "run.json").read_text())
+    run = read_run_record(folder / RUN_JSON).to_json()
     if as_json:
         click.echo(json.dumps(run, indent=2))
         return int(code)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness.model.records import Verdict
 from harness.registry.errors import Invalid
 from harness.report.bundle import BundleUnreadable, read_member, verify_bundle
 
@@ -21,7 +21,7 @@ MAX_BUNDLE_BYTES = 256 << 20
 
 
 class _Loose(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", use_enum_values=True)
 
 
 class PlanRef(_Loose):
@@ -45,13 +45,18 @@ class SoftwareRef(_Loose):
 
 
 class RunSummary(_Loose):
-    """The parts of run.json (harness/README.md "Run folder") the registry records."""
+    """The parts of run.json (harness.model.records.RunRecord) the registry records.
+
+    A projection rather than `RunRecord` itself: a registry serves labs running other harness
+    versions, so fields it does not record are tolerated, while the ones it does get the
+    registry's own bounds.
+    """
 
     run_id: str = Field(min_length=1, max_length=200)
     plan: PlanRef
     board: BoardRef
     software: SoftwareRef
-    verdict: Literal["certified", "not-certified", "incomplete"]
+    verdict: Verdict
     finished_at: datetime | None = None
 
 

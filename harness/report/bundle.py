@@ -26,6 +26,7 @@ from typing import IO, Any, BinaryIO
 
 from harness.errors import Location, UserError
 from harness.labkey import LabIdentity, fingerprint, load_or_create_identity, verify_signature
+from harness.report.runfolder import RUN_JSON, read_run_record
 
 FORMAT = "harness-evidence-bundle/1"
 MANIFEST = "manifest.json"
@@ -100,23 +101,10 @@ def _run_files(run_dir: Path) -> list[tuple[str, Path]]:
 
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "run.json"
+    """run.json of a run folder, checked against the run record model (harness/model/records.py)."""
     if not run_dir.is_dir():
         raise UserError("not a run folder (no such directory)", Location(run_dir))
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError("not a run folder: run.json is missing", Location(path)) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"run.json is not valid JSON ({exc})", Location(path)) from None
-    if not isinstance(data, dict):
-        raise UserError("run.json must hold a JSON object", Location(path))
-    run_id = data.get("run_id")
-    if not isinstance(run_id, str) or not run_id.strip():
-        raise UserError(
-            "run.json has no run id (a non-empty string)", Location(path, field="run_id")
-        )
-    return data
+    return read_run_record(run_dir / RUN_JSON).to_json()
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:

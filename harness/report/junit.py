@@ -18,34 +18,35 @@ board, and a CI dashboard should not show it green. Every testcase carries
 the `status` attribute and a `<properties>` block (outcome, blocker,
 category, attempt, measurements) the way pytest writes record_property, so
 tools can tell waived from skipped. Board identity and software go into the
-suite's properties.
+suite's properties. Input is the run folder's record models
+(harness/model/records.py), so a field renamed there cannot be missed here.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from harness.durable import write_atomic
+from harness.model.records import ResultRecord, RunRecord
 
 
-def _case(result: Mapping[str, Any]) -> TestCase:
-    outcome = result["outcome"]
-    reason = result.get("reason") or ""
+def _case(result: ResultRecord, plan_id: str) -> TestCase:
+    outcome = result.outcome.value
+    reason = result.reason
     case = TestCase(
-        name=result["id"],
-        classname=f"{result.get('plan_id', 'plan')}.{result.get('category', 'test')}",
-        elapsed_sec=result.get("duration") or 0.0,
-        stdout=result.get("log") or None,
-        timestamp=result.get("started_at"),
+        name=result.id,
+        classname=f"{result.plan_id or plan_id}.{result.category}",
+        elapsed_sec=result.duration,
+        stdout=result.log or None,
+        timestamp=result.started_at,
         status=outcome,
-        category=result.get("category"),
+        category=result.category,
     )
-    excerpt = result.get("excerpt") or None
+    excerpt = result.excerpt or None
     if outcome == "fail":
         case.add_failure_info(message=reason, output=excerpt, failure_type="fail")
     elif outcome == "error":
@@ -59,56 +60,60 @@ def _case(result: Mapping[str, Any]) -> TestCase:
     return case
 
 
-def _case_properties(result: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _case_properties(result: ResultRecord) -> list[tuple[str, str]]:
     props = [
-        ("outcome", result["outcome"]),
-        ("blocker", str(bool(result.get("blocker", True))).lower()),
-        ("category", str(result.get("category", ""))),
-        ("attempt", str(result.get("attempt", 0))),
+        ("outcome", result.outcome.value),
+        ("blocker", str(result.blocker).lower()),
+        ("category", result.category),
+        ("attempt", str(result.attempt)),
     ]
-    waiver = result.get("waiver")
-    if waiver:
-        props += [("waiver.reason", waiver["reason"]), ("waiver.expires", waiver["expires"])]
-    for measurement in result.get("measurements") or []:
+    if result.error_class is not None:
+        props.append(("error_class", result.error_class.value))
+    if result.waiver is not None:
+        props += [
+            ("waiver.reason", result.waiver.reason),
+            ("waiver.expires", result.waiver.expires),
+        ]
+    for measurement in result.measurements:
         props.append(
-            (
-                f"measurement.{measurement['name']}",
-                f"{measurement['value']:g} {measurement['unit']}",
-            )
+            (f"measurement.{measurement.name}", f"{measurement.value:g} {measurement.unit}")
         )
     return props
 
 
-def build_junit(run: Mapping[str, Any], results: Iterable[Mapping[str, Any]]) -> str:
+def build_junit(run: RunRecord, results: Iterable[ResultRecord]) -> str:
     results = list(results)
-    board = run.get("board", {})
-    software = run.get("software", {})
-    properties: dict[str, Any] = {
-        "run_id": run.get("run_id"),
-        "verdict": run.get("verdict"),
-        "plan.id": run.get("plan", {}).get("id"),
-        "plan.version": run.get("plan", {}).get("version"),
-        "plan.sha256": run.get("plan", {}).get("sha256"),
+    properties: dict[str, object] = {
+        "run_id": run.run_id,
+        "verdict": run.verdict.value,
+        "error_class": run.error_class.value if run.error_class else None,
+        "plan.id": run.plan.id,
+        "plan.version": run.plan.version,
+        "plan.sha256": run.plan.sha256,
     }
-    properties.update({f"board.{key}": value for key, value in board.items()})
-    properties.update({f"software.{key}": value for key, value in software.items()})
-    properties = {key: "" if value is None else str(value) for key, value in properties.items()}
+    properties.update({f"board.{key}": value for key, value in run.board.model_dump().items()})
+    properties.update(
+        {f"software.{key}": value for key, value in run.software.model_dump().items()}
+    )
+    text_properties = {
+        key: "" if value is None else str(value) for key, value in properties.items()
+    }
     suite = TestSuite(
-        name=f"{run.get('plan', {}).get('id', 'plan')} on {board.get('name', 'board')}",
-        test_cases=[_case(result) for result in results],
-        hostname=run.get("lab", {}).get("host"),
-        id=run.get("run_id"),
-        timestamp=run.get("started_at"),
-        properties=properties,
+        name=f"{run.plan.id} on {run.board.name}",
+        test_cases=[_case(result, run.plan.id) for result in results],
+        hostname=run.lab.host,
+        id=run.run_id,
+        timestamp=run.started_at,
+        properties=text_properties,
     )
     text = to_xml_report_string([suite], prettyprint=False, encoding="utf-8")
     return _add_case_properties(text, results)
 
 
-def _add_case_properties(text: str, results: list[Mapping[str, Any]]) -> str:
+def _add_case_properties(text: str, results: list[ResultRecord]) -> str:
     """junit-xml has no per-testcase properties; add them the way pytest's junitxml does."""
     root = ET.fromstring(text)
-    by_id = {result["id"]: result for result in results}
+    by_id = {result.id: result for result in results}
     for case in root.iter("testcase"):
         result = by_id.get(case.get("name", ""))
         if result is None:
@@ -121,5 +126,5 @@ def _add_case_properties(text: str, results: list[Mapping[str, Any]]) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def write_junit(path: Path, run: Mapping[str, Any], results: Iterable[Mapping[str, Any]]) -> None:
+def write_junit(path: Path, run: RunRecord, results: Iterable[ResultRecord]) -> None:
     write_atomic(path, build_junit(run, results))

@@ -5,6 +5,10 @@ harness killed mid-run (or a host that loses power) keeps everything that had
 finished; a torn last line from such a kill is recognised and cut off before
 anything is appended again. run.json is replaced atomically (write, fsync,
 rename), so a reader never sees half of it.
+
+Both files are written and read only through the record models
+(harness/model/records.py); a line or a run.json that does not fit them is
+reported with its file, line and field, never guessed at.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from harness.durable import fsync_dir, write_atomic
 from harness.errors import Location, UserError
+from harness.model.records import ResultRecord, RunRecord
 
 RESULTS = "results.jsonl"
 RUN_JSON = "run.json"
@@ -80,33 +87,16 @@ class RunFolder:
     def results_file(self) -> Path:
         return self.path / RESULTS
 
-    def append_result(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
+    def append_result(self, record: ResultRecord) -> None:
+        line = json.dumps(record.line(), sort_keys=True, separators=(",", ":")) + "\n"
         with open(self.results_file, "a", encoding="utf-8") as out:
             out.write(line)
             out.flush()
             os.fsync(out.fileno())
 
-    def read_results(self) -> list[dict[str, Any]]:
+    def read_results(self) -> list[ResultRecord]:
         """Every complete line; a torn (unterminated or unparsable) last line is ignored."""
-        if not self.results_file.exists():
-            return []
-        records: list[dict[str, Any]] = []
-        raw = self.results_file.read_bytes()
-        lines = raw.split(b"\n")
-        for index, line in enumerate(lines):
-            if not line.strip():
-                continue
-            last = index == len(lines) - 1  # no newline after it: a write that was cut short
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                if last:
-                    break
-                raise
-            if last:
-                records.pop()  # parsed, but not terminated: not known to be complete
-        return records
+        return read_result_lines(self.results_file)
 
     def repair_results(self) -> int:
         """Cut a torn last line off, so the next append starts on a line of its own."""
@@ -124,11 +114,11 @@ class RunFolder:
 
     # ---- run.json ---------------------------------------------------------------------
 
-    def write_run_json(self, data: dict[str, Any]) -> None:
-        self.write_json(RUN_JSON, data)
+    def write_run(self, run: RunRecord) -> None:
+        self.write_json(RUN_JSON, run.to_json())
 
-    def read_run_json(self) -> dict[str, Any]:
-        return json.loads((self.path / RUN_JSON).read_text(encoding="utf-8"))
+    def read_run(self) -> RunRecord:
+        return read_run_record(self.path / RUN_JSON)
 
     def write_json(self, name: str, data: Any) -> None:
         write_atomic(self.path / name, json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -146,3 +136,50 @@ class RunFolder:
         path = self.path / ARTIFACTS
         path.mkdir(exist_ok=True)
         return path
+
+
+def _unfit(path: Path, exc: ValidationError, line: int | None = None) -> UserError:
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or None
+    return UserError(
+        f"does not fit the run folder format: {first['msg']}",
+        Location(str(path), line, where),
+        'see harness/README.md "Run folder"',
+    )
+
+
+def _parse(model: type[BaseModel], text: str | bytes, path: Path, line: int | None = None) -> Any:
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        if exc.errors()[0]["type"] == "json_invalid":
+            raise UserError("is not valid JSON", Location(str(path), line)) from None
+        raise _unfit(path, exc, line) from None
+
+
+def read_run_record(path: Path) -> RunRecord:
+    """run.json as a `RunRecord`; a file that does not fit is a `UserError` naming the field."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError("not a run folder: run.json is missing", Location(str(path))) from None
+    return _parse(RunRecord, raw, path)
+
+
+def read_result_lines(path: Path) -> list[ResultRecord]:
+    """Every complete line of a results.jsonl; a torn (unterminated or unparsable) last line is ignored.
+
+    A line that is complete but does not fit `ResultRecord` is a `UserError` naming its
+    line number and field: it was not torn by a kill, something else wrote it.
+    """
+    if not path.exists():
+        return []
+    records: list[ResultRecord] = []
+    lines = path.read_bytes().split(b"\n")
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        if index == len(lines) - 1:
+            break  # no newline after it: a write that was cut short, not known to be complete
+        records.append(_parse(ResultRecord, line, path, index + 1))
+    return records

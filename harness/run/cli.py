@@ -48,16 +48,16 @@ def _check_resume(results_root: Path, run_id: str, plan: Plan, profile: BoardPro
             f"{run_id!r} is not a run id (like 20261128T071500Z-qemu-x86_64-3f2a)",
             Location(field="--resume"),
         )
-    run = RunFolder.open_existing(results_root, run_id).read_run_json()
-    if run["plan"]["sha256"] != plan.sha256:
+    run = RunFolder.open_existing(results_root, run_id).read_run()
+    if run.plan.sha256 != plan.sha256:
         raise UserError(
-            f"plan {plan.file} has changed since run {run_id} started (sha256 {run['plan']['sha256'][:12]}… "
+            f"plan {plan.file} has changed since run {run_id} started (sha256 {run.plan.sha256[:12]}… "
             f"then, {plan.sha256[:12]}… now); a resumed run must use the same plan",
             Location(str(plan.file), None, "--plan"),
         )
-    if run["board"]["name"] != profile.name:
+    if run.board.name != profile.name:
         raise UserError(
-            f"run {run_id} was on board {run['board']['name']!r}, not {profile.name!r}",
+            f"run {run_id} was on board {run.board.name!r}, not {profile.name!r}",
             Location(field="--board"),
         )
 
@@ -233,8 +233,8 @@ def run(
             f"the run did not start (pytest exit {int(status)}); see the messages above"
         )
     session_folder = RunFolder(folder)
-    run_json = session_folder.read_run_json()
-    if run_json.get("status") != "finished":
+    run_record = session_folder.read_run()
+    if run_record.status != "finished":
         raise InfraError(f"run {run_id} did not finish; continue it with --resume {run_id}")
     if not no_submit:
         # run.json is not touched after this point: the bundle the registry holds is exactly
@@ -252,8 +252,8 @@ def run(
         if "reason" in submission:
             click.echo(f"  why: {submission['reason']}", err=True)
             click.echo(f"  what to do: {submission['what_to_do']}", err=True)
-    code = run_json.get("exit_code")
-    return int(code) if isinstance(code, int) else EXIT_INFRA
+    code = run_record.exit_code
+    return code if code is not None else EXIT_INFRA
 
 
 def _pytest_args(

@@ -38,9 +38,11 @@ from harness.lab.errors import BoardCrashed, BoardFault, CommandTimeout
 from harness.lab.states import BoardState
 from harness.model.board import BoardProfile
 from harness.model.plan import Plan, TestSpec
+from harness.model.records import AppliedWaiver, ErrorClass, PreviousAttempt, ResultRecord
 from harness.model.requires import resolve_path
 from harness.report.runfolder import iso, utc_now
 from harness.run.context import StepFailed, TestContext, Transcript
+from harness.run.errorclass import classify, describe
 from harness.run.outcomes import Outcome
 from harness.run.steps import run_steps
 
@@ -66,6 +68,7 @@ class Attempt:
     transcript: str = ""
     crash: dict[str, Any] | None = None
     console_events: list[dict[str, Any]] = field(default_factory=list)
+    error_class: ErrorClass | None = None
 
 
 class TestExecutor:
@@ -98,11 +101,11 @@ class TestExecutor:
 
     # ---- public -----------------------------------------------------------------------
 
-    def execute(self, test: TestSpec) -> dict[str, Any]:
+    def execute(self, test: TestSpec) -> ResultRecord:
         started = utc_now()
         clock = time.monotonic()
         scope = self.scope()
-        history: list[dict[str, Any]] = []
+        history: list[PreviousAttempt] = []
         expr = test.requires_expr
         if expr is not None and not expr.evaluate(scope):
             attempt = Attempt(Outcome.SKIP, self._why_not(test, scope))
@@ -114,7 +117,12 @@ class TestExecutor:
             if attempt.outcome is not Outcome.ERROR or number > self.retries:
                 break
             history.append(
-                {"attempt": number, "outcome": attempt.outcome.value, "reason": attempt.reason}
+                PreviousAttempt(
+                    attempt=number,
+                    outcome="error",
+                    reason=attempt.reason,
+                    error_class=attempt.error_class,
+                )
             )
             if self.state.failed_recoveries >= self.max_failed_recoveries:
                 break
@@ -152,6 +160,7 @@ class TestExecutor:
                     Outcome.ERROR,
                     f"board could not be recovered before the test: {problem}",
                     excerpt=self.console_tail(EXCERPT_LINES),
+                    error_class=ErrorClass.INFRASTRUCTURE,
                 )
         crashes_before = len(self._crash_events())
         transcript = Transcript()
@@ -174,7 +183,12 @@ class TestExecutor:
         ) as fault:  # e.g. CommandTimeout: the shell was recovered, the board was slow
             output = fault.output if isinstance(fault, CommandTimeout) else ""
             return Attempt(
-                Outcome.FAIL, str(fault), _tail(output), _measured(ctx), transcript.text()
+                Outcome.FAIL,
+                str(fault),
+                _tail(output),
+                _measured(ctx),
+                transcript.text(),
+                error_class=ErrorClass.BOARD_FAULT,
             )
         except StepFailed as failed:
             return Attempt(
@@ -204,14 +218,17 @@ class TestExecutor:
                 self.console_tail(EXCERPT_LINES),
                 _measured(ctx),
                 transcript.text(),
+                error_class=ErrorClass.INFRASTRUCTURE,
             )
-        except Exception as bug:  # the test's own python code broke: an error, but not the lab's
+        except Exception as bug:  # the plan's python code or the harness broke: not the lab
+            error_class = classify(bug)
             return Attempt(
                 Outcome.ERROR,
-                f"python step raised {type(bug).__name__}: {bug}",
+                describe(bug, error_class),
                 _traceback_tail(bug),
                 _measured(ctx),
                 transcript.text(),
+                error_class=error_class,
             )
         measurements = [m.as_dict() for m in result.measurements]
         if result.problems:
@@ -230,7 +247,13 @@ class TestExecutor:
         crash = event.to_dict()
         reason = f"board crashed: {event.kind}: {event.line.strip()}"
         return Attempt(
-            Outcome.FAIL, reason, event.excerpt, _measured(ctx), transcript.text(), crash
+            Outcome.FAIL,
+            reason,
+            event.excerpt,
+            _measured(ctx),
+            transcript.text(),
+            crash,
+            error_class=ErrorClass.BOARD_FAULT,
         )
 
     def recover(self) -> str | None:
@@ -287,38 +310,38 @@ class TestExecutor:
         test: TestSpec,
         attempt: Attempt,
         number: int,
-        history: list[dict[str, Any]],
+        history: list[PreviousAttempt],
         started: dt.datetime,
         clock: float,
-    ) -> dict[str, Any]:
+    ) -> ResultRecord:
         waiver = self.plan.waiver_for(test.id)
-        record: dict[str, Any] = {
-            "id": test.id,
-            "title": test.title,
-            "category": test.category,
-            "blocker": bool(test.blocker),
-            "outcome": attempt.outcome.value,
-            "reason": attempt.reason,
-            "duration": round(time.monotonic() - clock, 3),
-            "started_at": iso(started),
-            "finished_at": iso(utc_now()),
-            "attempt": number,
-            "previous_attempts": history,
-            "measurements": attempt.measurements,
-            "excerpt": attempt.excerpt,
-            "log": attempt.transcript,
-        }
-        if attempt.crash is not None:
-            record["crash"] = attempt.crash
-        if attempt.console_events:
-            record["console_events"] = attempt.console_events
+        applied = None
         if waiver is not None and attempt.outcome is Outcome.WAIVED:
-            record["waiver"] = {
-                "reason": waiver.reason,
-                "expires": waiver.expires.isoformat(),
-                "ticket": waiver.ticket,
+            applied = AppliedWaiver(
+                reason=waiver.reason, expires=waiver.expires.isoformat(), ticket=waiver.ticket
+            )
+        return ResultRecord.model_validate(
+            {
+                "id": test.id,
+                "title": test.title,
+                "category": test.category,
+                "blocker": bool(test.blocker),
+                "outcome": attempt.outcome,
+                "reason": attempt.reason,
+                "error_class": attempt.error_class,
+                "duration": round(time.monotonic() - clock, 3),
+                "started_at": iso(started),
+                "finished_at": iso(utc_now()),
+                "attempt": number,
+                "previous_attempts": history,
+                "measurements": attempt.measurements,
+                "excerpt": attempt.excerpt,
+                "log": attempt.transcript,
+                "crash": attempt.crash,
+                "console_events": attempt.console_events,
+                "waiver": applied,
             }
-        return record
+        )
 
 
 def _measured(ctx: TestContext) -> list[dict[str, Any]]:

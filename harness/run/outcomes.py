@@ -10,21 +10,20 @@ the registry cannot disagree about it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from enum import StrEnum
-from typing import Any
+from collections.abc import Iterable
 
 from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILED
+from harness.model.records import Counts, Outcome, ResultRecord, Verdict
 
-
-class Outcome(StrEnum):
-    PASS = "pass"
-    FAIL = "fail"
-    ERROR = "error"
-    SKIP = "skip"
-    WAIVED = "waived"
-    NOT_RUN = "not-run"
-
+__all__ = [
+    "ALL_OUTCOMES",
+    "FINISHED",
+    "Outcome",
+    "Verdict",
+    "count_outcomes",
+    "decide_verdict",
+    "exit_code_for",
+]
 
 ALL_OUTCOMES: tuple[str, ...] = tuple(outcome.value for outcome in Outcome)
 
@@ -32,36 +31,30 @@ ALL_OUTCOMES: tuple[str, ...] = tuple(outcome.value for outcome in Outcome)
 FINISHED: frozenset[str] = frozenset({"pass", "fail", "error", "skip", "waived"})
 
 
-class Verdict(StrEnum):
-    CERTIFIED = "certified"
-    NOT_CERTIFIED = "not-certified"
-    INCOMPLETE = "incomplete"
-
-
-def count_outcomes(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+def count_outcomes(results: Iterable[ResultRecord]) -> Counts:
     counts = dict.fromkeys(ALL_OUTCOMES, 0)
     for result in results:
-        counts[result["outcome"]] += 1
-    return counts
+        counts[result.outcome.value] += 1
+    return Counts.model_validate(counts)
 
 
-def decide_verdict(results: Iterable[Mapping[str, Any]]) -> Verdict:
+def decide_verdict(results: Iterable[ResultRecord]) -> Verdict:
     """certified: no blocker failed, nothing error/not-run; not-certified: a blocker failed.
 
     A failed blocker wins over errors: the board has shown it does not meet
     the plan, and no amount of re-running the tests that errored changes that.
     """
     results = list(results)
-    if any(r["outcome"] == "fail" and r.get("blocker", True) for r in results):
+    if any(r.outcome is Outcome.FAIL and r.blocker for r in results):
         return Verdict.NOT_CERTIFIED
-    if any(r["outcome"] in ("error", "not-run") for r in results):
+    if any(r.outcome in (Outcome.ERROR, Outcome.NOT_RUN) for r in results):
         return Verdict.INCOMPLETE
-    if not any(r["outcome"] in ("pass", "waived") for r in results):
+    if not any(r.outcome in (Outcome.PASS, Outcome.WAIVED) for r in results):
         return Verdict.INCOMPLETE  # nothing applied to this board: no evidence either way
     return Verdict.CERTIFIED
 
 
-def exit_code_for(verdict: Verdict, counts: Mapping[str, int]) -> int:
+def exit_code_for(verdict: Verdict, counts: Counts) -> int:
     """0 certified with nothing failed; 1 a test failed; 3 incomplete (errors, tests not run).
 
     A failed non-blocker does not stop certification but still exits 1, so a
@@ -71,4 +64,4 @@ def exit_code_for(verdict: Verdict, counts: Mapping[str, int]) -> int:
         return EXIT_TEST_FAILED
     if verdict is Verdict.INCOMPLETE:
         return EXIT_INFRA
-    return EXIT_TEST_FAILED if counts.get("fail", 0) else EXIT_OK
+    return EXIT_TEST_FAILED if counts.fail else EXIT_OK

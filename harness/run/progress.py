@@ -57,7 +57,7 @@ class RunProgress:
         self.total = len(session.plan.tests)
         already = session.finished_ids()
         for test_id in already:
-            self.counts[session.previous[test_id]["outcome"]] += 1
+            self.counts[session.previous[test_id].outcome] += 1
         resumed = f" (resumed: {len(already)} already finished)" if already else ""
         self.console.print(
             f"[bold]run {session.run_id}[/]: plan {session.plan.id} {session.plan.version} "
@@ -100,12 +100,10 @@ class RunProgress:
         if self._live is not None:
             self._live.stop()
             self._live = None
-        run = session.run_json
-        counts = ", ".join(
-            f"{run['counts'][name]} {name}" for name in ALL_OUTCOMES if run["counts"][name]
-        )
+        run = session.run
+        counts = ", ".join(f"{n} {name}" for name, n in run.counts.as_dict().items() if n)
         self.console.print(
-            f"[bold]verdict: {run['verdict']}[/] ({counts or 'nothing ran'}); run folder {session.folder.path}"
+            f"[bold]verdict: {run.verdict}[/] ({counts or 'nothing ran'}); run folder {session.folder.path}"
         )
 
     # ---- rendering --------------------------------------------------------------------

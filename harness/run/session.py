@@ -6,7 +6,8 @@ moment (status "running"), each finished test is appended to results.jsonl
 and fsync'd before pytest hears about it, and `--resume` rebuilds the state
 from results.jsonl alone. At the end, tests that were planned but never
 finished get a `not-run` line, and run.json and junit.xml are rewritten from
-the folded results, so the files always agree with each other.
+the folded results, so the files always agree with each other. Every line
+and run.json is built as a record model (harness/model/records.py).
 """
 
 from __future__ import annotations
@@ -22,10 +23,23 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from harness import __version__
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UserError
 from harness.lab.contract import BoardLink
 from harness.model.board import BoardProfile
 from harness.model.plan import Plan, TestSpec
+from harness.model.records import (
+    BoardInfo,
+    ErrorClass,
+    LabInfo,
+    Outcome,
+    PlanInfo,
+    ResultRecord,
+    RunRecord,
+    SessionInfo,
+    SoftwareInfo,
+    WaiverInfo,
+    run_error_class,
+)
 from harness.report.junit import write_junit
 from harness.report.runfolder import INVENTORY, RunFolder, iso, new_run_id, utc_now
 from harness.run.boardlink import open_board, software_identity
@@ -44,18 +58,14 @@ class RunListener(Protocol):
     def run_finished(self, session: RunSession) -> None: ...
 
 
-def fold_results(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def fold_results(records: Iterable[ResultRecord]) -> dict[str, ResultRecord]:
     """Last line per test id wins, except that a finished outcome is never replaced by not-run."""
-    folded: dict[str, dict[str, Any]] = {}
+    folded: dict[str, ResultRecord] = {}
     for record in records:
-        previous = folded.get(record["id"])
-        if (
-            previous is not None
-            and previous["outcome"] in FINISHED
-            and record["outcome"] not in FINISHED
-        ):
+        previous = folded.get(record.id)
+        if previous is not None and previous.outcome in FINISHED and record.outcome not in FINISHED:
             continue
-        folded[record["id"]] = record
+        folded[record.id] = record
     return folded
 
 
@@ -86,30 +96,27 @@ class RunSession:
         self._board_opener = board_opener
         self._board: BoardLink | None = None
         self._board_problem: str | None = None
+        self._board_problem_class: ErrorClass | None = None
         self._facts: dict[str, Any] | None = None
         self._software: dict[str, Any] | None = None
         self._executor: TestExecutor | None = None
         self.stop_reason: str | None = None
+        self.stop_class: ErrorClass | None = None
         if resume:
             if run_id is None:
                 raise ValueError("resume needs a run id")
             self.folder = RunFolder.open_existing(results_root, run_id)
-            self.run_json = self.folder.read_run_json()
+            self.run = self.folder.read_run()
         else:
             self.folder = RunFolder.create(results_root, run_id or new_run_id(profile.name))
-            self.run_json = self._initial_run_json(lab_kind, lab_name, operator)
-        self.run_json["status"] = "running"
-        self.run_json.setdefault("sessions", []).append(
-            {
-                "started_at": iso(utc_now()),
-                "finished_at": None,
-                "pid": os.getpid(),
-                "selection": selection,
-            }
+            self.run = self._initial_run(lab_kind, lab_name, operator)
+        self.run.status = "running"
+        self.run.sessions.append(
+            SessionInfo(started_at=iso(utc_now()), pid=os.getpid(), selection=selection)
         )
-        self.session_number = len(self.run_json["sessions"])
-        self.run_json["retries"] = retries
-        self.folder.write_run_json(self.run_json)
+        self.session_number = len(self.run.sessions)
+        self.run.retries = retries
+        self.folder.write_run(self.run)
         self.previous = fold_results(self.folder.read_results())
 
     # ---- state ------------------------------------------------------------------------
@@ -119,71 +126,59 @@ class RunSession:
         return self.folder.run_id
 
     def finished_ids(self) -> set[str]:
-        return {
-            test_id for test_id, record in self.previous.items() if record["outcome"] in FINISHED
-        }
+        return {test_id for test_id, record in self.previous.items() if record.outcome in FINISHED}
 
-    def results(self) -> dict[str, dict[str, Any]]:
+    def results(self) -> dict[str, ResultRecord]:
         return fold_results(self.folder.read_results())
 
-    def _initial_run_json(
-        self, lab_kind: str, lab_name: str, operator: str | None
-    ) -> dict[str, Any]:
+    def _initial_run(self, lab_kind: str, lab_name: str, operator: str | None) -> RunRecord:
         identity = self.profile.identity
-        return {
-            "schema": 1,
-            "run_id": self.folder.run_id,
-            "harness_version": __version__,
-            "status": "running",
-            "plan": {
-                "id": self.plan.id,
-                "version": self.plan.version,
-                "sha256": self.plan.sha256,
-                "title": self.plan.title,
-                "file": str(self.plan.file),
-                "tests": [test.id for test in self.plan.tests],
-            },
-            "board": {
-                "name": self.profile.name,
-                "vendor": identity.vendor,
-                "model": identity.model,
-                "revision": identity.revision,
-                "soc": identity.soc,
-                "arch": identity.arch,
-                "compatible": identity.compatible,
-                "profile_sha256": self.profile.sha256 or "",
-            },
-            "lab": {
-                "kind": lab_kind,
-                "name": lab_name,
-                "host": socket.gethostname(),
-                "operator": operator or _operator(),
-            },
-            "software": {
-                "kernel_release": None,
-                "kernel_version": None,
-                "os_release": None,
-                "bootloader": None,
-            },
-            "started_at": iso(utc_now()),
-            "finished_at": None,
-            "verdict": "incomplete",
-            "counts": count_outcomes([]),
-            "waivers": self._waivers(applied=set()),
-            "exit_code": None,
-        }
+        return RunRecord(
+            run_id=self.folder.run_id,
+            harness_version=__version__,
+            status="running",
+            plan=PlanInfo(
+                id=self.plan.id,
+                version=self.plan.version,
+                sha256=self.plan.sha256,
+                title=self.plan.title,
+                file=str(self.plan.file),
+                tests=[test.id for test in self.plan.tests],
+            ),
+            board=BoardInfo(
+                name=self.profile.name,
+                vendor=identity.vendor,
+                model=identity.model,
+                revision=identity.revision,
+                soc=identity.soc,
+                arch=identity.arch,
+                compatible=identity.compatible,
+                profile_sha256=self.profile.sha256 or "",
+            ),
+            lab=LabInfo(
+                kind=lab_kind,
+                name=lab_name,
+                host=socket.gethostname(),
+                operator=operator or _operator(),
+            ),
+            software=SoftwareInfo(),
+            started_at=iso(utc_now()),
+            verdict="incomplete",
+            counts=count_outcomes([]),
+            waivers=self._waivers(applied=set()),
+        )
 
-    def _waivers(self, applied: set[str]) -> list[dict[str, Any]]:
+    def _waivers(self, applied: set[str]) -> list[WaiverInfo]:
         today = dt.date.today()
         return [
-            {
-                "test": waiver.test,
-                "reason": waiver.reason,
-                "expires": waiver.expires.isoformat(),
-                "ticket": waiver.ticket,
-                "active": waiver.active_on(today),
-                "applied": waiver.test in applied,
-            }
+            WaiverInfo(
+                test=waiver.test,
+                reason=waiver.reason,
+                expires=waiver.expires.isoformat(),
+                ticket=waiver.ticket,
+                active=waiver.active_on(today),
+                applied=waiver.test in applied,
+            )
             for waiver in self.plan.waivers
         ]
 
@@ -198,6 +193,9 @@ class RunSession:
             self._refresh_facts()
         except HarnessError as exc:  # InfraError, or a bad env file (UserError) found only now
             self._board_problem = f"{type(exc).__name__}: {exc}"
+            self._board_problem_class = (
+                ErrorClass.USER if isinstance(exc, UserError) else ErrorClass.INFRASTRUCTURE
+            )
             return None
         self._executor = TestExecutor(
             board=self._board,
@@ -227,8 +225,8 @@ class RunSession:
         )
         software = software_identity(board, facts)
         self._software = software
-        self.run_json["software"] = software
-        self.folder.write_run_json(self.run_json)
+        self.run.software = SoftwareInfo.model_validate(software)
+        self.folder.write_run(self.run)
 
     def console_tail(self, lines: int) -> str:
         try:
@@ -244,14 +242,14 @@ class RunSession:
     # ---- per test ---------------------------------------------------------------------
 
     def execute(self, test: TestSpec) -> dict[str, Any]:
+        """Run one test; returns its results.jsonl line (appended and fsync'd already)."""
         self._tell("test_started", lambda listener: listener.test_started(test))
         executor = self._ensure_board()
         if executor is None:
-            record = self._unrun_record(
-                test, "error", f"board could not be opened: {self._board_problem}"
-            )
-            record["attempt"] = 1
             self.stop_reason = f"board could not be opened: {self._board_problem}"
+            self.stop_class = self._board_problem_class
+            record = self._unrun_record(test, Outcome.ERROR, self.stop_reason, self.stop_class)
+            record.attempt = 1
         else:
             record = executor.execute(test)
             reboots = any(step.kind in ("reboot", "power-cycle") for step in test.steps)
@@ -260,11 +258,13 @@ class RunSession:
                     self._refresh_facts()
             if executor.board_lost:
                 self.stop_reason = f"board lost: {executor.state.last_problem}"
-        record["session"] = self.session_number
-        record["plan_id"] = self.plan.id
+                self.stop_class = ErrorClass.INFRASTRUCTURE
+        record.session = self.session_number
+        record.plan_id = self.plan.id
         self.folder.append_result(record)
-        self._tell("test_finished", lambda listener: listener.test_finished(record))
-        return record
+        line = record.line()
+        self._tell("test_finished", lambda listener: listener.test_finished(line))
+        return line
 
     def run_started(self) -> None:
         self._tell("run_started", lambda listener: listener.run_started(self))
@@ -277,26 +277,26 @@ class RunSession:
             except Exception as exc:
                 print(f"harness: progress view failed in {event}: {exc!r}", file=sys.stderr)
 
-    def _unrun_record(self, test: TestSpec, outcome: str, reason: str) -> dict[str, Any]:
+    def _unrun_record(
+        self, test: TestSpec, outcome: Outcome, reason: str, error_class: ErrorClass | None
+    ) -> ResultRecord:
         now = iso(utc_now())
-        return {
-            "id": test.id,
-            "title": test.title,
-            "category": test.category,
-            "blocker": bool(test.blocker),
-            "outcome": outcome,
-            "reason": reason,
-            "duration": 0.0,
-            "started_at": now,
-            "finished_at": now,
-            "attempt": 0,
-            "previous_attempts": [],
-            "measurements": [],
-            "excerpt": "",
-            "log": "",
-            "session": self.session_number,
-            "plan_id": self.plan.id,
-        }
+        return ResultRecord(
+            id=test.id,
+            title=test.title,
+            category=test.category,
+            blocker=bool(test.blocker),
+            outcome=outcome,
+            reason=reason,
+            error_class=error_class,
+            duration=0.0,
+            started_at=now,
+            finished_at=now,
+            attempt=0,
+            excerpt="",
+            session=self.session_number,
+            plan_id=self.plan.id,
+        )
 
     # ---- end of run -------------------------------------------------------------------
 
@@ -308,34 +308,34 @@ class RunSession:
         done = self.results()
         for test in self.plan.tests:
             record = done.get(test.id)
-            if record is not None and record["outcome"] in FINISHED:
+            if record is not None and record.outcome in FINISHED:
                 continue
-            reason = (
-                not_run_reasons.get(test.id)
-                or self.stop_reason
-                or default_reason
-                or "run ended before this test started"
+            reason = not_run_reasons.get(test.id)
+            error_class = None
+            if reason is None and self.stop_reason is not None:
+                reason, error_class = self.stop_reason, self.stop_class
+            reason = reason or default_reason or "run ended before this test started"
+            if record is not None and record.outcome == "not-run" and record.reason == reason:
+                continue
+            self.folder.append_result(
+                self._unrun_record(test, Outcome.NOT_RUN, reason, error_class)
             )
-            if record is not None and record["outcome"] == "not-run" and record["reason"] == reason:
-                continue
-            self.folder.append_result(self._unrun_record(test, "not-run", reason))
         folded = self.results()
         ordered = [folded[test.id] for test in self.plan.tests if test.id in folded]
         counts = count_outcomes(ordered)
         verdict = decide_verdict(ordered)
         code = exit_code_for(verdict, counts)
-        applied = {record["id"] for record in ordered if record["outcome"] == "waived"}
-        self.run_json.update(
-            status="finished",
-            finished_at=iso(utc_now()),
-            verdict=verdict.value,
-            counts=counts,
-            waivers=self._waivers(applied),
-            exit_code=code,
-        )
-        self.run_json["sessions"][-1]["finished_at"] = self.run_json["finished_at"]
-        self.folder.write_run_json(self.run_json)
-        write_junit(self.folder.junit_file, self.run_json, ordered)
+        applied = {record.id for record in ordered if record.outcome == "waived"}
+        run = self.run
+        run.status = "finished"
+        run.finished_at = run.sessions[-1].finished_at = iso(utc_now())
+        run.verdict = verdict
+        run.error_class = run_error_class(ordered) if verdict == "incomplete" else None
+        run.counts = counts
+        run.waivers = self._waivers(applied)
+        run.exit_code = code
+        self.folder.write_run(run)
+        write_junit(self.folder.junit_file, self.run, ordered)
         self.close_board()
         self._tell("run_finished", lambda listener: listener.run_finished(self))
         return code

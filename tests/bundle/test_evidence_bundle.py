@@ -29,7 +29,8 @@ def test_bundle_of_a_run_folder_verifies_and_lists_every_file(
         "results.jsonl",
         "console.log",
         "junit.xml",
-        "artifacts/inventory.json",
+        "inventory.json",
+        "artifacts/dmesg.txt",
     }
     assert report.manifest["lab"] == "bundle-lab"
     checked = harness_cli("bundle", "verify", str(bundle), "--lab-key")
@@ -179,6 +180,28 @@ def test_run_json_without_run_id_names_the_field(run_folder: Path, harness_cli) 
     result = harness_cli("bundle", "make", str(run_folder))
     assert result.returncode == 2
     assert "run.json" in result.stderr and "run_id" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda run: run["board"].pop("model"), "board.model"),
+        (lambda run: run.update(verdict="passed"), "verdict"),
+        (lambda run: run.update(registry="delivered"), "registry"),
+    ],
+    ids=["missing-field", "unknown-verdict", "unknown-field"],
+)
+def test_run_json_that_does_not_fit_the_run_record_is_not_bundled(
+    run_folder: Path, harness_cli, change, field: str
+) -> None:
+    """Refused at once with the field named, instead of queued for a registry that would refuse it."""
+    run = json.loads((run_folder / "run.json").read_text())
+    change(run)
+    (run_folder / "run.json").write_text(json.dumps(run))
+    result = harness_cli("bundle", "make", str(run_folder))
+    assert result.returncode == 2
+    assert f"field '{field}'" in result.stderr and "run.json" in result.stderr
+    assert not (run_folder.parent / f"{run_folder.name}.bundle.tar").exists()
 
 
 def test_symlink_in_run_folder_is_refused(run_folder: Path, harness_cli) -> None:

@@ -27,7 +27,7 @@ from harness.labkey import LabIdentity, load_or_create_identity
 from harness.registry.pgtemp import TempPostgres
 from harness.registry.store import Principal, Settings, Store
 from harness.report.bundle import make_bundle
-from tests.registry.runfolder import make_run_folder
+from tests.registry.runfolder import foreign_bundle, make_run_folder
 
 
 @pytest.fixture(scope="session")
@@ -95,11 +95,13 @@ def make_bundle_bytes(tmp_path: Path, lab_identity: LabIdentity) -> Callable[...
     """Build a run folder with the given fields and return its signed bundle's bytes."""
 
     def build(
-        run_id: str | None = None, identity: LabIdentity | None = None, **fields: str
+        run_id: str | None = None, identity: LabIdentity | None = None, **fields: Any
     ) -> bytes:
         run_id = run_id or f"run-{next(_counter)}"
         parent = tmp_path / "runs" / f"{next(_counter)}"
         folder = make_run_folder(parent, run_id, **fields)
+        if "unchecked" in fields:  # a run.json this harness would refuse to bundle
+            return foreign_bundle(folder, identity or lab_identity)
         return make_bundle(
             folder, parent / "bundle.tar", identity or lab_identity
         ).path.read_bytes()

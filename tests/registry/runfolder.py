@@ -1,15 +1,82 @@
-"""Builds run folders shaped like the run engine's (harness/README.md "Run folder").
+"""Run folders for registry and bundle tests, written by the run engine's own models and writers.
 
-Until the run engine writes real ones, registry and bundle tests need folders
-with a verdict, board identity, software identity and plan reference; this is
-the one place that knows that shape.
+Every file comes from the code the engine uses: run.json is a `RunRecord` and every
+results.jsonl line a `ResultRecord` (harness/model/records.py), both written by
+`RunFolder`; counts, verdict and exit code come from harness.run.outcomes; junit.xml
+from harness.report.junit; inventory.json from the `Facts` model. So a change to the run
+folder contract (a renamed field, a moved file) changes these folders too, and the tests
+that read them break where the registry or the bundle would. The end-to-end tests
+(test_registry_end_to_end.py) use a real `harness run` on the simulated board instead.
+
+Only `unchecked` can write what the engine never would (a forged or hand-edited run.json):
+it is applied after the record was validated, for tests of what the registry refuses. The
+harness refuses to bundle such a folder, so `foreign_bundle` packs it the way another tool
+holding a registered lab key could (docs/bundle-format.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any
+
+from harness.labkey import LabIdentity
+from harness.model.facts import BlockDeviceFact, Facts
+from harness.model.records import ErrorClass, Outcome, ResultRecord, RunRecord
+from harness.report.bundle import FORMAT, MANIFEST, RUN_PREFIX, SIGNATURE, canonical_json
+from harness.report.bundle import _write_canonical as write_canonical_tar
+from harness.report.junit import write_junit
+from harness.report.runfolder import INVENTORY, RUN_JSON, SUBMISSION, RunFolder
+from harness.run.outcomes import count_outcomes, decide_verdict, exit_code_for
+
+STARTED = "2026-11-28T07:00:00.000Z"
+FINISHED = "2026-11-28T07:05:00.000Z"
+PASSING = 12  # blocker tests that pass in every folder
+
+
+def _line(index: int, outcome: Outcome, **fields: Any) -> ResultRecord:
+    values: dict[str, Any] = {
+        "id": f"t{index:02d}",
+        "title": f"check {index}",
+        "category": "smoke",
+        "blocker": True,
+        "outcome": outcome,
+        "reason": "" if outcome is Outcome.PASS else "see excerpt",
+        "duration": 0.1 * index,
+        "started_at": STARTED,
+        "finished_at": FINISHED,
+        "attempt": 1,
+        "excerpt": "",
+        "log": f"$ check-{index}\nok",
+        "session": 1,
+    }
+    return ResultRecord.model_validate({**values, **fields})
+
+
+def results_for(verdict: str, plan_id: str) -> list[ResultRecord]:
+    """Results that lead the engine's own rules to `verdict`."""
+    lines = [_line(i, Outcome.PASS) for i in range(PASSING)]
+    if verdict == "not-certified":
+        lines.append(
+            _line(PASSING, Outcome.FAIL, reason="expected '^0$' in stdout, got '1'", excerpt="1")
+        )
+    elif verdict == "incomplete":
+        lines.append(
+            _line(
+                PASSING,
+                Outcome.ERROR,
+                reason="SSHConnectFailed: connection refused",
+                error_class=ErrorClass.INFRASTRUCTURE,
+            )
+        )
+    lines.append(
+        _line(PASSING + 1, Outcome.SKIP, reason="not applicable: requires 'facts.rtc' is false")
+    )
+    for line in lines:
+        line.plan_id = plan_id
+    return lines
 
 
 def make_run_folder(
@@ -25,65 +92,136 @@ def make_run_folder(
     kernel_version: str = "#1 SMP Debian 6.1.115-1",
     plan_id: str = "precert",
     plan_version: str = "1.0",
+    status: str = "finished",
+    submitted: str | None = None,
     extra: dict[str, Any] | None = None,
+    unchecked: dict[str, Any] | None = None,
 ) -> Path:
+    """A finished (or, with status="running", interrupted) run folder as `harness run` leaves it.
+
+    `extra` replaces run.json fields and must still fit `RunRecord`; `submitted` writes the
+    submission.json that `harness run` adds after delivering ("delivered" or "queued").
+    """
     folder = parent / run_id.replace("/", "_")
     folder.mkdir(parents=True)
-    counts = {
-        "pass": 12,
-        "fail": 0 if verdict == "certified" else 1,
-        "error": 0,
-        "skip": 1,
-        "waived": 0,
-        "not-run": 0,
-    }
-    run = {
-        "schema": 1,
-        "run_id": run_id,
-        "harness_version": "0.1.0",
-        "plan": {
-            "id": plan_id,
-            "version": plan_version,
-            "sha256": "0" * 64,
-            "title": "Pre-certification",
-        },
-        "board": {
-            "name": "test-board",
-            "vendor": vendor,
-            "model": model,
-            "revision": revision,
-            "soc": "Example SoC",
-            "arch": "aarch64",
-            "compatible": "acme,ab100",
-            "profile_sha256": "1" * 64,
-        },
-        "lab": {"kind": "virtual", "name": "bench-1", "host": "127.0.0.1", "operator": "tester"},
-        "software": {
-            "kernel_release": kernel_release,
-            "kernel_version": kernel_version,
-            "os_release": os_release,
-            "bootloader": "U-Boot 2023.01",
-        },
-        "started_at": "2026-11-28T07:00:00Z",
-        "finished_at": "2026-11-28T07:05:00Z",
-        "verdict": verdict,
-        "counts": counts,
-        "waivers": [],
-        **(extra or {}),
-    }
-    (folder / "run.json").write_text(json.dumps(run, indent=2))
-    lines = [
-        json.dumps({"test": f"t{i}", "outcome": "pass", "duration": 0.1 * i}) for i in range(12)
-    ]
-    (folder / "results.jsonl").write_text("\n".join(lines) + "\n")
-    (folder / "console.log").write_bytes(
+    run_folder = RunFolder(folder)
+    results = results_for(verdict, plan_id)
+    if status == "running":
+        results = results[: PASSING // 2]  # killed half-way: no verdict yet
+    for line in results:
+        run_folder.append_result(line)
+    counts = count_outcomes(results)
+    decided = decide_verdict(results) if status == "finished" else "incomplete"
+    assert decided == verdict or status == "running", (decided, verdict)
+    finished = status == "finished"
+    run = RunRecord.model_validate(
+        {
+            "schema": 1,
+            "run_id": run_id,
+            "harness_version": "0.1.0",
+            "status": status,
+            "plan": {
+                "id": plan_id,
+                "version": plan_version,
+                "sha256": "0" * 64,
+                "title": "Pre-certification",
+                "file": "testplans/precert.yaml",
+                "tests": [line.id for line in results_for(verdict, plan_id)],
+            },
+            "board": {
+                "name": "test-board",
+                "vendor": vendor,
+                "model": model,
+                "revision": revision,
+                "soc": "Example SoC",
+                "arch": "aarch64",
+                "compatible": "acme,ab100",
+                "profile_sha256": "1" * 64,
+            },
+            "lab": {
+                "kind": "virtual",
+                "name": "bench-1",
+                "host": "127.0.0.1",
+                "operator": "tester",
+            },
+            "software": {
+                "kernel_release": kernel_release,
+                "kernel_version": kernel_version,
+                "os_release": os_release,
+                "bootloader": "U-Boot 2023.01",
+            },
+            "started_at": STARTED,
+            "finished_at": FINISHED if finished else None,
+            "verdict": verdict if finished else "incomplete",
+            "error_class": "infrastructure" if finished and verdict == "incomplete" else None,
+            "counts": counts.as_dict(),
+            "waivers": [],
+            "sessions": [
+                {
+                    "started_at": STARTED,
+                    "finished_at": FINISHED if finished else None,
+                    "pid": 4242,
+                    "selection": None,
+                }
+            ],
+            "retries": 1,
+            "exit_code": exit_code_for(decide_verdict(results), counts) if finished else None,
+            **(extra or {}),
+        }
+    )
+    run_folder.write_run(run)
+    if unchecked:
+        run_folder.write_json(RUN_JSON, {**run.to_json(), **unchecked})
+    write_junit(run_folder.junit_file, run, results)
+    run_folder.console_log.write_bytes(
         b"U-Boot 2023.01\r\nStarting kernel ...\r\nlogin: root\r\n# uname -r\r\n"
         + kernel_release.encode()
         + b"\r\n"
     )
-    (folder / "junit.xml").write_text(
-        '<?xml version="1.0"?><testsuites><testsuite name="precert" tests="12"/></testsuites>\n'
+    facts = Facts(
+        kernel_release=kernel_release,
+        kernel_version=kernel_version,
+        arch="aarch64",
+        cpus=2,
+        memory_mib=256,
+        block_devices=[BlockDeviceFact(name="mmcblk0", size_mib=7456, removable=False)],
     )
-    (folder / "artifacts").mkdir()
-    (folder / "artifacts" / "inventory.json").write_text(json.dumps({"cpus": 2, "memory_mib": 256}))
+    run_folder.write_json(
+        INVENTORY, {"facts": facts.model_dump(mode="json"), "collected_at": STARTED}
+    )
+    (run_folder.artifacts / "dmesg.txt").write_text("[    0.000000] Booting Linux\n")
+    if submitted is not None:
+        run_folder.write_json(SUBMISSION, {"status": submitted, "at": FINISHED})
     return folder
+
+
+def foreign_bundle(folder: Path, identity: LabIdentity) -> bytes:
+    """`folder` packed and signed per docs/bundle-format.md, without the harness's checks."""
+    files = sorted(
+        (path.relative_to(folder).as_posix(), path.read_bytes())
+        for path in folder.rglob("*")
+        if path.is_file()
+    )
+    manifest = canonical_json(
+        {
+            "format": FORMAT,
+            "run_id": json.loads((folder / RUN_JSON).read_text())["run_id"],
+            "lab": identity.name,
+            "public_key": identity.public_key_text,
+            "files": [
+                {"path": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+                for name, data in files
+            ],
+        }
+    )
+    signature = identity.sign(manifest)
+    out = io.BytesIO()
+    write_canonical_tar(
+        out,
+        [
+            (MANIFEST, len(manifest), manifest),
+            (SIGNATURE, len(signature), signature),
+            *((RUN_PREFIX + name, len(data), data) for name, data in files),
+        ],
+    )
+    return out.getvalue()

@@ -64,12 +64,20 @@ def run_and_check_registry(board: str, tmp_path: Path, data_home: Path) -> None:
         report = verify_bundle(bundle, trusted_key=load_or_create_identity().public_key_text)
         assert report.ok, report.problems
         packed = dict(iter_run_files(bundle))
-        for name, content in packed.items():
-            if name != "run.json":  # the run engine records the delivery in run.json afterwards
-                assert (folder / name).read_bytes() == content
-        assert {k: v for k, v in json.loads(packed["run.json"]).items() if k != "registry"} == {
-            k: v for k, v in run.items() if k != "registry"
+        on_disk = {
+            path.relative_to(folder).as_posix(): path.read_bytes()
+            for path in folder.rglob("*")
+            if path.is_file()
         }
+        # the registry holds exactly the folder as it was when the run finished: every file,
+        # byte for byte; only the delivery status is written beside it afterwards
+        assert json.loads(on_disk.pop("submission.json"))["status"] == "delivered"
+        assert sorted(packed) == sorted(on_disk)
+        assert {"run.json", "results.jsonl", "console.log", "junit.xml", "inventory.json"} <= set(
+            packed
+        )
+        for name, content in on_disk.items():
+            assert packed[name] == content, f"{name} differs from the bundle the registry holds"
         software, identity = run["software"], run["board"]
         (cert,) = store.list_certificates()
         assert (cert["run_id"], cert["kernel_release"], cert["os_release"]) == (

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.model.records import ResultRecord
 from harness.report.runfolder import RunFolder
 from tests.run.conftest import harness_run
 from tests.run.resume_helpers import kill_during_slow_test, resume, sent_count
@@ -72,12 +73,23 @@ def test_resume_of_unknown_run_id_is_bad_input(sim_board, results_root: Path) ->
     assert "no run '20260101T000000Z-sim-abcd' to resume" in run.stderr
 
 
+def _line(test_id: str) -> ResultRecord:
+    return ResultRecord(
+        id=test_id, title=test_id, category="demo", blocker=True, outcome="pass", reason="",
+        duration=0.5, attempt=1, excerpt="", session=1, plan_id="demo",
+    )  # fmt: skip
+
+
+def _text(test_id: str) -> str:
+    return json.dumps(_line(test_id).line(), separators=(",", ":"))
+
+
 @pytest.mark.parametrize(
     ("content", "kept"),
     [
-        ('{"id":"a","outcome":"pass"}\n{"id":"b","outcome":"pass"}\n', ["a", "b"]),
-        ('{"id":"a","outcome":"pass"}\n{"id":"b","outc', ["a"]),
-        ('{"id":"a","outcome":"pass"}\n{"id":"b","outcome":"pass"}', ["a"]),
+        (f"{_text('a')}\n{_text('b')}\n", ["a", "b"]),
+        (f"{_text('a')}\n{_text('b')[:25]}", ["a"]),
+        (f"{_text('a')}\n{_text('b')}", ["a"]),
         ("", []),
     ],
     ids=["complete", "torn-json", "unterminated-line", "empty"],
@@ -87,7 +99,7 @@ def test_torn_last_line_is_ignored_and_cut_before_the_next_append(
 ) -> None:
     folder = RunFolder(tmp_path)
     (tmp_path / "results.jsonl").write_text(content)
-    assert [r["id"] for r in folder.read_results()] == kept
+    assert [r.id for r in folder.read_results()] == kept
     folder.repair_results()
-    folder.append_result({"id": "c", "outcome": "pass"})
-    assert [r["id"] for r in folder.read_results()] == [*kept, "c"]
+    folder.append_result(_line("c"))
+    assert [r.id for r in folder.read_results()] == [*kept, "c"]

@@ -86,6 +86,19 @@ def test_six_outcomes_stay_distinct_in_results_junit_and_run_json(
         "not-run": 1,
     }
     assert run.result("errors")["reason"].startswith("python step raised KeyError")
+    # whose problem each was, as a field: the plan's python code, the board's, or nobody's
+    classes = {test_id: run.result(test_id)["error_class"] for test_id in run.outcomes()}
+    assert classes == {
+        "passes": None,
+        "fails": None,
+        "errors": "user",
+        "skipped": None,
+        "waived": None,
+        "expired-waiver": None,
+        "too-slow": "board-fault",  # the board overran the command: its failure, not the lab's
+        "deselected": None,
+    }
+    assert meta["error_class"] == "user"
     assert "facts.watchdog" in run.result("skipped")["reason"]
     assert "waiver expired on 2001-01-01" in run.result("expired-waiver")["reason"]
     assert run.result("waived")["waiver"]["ticket"] == "LAB-7"

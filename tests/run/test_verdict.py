@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import pytest
 
+from harness.model.records import ResultRecord
 from harness.run.outcomes import Verdict, count_outcomes, decide_verdict, exit_code_for
 
 
-def _results(*pairs: tuple[str, bool]) -> list[dict[str, object]]:
+def _results(*pairs: tuple[str, bool]) -> list[ResultRecord]:
     return [
-        {"id": f"t{i}", "outcome": outcome, "blocker": blocker}
+        ResultRecord(
+            id=f"t{i}",
+            title=f"test {i}",
+            category="demo",
+            blocker=blocker,
+            outcome=outcome,
+            reason="" if outcome == "pass" else "why",
+            duration=0.0,
+            attempt=1,
+            excerpt="",
+        )
         for i, (outcome, blocker) in enumerate(pairs)
     ]
 
@@ -45,7 +56,7 @@ CASES = [
     ("name", "results", "verdict", "code"), CASES, ids=[case[0] for case in CASES]
 )
 def test_verdict_and_exit_code_follow_the_rules(
-    name: str, results: list[dict[str, object]], verdict: Verdict, code: int
+    name: str, results: list[ResultRecord], verdict: Verdict, code: int
 ) -> None:
     assert decide_verdict(results) is verdict
     assert exit_code_for(verdict, count_outcomes(results)) == code
@@ -53,4 +64,11 @@ def test_verdict_and_exit_code_follow_the_rules(
 
 def test_counts_keep_all_six_outcomes_even_when_zero() -> None:
     counts = count_outcomes(_results(("waived", B), ("not-run", N)))
-    assert counts == {"pass": 0, "fail": 0, "error": 0, "skip": 0, "waived": 1, "not-run": 1}
+    assert counts.as_dict() == {
+        "pass": 0,
+        "fail": 0,
+        "error": 0,
+        "skip": 0,
+        "waived": 1,
+        "not-run": 1,
+    }
