@@ -58,7 +58,7 @@ class SeenOn(Strict):
 
     vendor: str = Field(min_length=1, max_length=200)
     model: str = Field(min_length=1, max_length=200)
-    revision: str = Field(default="", max_length=100)
+    revision: str = Field(min_length=1, max_length=100)
     os_release: str | None = Field(default=None, max_length=200)
     kernel: str | None = Field(default=None, max_length=200, description="uname -r")
     kernel_version: str | None = Field(default=None, max_length=400, description="uname -v")

@@ -86,7 +86,7 @@ def seeded_intermittent(folder: Path, seed: int, case_id: str = "demo-intermitte
 kind: case
 case: {{id: {case_id}, customer_ref: ACME-1003, severity: 2, subsystem: storage}}
 description: {{summary: write test fails now and then with EIO}}
-seen_on: {{vendor: Harness Virtual Lab, model: "SIM (simulated, not hardware)"}}
+seen_on: {{vendor: Harness Virtual Lab, model: "SIM (simulated, not hardware)", revision: "1"}}
 setup:
   - run: '[ -f {state} ] || echo {seed} > {state}'
 trigger:
@@ -109,7 +109,7 @@ def fixed_variant(folder: Path, case_id: str = "demo-intermittent") -> Path:
 kind: case
 case: {{id: {case_id}, customer_ref: ACME-1003, severity: 2, subsystem: storage}}
 description: {{summary: write test fails now and then with EIO (fixed build)}}
-seen_on: {{vendor: Harness Virtual Lab, model: "SIM (simulated, not hardware)"}}
+seen_on: {{vendor: Harness Virtual Lab, model: "SIM (simulated, not hardware)", revision: "1"}}
 trigger:
   - run: echo "write ok"
 signature: {{exit_status: 5, output: ['Input/output error'], match: all}}

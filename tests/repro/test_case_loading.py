@@ -33,11 +33,11 @@ def _write(tmp_path: Path, text: str, name: str = "case.yaml") -> Path:
     ("edit", "line", "field", "words"),
     [
         (("severity: 3", "severity: 7"), 6, "case.severity", "less than or equal to 4"),
-        (("output: ['ERROR state']", "crash: [meltdown]"), 18, "signature.crash", "meltdown"),
-        (("output: ['ERROR state']", "output: ['(unclosed']"), 18, "signature.output", "regular"),
-        (("iterations: 10", "iterations: 10\n  between: sometimes"), 21, "settings.between", ""),
-        (("  - run: 'echo", "  - python: os:system\n  - run: 'echo"), 16, "trigger[0]", "python"),
-        (("signature:\n  output: ['ERROR state']", "signature: {}"), 17, "signature", "at least"),
+        (("output: ['ERROR state']", "crash: [meltdown]"), 19, "signature.crash", "meltdown"),
+        (("output: ['ERROR state']", "output: ['(unclosed']"), 19, "signature.output", "regular"),
+        (("iterations: 10", "iterations: 10\n  between: sometimes"), 22, "settings.between", ""),
+        (("  - run: 'echo", "  - python: os:system\n  - run: 'echo"), 17, "trigger[0]", "python"),
+        (("signature:\n  output: ['ERROR state']", "signature: {}"), 18, "signature", "at least"),
         (("  subsystem: userspace", "  subsystem: userspace\n  colour: red"), 8, "case.colour", ""),
     ],
 )
