@@ -10,6 +10,7 @@ Verify: 0 resolved, 1 not-resolved, 3 inconclusive or incomplete.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -68,6 +69,16 @@ def _progress(record: IterationRecord, summary: Summary) -> None:
 )
 @click.option("--no-submit", is_flag=True, help="do not deliver the run to the registry")
 @click.option("--operator", help="who runs this (default: $USER)")
+@click.option(
+    "--build",
+    "builds",
+    multiple=True,
+    metavar="KERNEL_PACKAGE",
+    help="virtual lab: boot this Debian kernel package (repeat: two for A/B, more with --bisect)",
+)
+@click.option(
+    "--bisect", is_flag=True, help="find the first bad build among --build (oldest first)"
+)
 def repro(
     case_file: Path,
     board_ref: str,
@@ -83,6 +94,8 @@ def repro(
     results_root: Path,
     no_submit: bool,
     operator: str | None,
+    builds: tuple[str, ...],
+    bisect: bool,
 ) -> int:
     """Run the customer case CASE_FILE on a board, iteration after iteration.
 
@@ -122,6 +135,14 @@ def repro(
             f"verify: baseline {base.reproduced}/{base.iterations} = {_pct(base.rate)}; "  # type: ignore[union-attr]
             f"{needed} clean iterations needed ({stats.TEST_NAME}, alpha {stats.ALPHA:g})",
             err=True,
+        )
+    if builds:
+        return _over_builds(
+            case, profile, list(builds), bisect, results_root, plan, env, place, resume_id, base
+        )
+    if bisect:
+        raise UserError(
+            "--bisect needs the builds: --build PKG (at least two)", Location(field="--build")
         )
     run_id = resume_id or new_run_id(profile.name)
     with _lab(profile, env, place, run_id) as (served, env_file, lab_kind, lab_name):
@@ -167,3 +188,56 @@ def repro(
     if code == EXIT_INFRA and run["verdict"] == "incomplete":
         raise InfraError(f"no iteration could be counted; continue with --resume {run_id}")
     return code
+
+
+def _over_builds(
+    case: Any,
+    profile: Any,
+    builds: list[str],
+    bisect: bool,
+    results_root: Path,
+    plan: Plan,
+    env: Path | None,
+    place: str | None,
+    resume_id: str | None,
+    base: Any,
+) -> int:
+    """A/B (two builds) or bisection (--bisect, two or more) on virtual boards."""
+    from harness.repro.builds import ab_table, run_build
+    from harness.repro.builds import bisect as run_bisect
+
+    if env is not None or place is not None or resume_id is not None or base is not None:
+        raise UserError(
+            "--build runs on virtual boards the harness starts: not with --env, --place, "
+            "--resume or --verify",
+            Location(field="--build"),
+        )
+    if profile.lab.virtual is None or profile.lab.virtual.machine == "sim":
+        raise UserError(
+            f"board {profile.name!r} is not a QEMU virtual board: builds are kernel packages "
+            "booted on the virtual lab",
+            Location(field="--board"),
+        )
+    if len(set(builds)) != len(builds) or len(builds) < 2 or (not bisect and len(builds) != 2):
+        raise UserError(
+            "give two different builds for A/B, or two or more with --bisect",
+            Location(field="--build"),
+        )
+    if bisect:
+        table = run_bisect(case, profile, builds, results_root, plan, _progress)
+        _print_table(table)
+        return 0 if table["answer"].startswith("first bad build") else 3
+    runs = [run_build(case, profile, build, results_root, plan, _progress) for build in builds]
+    table = ab_table(*runs)
+    for run in runs:
+        write_report(results_root / run.run_id, table)
+    _print_table(table)
+    return 0
+
+
+def _print_table(table: dict[str, Any]) -> None:
+    click.echo(table["title"], err=True)
+    click.echo("  " + " | ".join(table["columns"]), err=True)
+    for row in table["rows"]:
+        click.echo("  " + " | ".join(str(cell) for cell in row), err=True)
+    click.echo(table["note"], err=True)
