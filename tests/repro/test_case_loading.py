@@ -91,3 +91,18 @@ def test_hostile_case_file_is_refused_within_a_second_in_bounded_memory(
     assert elapsed < 1.0, f"{name} took {elapsed:.2f} s"
     assert grown_kib < 64 * 1024, f"{name} grew the process by {grown_kib} KiB"
     assert str(raised.value.location.file).endswith(f"{name}.yaml")
+
+
+def test_harness_check_validates_the_example_cases() -> None:
+    import subprocess
+    import sys
+
+    files = sorted(str(p) for p in CASES.glob("*.yaml"))
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "check", *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("ok: ") == len(files) == 6
