@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "check": "harness.model.check:check",
     "lab": "harness.vlab.cli:lab",
     "run": "harness.run.cli:run",
+    "repro": "harness.repro.cli:repro",
     "scan": "harness.lab.scan_cli:scan",
     "bundle": "harness.report.bundle_cli:bundle",
     "registry": "harness.registry.cli:registry",

@@ -26,6 +26,8 @@ from harness.registry.store import Principal, Store
 from harness.registry.submission import MAX_BUNDLE_BYTES
 
 _bearer = HTTPBearer(auto_error=False)
+# A repro report holds board output that a customer's case controls: never let it run script.
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
@@ -97,6 +99,9 @@ class CaseIn(_Body):
     vendor: str = Field(min_length=1, max_length=200)
     model: str = Field(min_length=1, max_length=200)
     revision: str = Field(min_length=1, max_length=100)
+    os_release: str = Field(default="", max_length=200, description="the customer's device")
+    kernel_release: str = Field(default="", max_length=200, description="uname -r")
+    kernel_version: str = Field(default="", max_length=400, description="uname -v")
     opened_at: datetime | None = Field(default=None, description="default: now")
 
 
@@ -232,6 +237,18 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
     def list_runs(_: Reader) -> list[dict[str, Any]]:
         return store.list_runs()
 
+    @app.get("/runs/{run_id:path}/report", tags=["read"], response_class=HTMLResponse)
+    def get_report(run_id: str, _: Reader) -> Response:
+        """The HTML report of a stored repro run, from its signed bundle; no script may run."""
+        return Response(
+            store.run_report(run_id),
+            media_type="text/html; charset=utf-8",
+            headers={
+                "Content-Security-Policy": REPORT_CSP,
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
     @app.get("/runs/{run_id:path}/bundle", tags=["read"], response_class=Response)
     def get_bundle(run_id: str, _: Reader) -> Response:
         return Response(store.get_bundle(run_id), media_type="application/x-tar")
@@ -316,6 +333,12 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
     def boards_page(_: Reader) -> str:
         return _templates.get_template("boards.html").render(
             boards=store.list_boards(), version=__version__
+        )
+
+    @app.get("/ui/cases", response_class=HTMLResponse, include_in_schema=False)
+    def cases_page(_: Reader) -> str:
+        return _templates.get_template("cases.html").render(
+            cases=store.list_cases(), version=__version__
         )
 
     @app.get("/ui/eligibility", response_class=HTMLResponse, include_in_schema=False)

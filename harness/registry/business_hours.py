@@ -60,6 +60,26 @@ class SupportCalendar:
             "the support calendar has no business days within ten years (check the holiday list)"
         )
 
+    def business_time_between(self, start: datetime, end: datetime) -> timedelta:
+        """Business time in [start, end): e.g. what is left until a response target."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("start and end must be timezone-aware")
+        total = timedelta()
+        if end <= start:
+            return total
+        zone = self.zone
+        day = start.astimezone(zone).date()
+        last = end.astimezone(zone).date()
+        while day <= last:
+            if self.is_business_day(day):
+                opens = datetime.combine(day, DAY_START, zone).astimezone(UTC)
+                closes = datetime.combine(day, DAY_END, zone).astimezone(UTC)
+                begin, finish = max(start, opens), min(end, closes)
+                if begin < finish:
+                    total += finish - begin
+            day += timedelta(days=1)
+        return total
+
     def response_target(self, opened_at: datetime) -> datetime:
         return self.add_business_time(opened_at, RESPONSE_TARGET)
 

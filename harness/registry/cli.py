@@ -429,19 +429,24 @@ _CASE_COLUMNS = [
     ("rev", "board.revision"),
     ("opened", "opened_at"),
     ("respond by", "response_target_at"),
+    ("business hours left", "response.business_hours_left"),
+    ("eligibility at intake", "eligibility.status"),
     ("verified", "verification.verdict"),
 ]
 
 
 @cases.command("open")
-@click.option("--id", "case_id", required=True)
-@click.option("--customer-ref", required=True)
-@click.option("--severity", required=True, type=click.Choice(["critical", "high", "medium", "low"]))
-@click.option("--subsystem", required=True)
+@click.argument("case_file", required=False, type=click.Path(path_type=Path))
+@click.option("--id", "case_id")
+@click.option("--customer-ref")
+@click.option("--severity", type=click.Choice(["critical", "high", "medium", "low"]))
+@click.option("--subsystem")
 @click.option("--summary", default="")
-@click.option("--vendor", required=True)
-@click.option("--model", required=True)
-@click.option("--revision", required=True)
+@click.option("--vendor")
+@click.option("--model")
+@click.option("--revision")
+@click.option("--os-release", default="", help="the customer's OS release (eligibility)")
+@click.option("--kernel", "kernel_release", default="", help="the customer's uname -r")
 @click.option(
     "--opened-at",
     type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
@@ -450,11 +455,59 @@ _CASE_COLUMNS = [
 @json_option
 @click.pass_context
 def cases_open(
-    ctx: click.Context, as_json: bool, opened_at: datetime | None, **fields: Any
+    ctx: click.Context,
+    case_file: Path | None,
+    as_json: bool,
+    opened_at: datetime | None,
+    **fields: Any,
 ) -> None:
-    """Open a customer case; prints its initial response target (12 business hours)."""
+    """Open a customer case from its case file (or from the options).
+
+    Checks the device's eligibility at intake and prints the initial response target
+    (12 business hours) and the business time left.
+    """
+    if case_file is not None:
+        fields = _case_file_fields(case_file)
+    else:
+        for name in (
+            "case_id",
+            "customer_ref",
+            "severity",
+            "subsystem",
+            "vendor",
+            "model",
+            "revision",
+        ):
+            if not fields.get(name):
+                option = "--id" if name == "case_id" else "--" + name.replace("_", "-")
+                raise UserError(
+                    f"give a case file, or {option} and the other case fields",
+                    Location(field=option),
+                )
     data = _backend(ctx).call("open_case", {**fields, "opened_at": opened_at})
     _emit(data, as_json, _CASE_COLUMNS)
+
+
+def _case_file_fields(case_file: Path) -> dict[str, Any]:
+    """The registry's fields of a case, from a `kind: case` file (loaded as untrusted input)."""
+    from harness.model.case import load_case
+    from harness.registry.store import SEVERITIES
+
+    spec = load_case(case_file).spec
+    seen = spec.seen_on
+    return {
+        "case_id": spec.case.id,
+        "customer_ref": spec.case.customer_ref,
+        "severity": SEVERITIES[spec.case.severity - 1],
+        "subsystem": spec.case.subsystem,
+        "summary": spec.description.summary,
+        "vendor": seen.vendor,
+        "model": seen.model,
+        "revision": seen.revision,
+        "os_release": seen.os_release or "",
+        "kernel_release": seen.kernel or "",
+        "kernel_version": seen.kernel_version or "",
+    }
 
 
 @cases.command("show")

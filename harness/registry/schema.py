@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -245,3 +246,36 @@ def _make_append_only(target: Table, connection: Connection, **_: Any) -> None:
     )
     for statement in statements:
         connection.exec_driver_sql(statement)
+
+
+# Added for customer-case reproduction (docs/repro.md); new tables rather than new columns so an
+# existing registry database gains them through create_all without a migration.
+case_intake = Table(
+    "case_intake",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.case_id"), nullable=False, unique=True),
+    Column("os_release", String(200), nullable=False, default=""),
+    Column("kernel_release", String(200), nullable=False, default=""),
+    Column("kernel_version", String(400), nullable=False, default=""),
+    Column("eligibility_status", String(50), nullable=False),
+    Column("eligibility", Text, nullable=False),
+)
+
+repro_runs = Table(
+    "repro_runs",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("run_id", ForeignKey("runs.run_id"), nullable=False, unique=True),
+    Column("case_id", String(200), nullable=False),
+    Column("mode", String(20), nullable=False),
+    Column("iterations", Integer, nullable=False),
+    Column("reproduced", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("rate", Float, nullable=True),
+    Column("ci_low", Float, nullable=True),
+    Column("ci_high", Float, nullable=True),
+    Column("signature_match", String(40), nullable=True),
+    Column("verify_verdict", String(20), nullable=True),
+    Index("ix_repro_case", "case_id"),
+)

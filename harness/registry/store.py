@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -44,12 +45,14 @@ from harness.registry.schema import (
     audit_log,
     board_models,
     board_revisions,
+    case_intake,
     case_runs,
     cases,
     certificates,
     kernel_boards,
     labs,
     metadata,
+    repro_runs,
     runs,
     tokens,
     vendor_kernels,
@@ -60,6 +63,7 @@ Role = Literal["admin", "lab", "reader"]
 ROLES: tuple[str, ...] = ("admin", "lab", "reader")
 SEVERITIES = ("critical", "high", "medium", "low")
 CASE_VERDICTS = ("resolved", "not-resolved")
+RESPONSE_BUSINESS_HOURS = 12
 TEXT_MAX = 400
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -663,7 +667,9 @@ class Store:
                 assert existing is not None
                 return existing
             cert_id = None
-            if run.verdict == "certified":
+            if run.kind == "repro":
+                self._store_repro(conn, run)
+            if run.kind == "certification" and run.verdict == "certified":
                 cert_id = conn.execute(
                     certificates.insert()
                     .values(
@@ -986,6 +992,7 @@ class Store:
     # ---- customer cases -------------------------------------------------------------------
 
     def open_case(self, fields: dict[str, Any], actor: Principal) -> dict[str, Any]:
+        """Open a case, compute its response target and check the device's eligibility at intake."""
         case_id = _text(fields.get("case_id"), "case_id", limit=200)
         customer_ref = _text(fields.get("customer_ref"), "customer_ref")
         severity = fields.get("severity")
@@ -999,6 +1006,14 @@ class Store:
         vendor = _text(fields.get("vendor"), "vendor", limit=200)
         model = _text(fields.get("model"), "model", limit=200)
         revision = _text(fields.get("revision"), "revision", limit=100)
+        software = {
+            name: _text(fields.get(name) or "", name, allow_empty=True, limit=limit)
+            for name, limit in (
+                ("os_release", 200),
+                ("kernel_release", 200),
+                ("kernel_version", 400),
+            )
+        }
         opened_at = fields.get("opened_at") or self.clock()
         if not isinstance(opened_at, datetime) or opened_at.tzinfo is None:
             raise Invalid(
@@ -1006,6 +1021,7 @@ class Store:
                 Location(field="opened_at"),
             )
         target = self.settings.calendar.response_target(opened_at)
+        intake = self._intake_eligibility(vendor, model, revision, software)
         with self._tx(write=True) as conn:
             board_id = self._board_id(conn, vendor, model)
             self._add_revision(conn, board_id, revision)
@@ -1026,19 +1042,114 @@ class Store:
                 ["case_id"],
             ):
                 raise Conflict(f"case {case_id!r} already exists", Location(field="case_id"))
+            conn.execute(
+                case_intake.insert().values(
+                    case_id=case_id,
+                    **software,
+                    eligibility_status=intake["status"],
+                    eligibility=json.dumps(intake, sort_keys=True, default=str),
+                )
+            )
             self._audit(
                 conn,
                 actor,
                 "open",
                 "case",
                 case_id,
-                {"customer_ref": customer_ref, "severity": severity},
+                {
+                    "customer_ref": customer_ref,
+                    "severity": severity,
+                    "eligibility": intake["status"],
+                },
             )
         return self.get_case(case_id)
 
+    def _intake_eligibility(
+        self, vendor: str, model: str, revision: str, software: dict[str, str]
+    ) -> dict[str, Any]:
+        """The eligibility answer for the device the customer reported, as it stands at intake."""
+        if not (software["os_release"] and software["kernel_release"]):
+            return {
+                "status": "unknown",
+                "reason": "the case does not give the device's OS release and kernel release",
+            }
+        answer = self.eligibility(
+            Device(
+                vendor,
+                model,
+                revision,
+                software["os_release"],
+                software["kernel_release"],
+                software["kernel_version"],
+            )
+        )
+        return answer.as_dict()
+
+    def _store_repro(self, conn: Connection, run: Any) -> None:
+        summary = run.summary
+        interval = summary.interval
+        conn.execute(
+            repro_runs.insert().values(
+                run_id=run.run_id,
+                case_id=run.case.id,
+                mode=run.mode,
+                iterations=summary.iterations,
+                reproduced=summary.reproduced,
+                errors=summary.errors,
+                rate=summary.rate,
+                ci_low=interval.low if interval else None,
+                ci_high=interval.high if interval else None,
+                signature_match=summary.signature_match,
+                verify_verdict=run.verification.verdict if run.verification else None,
+            )
+        )
+
+    def _repro_run(self, conn: Connection, case_id: str, run_id: str, actor: Principal) -> Any:
+        """The stored repro run `run_id` of case `case_id`, if `actor` may use it for the case.
+
+        Only the lab that ran it (or an admin) may attach a run or rest a verdict on it, and
+        only a reproduction run of this very case counts (issue 10, defect 3).
+        """
+        case = conn.execute(
+            select(cases.c.id, cases.c.board_model_id).where(cases.c.case_id == case_id)
+        ).first()
+        if case is None:
+            raise NotFound(f"case {case_id!r} does not exist", Location(field="case_id"))
+        row = conn.execute(
+            select(
+                runs.c.lab_id,
+                runs.c.board_model_id,
+                repro_runs.c.case_id,
+                repro_runs.c.mode,
+                repro_runs.c.verify_verdict,
+            )
+            .select_from(runs.outerjoin(repro_runs, repro_runs.c.run_id == runs.c.run_id))
+            .where(runs.c.run_id == run_id)
+        ).first()
+        if row is None:
+            raise NotFound(
+                f"run {run_id!r} is not stored; submit its bundle first", Location(field="run_id")
+            )
+        if actor.role != "admin" and (actor.role != "lab" or row.lab_id != actor.lab_id):
+            raise Forbidden(
+                f"run {run_id!r} was submitted by another lab: only that lab or an admin may "
+                "attach it or verify with it"
+            )
+        if row.case_id is None:
+            raise Invalid(
+                f"run {run_id!r} is not a reproduction run (harness repro)",
+                Location(field="run_id"),
+            )
+        if row.case_id != case_id:
+            raise Invalid(
+                f"run {run_id!r} reproduces case {row.case_id!r}, not {case_id!r}",
+                Location(field="run_id"),
+            )
+        return case, row
+
     def attach_run(self, case_id: str, run_id: str, actor: Principal) -> dict[str, Any]:
         with self._tx(write=True) as conn:
-            self._require_case_and_run(conn, case_id, run_id)
+            self._repro_run(conn, case_id, run_id, actor)
             if self._insert_ignore(
                 conn,
                 case_runs,
@@ -1051,13 +1162,32 @@ class Store:
     def verify_case(
         self, case_id: str, verdict: str, run_id: str, actor: Principal
     ) -> dict[str, Any]:
+        """Record the verification verdict; `resolved` must rest on a passing verify run.
+
+        That run must be a verify-resolution run (`harness repro --verify`) of this case,
+        whose own verdict is `resolved`, on a board of the case's model.
+        """
         if verdict not in CASE_VERDICTS:
             raise Invalid(
                 f"field 'verdict' must be one of {', '.join(CASE_VERDICTS)}",
                 Location(field="verdict"),
             )
         with self._tx(write=True) as conn:
-            self._require_case_and_run(conn, case_id, run_id)
+            case, row = self._repro_run(conn, case_id, run_id, actor)
+            if verdict == "resolved":
+                if row.mode != "verify" or row.verify_verdict != "resolved":
+                    raise Invalid(
+                        f"run {run_id!r} is not a verify-resolution run that found the case "
+                        f"resolved (mode {row.mode}, verdict {row.verify_verdict}): "
+                        "a 'resolved' verdict needs one",
+                        Location(field="run_id"),
+                    )
+                if row.board_model_id != case.board_model_id:
+                    raise Invalid(
+                        f"run {run_id!r} ran on another board model than the case's: a "
+                        "'resolved' verdict needs a run on a board of the case's model",
+                        Location(field="run_id"),
+                    )
             self._insert_ignore(
                 conn,
                 case_runs,
@@ -1078,14 +1208,6 @@ class Store:
             )
         return self.get_case(case_id)
 
-    def _require_case_and_run(self, conn: Connection, case_id: str, run_id: str) -> None:
-        if conn.execute(select(cases.c.id).where(cases.c.case_id == case_id)).first() is None:
-            raise NotFound(f"case {case_id!r} does not exist", Location(field="case_id"))
-        if conn.execute(select(runs.c.id).where(runs.c.run_id == run_id)).first() is None:
-            raise NotFound(
-                f"run {run_id!r} is not stored; submit its bundle first", Location(field="run_id")
-            )
-
     def get_case(self, case_id: str) -> dict[str, Any]:
         found = self.list_cases(case_id=case_id)
         if not found:
@@ -1093,9 +1215,23 @@ class Store:
         return found[0]
 
     def list_cases(self, case_id: str | None = None) -> list[dict[str, Any]]:
+        now = self.clock()
         query = (
-            select(cases, board_models.c.vendor, board_models.c.model)
-            .select_from(cases.join(board_models, board_models.c.id == cases.c.board_model_id))
+            select(
+                cases,
+                board_models.c.vendor,
+                board_models.c.model,
+                case_intake.c.os_release,
+                case_intake.c.kernel_release,
+                case_intake.c.kernel_version,
+                case_intake.c.eligibility_status,
+                case_intake.c.eligibility,
+            )
+            .select_from(
+                cases.join(board_models, board_models.c.id == cases.c.board_model_id).outerjoin(
+                    case_intake, case_intake.c.case_id == cases.c.case_id
+                )
+            )
             .order_by(cases.c.id)
         )
         if case_id is not None:
@@ -1103,34 +1239,96 @@ class Store:
         with self._tx() as conn:
             rows = conn.execute(query).mappings().all()
             attached = conn.execute(
-                select(case_runs.c.case_id, case_runs.c.run_id, runs.c.verdict)
-                .select_from(case_runs.join(runs, runs.c.run_id == case_runs.c.run_id))
+                select(
+                    case_runs.c.case_id,
+                    case_runs.c.run_id,
+                    runs.c.verdict,
+                    labs.c.name.label("lab"),
+                    board_models.c.model,
+                    repro_runs.c.mode,
+                    repro_runs.c.iterations,
+                    repro_runs.c.reproduced,
+                    repro_runs.c.errors,
+                    repro_runs.c.rate,
+                    repro_runs.c.ci_low,
+                    repro_runs.c.ci_high,
+                    repro_runs.c.signature_match,
+                    repro_runs.c.verify_verdict,
+                )
+                .select_from(
+                    case_runs.join(runs, runs.c.run_id == case_runs.c.run_id)
+                    .join(labs, labs.c.id == runs.c.lab_id)
+                    .join(board_models, board_models.c.id == runs.c.board_model_id)
+                    .outerjoin(repro_runs, repro_runs.c.run_id == case_runs.c.run_id)
+                )
                 .where(case_runs.c.case_id.in_([r["case_id"] for r in rows]))
                 .order_by(case_runs.c.id)
             ).all()
         return [
-            {
-                "case_id": r["case_id"],
-                "customer_ref": r["customer_ref"],
-                "severity": r["severity"],
-                "subsystem": r["subsystem"],
-                "summary": r["summary"],
-                "board": {"vendor": r["vendor"], "model": r["model"], "revision": r["revision"]},
-                "opened_at": r["opened_at"].isoformat(),
-                "response_target_at": r["response_target_at"].isoformat(),
-                "reproduction_runs": [
-                    {"run_id": a.run_id, "verdict": a.verdict}
-                    for a in attached
-                    if a.case_id == r["case_id"]
-                ],
-                "verification": {
-                    "verdict": r["verification_verdict"],
-                    "run_id": r["verification_run_id"],
-                    "verified_at": r["verified_at"].isoformat() if r["verified_at"] else None,
-                },
-            }
+            self._case_dict(r, [a for a in attached if a.case_id == r["case_id"]], now)
             for r in rows
         ]
+
+    def _case_dict(self, r: Any, attached: list[Any], now: datetime) -> dict[str, Any]:
+        target = r["response_target_at"]
+        left = self.settings.calendar.business_time_between(now, target) if now < target else None
+        return {
+            "case_id": r["case_id"],
+            "customer_ref": r["customer_ref"],
+            "severity": r["severity"],
+            "subsystem": r["subsystem"],
+            "summary": r["summary"],
+            "board": {"vendor": r["vendor"], "model": r["model"], "revision": r["revision"]},
+            "device": {
+                "os_release": r["os_release"] or None,
+                "kernel_release": r["kernel_release"] or None,
+                "kernel_version": r["kernel_version"] or None,
+            },
+            "eligibility": {
+                "status": r["eligibility_status"] or "unknown",
+                "answer": json.loads(r["eligibility"]) if r["eligibility"] else None,
+            },
+            "opened_at": r["opened_at"].isoformat(),
+            "response_target_at": target.isoformat(),
+            "response": {
+                "target_business_hours": RESPONSE_BUSINESS_HOURS,
+                "overdue": now >= target,
+                "business_hours_left": round(left.total_seconds() / 3600, 2) if left else 0.0,
+            },
+            "reproduction_runs": [
+                {
+                    "run_id": a.run_id,
+                    "verdict": a.verdict,
+                    "lab": a.lab,
+                    "board_model": a.model,
+                    "mode": a.mode,
+                    "iterations": a.iterations,
+                    "reproduced": a.reproduced,
+                    "errors": a.errors,
+                    "rate": a.rate,
+                    "interval": [a.ci_low, a.ci_high] if a.ci_low is not None else None,
+                    "signature_match": a.signature_match,
+                    "verify_verdict": a.verify_verdict,
+                    "report": f"/runs/{quote(a.run_id, safe='')}/report",
+                }
+                for a in attached
+            ],
+            "verification": {
+                "verdict": r["verification_verdict"],
+                "run_id": r["verification_run_id"],
+                "verified_at": r["verified_at"].isoformat() if r["verified_at"] else None,
+            },
+        }
+
+    def run_report(self, run_id: str) -> bytes:
+        """The HTML report inside a stored repro run's bundle (verified when it was stored)."""
+        from harness.report.bundle import read_member
+
+        data = self.get_bundle(run_id)
+        try:
+            return read_member(data, "run/report.html")
+        except KeyError:
+            raise NotFound(f"run {run_id!r} has no HTML report", Location(field="run_id")) from None
 
     # ---- audit ----------------------------------------------------------------------------
 

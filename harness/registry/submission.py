@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.model.records import Verdict
 from harness.registry.errors import Invalid
 from harness.report.bundle import BundleUnreadable, read_member, verify_bundle
 
@@ -44,20 +44,70 @@ class SoftwareRef(_Loose):
     os_release: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+class ReproCase(_Loose):
+    id: str = Field(min_length=1, max_length=200)
+
+
+class ReproInterval(_Loose):
+    low: float = Field(ge=0, le=1)
+    high: float = Field(ge=0, le=1)
+
+
+class ReproSummary(_Loose):
+    iterations: int = Field(ge=0)
+    reproduced: int = Field(ge=0)
+    errors: int = Field(default=0, ge=0)
+    rate: float | None = Field(default=None, ge=0, le=1)
+    interval: ReproInterval | None = None
+    signature_match: Literal["same failure", "different failure", "no crash"] | None = None
+
+
+class ReproVerification(_Loose):
+    verdict: Literal["resolved", "not-resolved", "inconclusive"]
+
+
+CERTIFICATION_VERDICTS = ("certified", "not-certified", "incomplete")
+REPRO_VERDICTS = (
+    "incomplete",
+    "reproduced",
+    "not-reproduced",
+    "resolved",
+    "not-resolved",
+    "inconclusive",
+)
+
+
 class RunSummary(_Loose):
     """The parts of run.json (harness.model.records.RunRecord) the registry records.
 
     A projection rather than `RunRecord` itself: a registry serves labs running other harness
     versions, so fields it does not record are tolerated, while the ones it does get the
     registry's own bounds.
+
+    `kind: repro` marks a reproduction run of a customer case (docs/repro.md): its verdict is
+    a repro verdict and it can never issue a certificate.
     """
 
     run_id: str = Field(min_length=1, max_length=200)
+    kind: Literal["certification", "repro"] = "certification"
     plan: PlanRef
     board: BoardRef
     software: SoftwareRef
-    verdict: Verdict
+    verdict: Literal[
+        "certified",
+        "not-certified",
+        "incomplete",
+        "reproduced",
+        "not-reproduced",
+        "resolved",
+        "not-resolved",
+        "inconclusive",
+    ]
     finished_at: datetime | None = None
+    mode: Literal["repro", "verify"] | None = None
+    case: ReproCase | None = None
+    summary: ReproSummary | None = None
+    verification: ReproVerification | None = None
 
 
 class CheckedBundle(BaseModel):
@@ -92,6 +142,13 @@ def check_bundle(data: bytes, lab_name: str, registered_key: str) -> CheckedBund
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])
         raise Invalid(f"run.json field '{where}': {first['msg']}") from None
+    allowed = REPRO_VERDICTS if run.kind == "repro" else CERTIFICATION_VERDICTS
+    if run.verdict not in allowed:
+        raise Invalid(
+            f"run.json field 'verdict': {run.verdict!r} is not a verdict of a {run.kind} run"
+        )
+    if run.kind == "repro" and (run.case is None or run.summary is None or run.mode is None):
+        raise Invalid("run.json of a repro run must give 'mode', 'case' and 'summary'")
     if run.verdict == "certified":
         for name in ("kernel_release", "os_release"):
             if not getattr(run.software, name):

@@ -26,7 +26,7 @@ from typing import IO, Any, BinaryIO
 
 from harness.errors import Location, UserError
 from harness.labkey import LabIdentity, fingerprint, load_or_create_identity, verify_signature
-from harness.report.runfolder import RUN_JSON, read_run_record
+from harness.report.runfolder import RUN_JSON, read_any_run_json
 
 FORMAT = "harness-evidence-bundle/1"
 MANIFEST = "manifest.json"
@@ -101,10 +101,11 @@ def _run_files(run_dir: Path) -> list[tuple[str, Path]]:
 
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:
-    """run.json of a run folder, checked against the run record model (harness/model/records.py)."""
+    """run.json of a run folder, checked against its record model (a certification or a repro
+    run: harness/model/records.py, harness/repro/records.py)."""
     if not run_dir.is_dir():
         raise UserError("not a run folder (no such directory)", Location(run_dir))
-    return read_run_record(run_dir / RUN_JSON).to_json()
+    return read_any_run_json(run_dir / RUN_JSON)
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:

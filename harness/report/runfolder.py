@@ -166,6 +166,25 @@ def read_run_record(path: Path) -> RunRecord:
     return _parse(RunRecord, raw, path)
 
 
+def read_any_run_json(path: Path) -> dict[str, Any]:
+    """run.json of a certification run (`RunRecord`) or of a repro run (`kind: repro`,
+    harness/repro/records.py), checked against its model; what a bundle carries."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError("not a run folder: run.json is missing", Location(str(path))) from None
+    try:
+        kind = json.loads(raw).get("kind")
+    except (ValueError, AttributeError):
+        kind = None
+    if kind == "repro":
+        from harness.repro.records import RunRecord as ReproRunRecord
+
+        record = _parse(ReproRunRecord, raw, path)
+        return record.model_dump(mode="json", by_alias=True)
+    return _parse(RunRecord, raw, path).to_json()
+
+
 def read_result_lines(path: Path) -> list[ResultRecord]:
     """Every complete line of a results.jsonl; a torn (unterminated or unparsable) last line is ignored.
 

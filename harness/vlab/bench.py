@@ -66,8 +66,12 @@ def start_bench(
     lab_dir: Path,
     owner: int,
     timeout: float = START_TIMEOUT,
+    kernel_package: str | None = None,
 ) -> BenchState:
     """Start a detached bench for `profile` and return its state once it serves the board.
+
+    `kernel_package` boots a QEMU board with that Debian kernel package instead of the lab
+    recipe's (`harness lab build --package kernel=…`); repro's A/B and bisection use it.
 
     The bench gets its own session, so a Ctrl-C meant for the caller does not
     take the board down; its lifetime is bound to `owner` instead.
@@ -78,7 +82,15 @@ def start_bench(
         if kind == "sim" and profile.source is not None:
             # The sim runs on the host's CPUs and memory: its profile says so.
             profile = realize_profile(profile.source, state_dir)
-        BoardFacts.of(name, kind, profile).save(state_dir / FACTS_FILE)
+        facts = BoardFacts.of(name, kind, profile)
+        if kernel_package is not None:
+            if kind != "qemu":
+                raise UserError(
+                    f"a kernel package can only be booted on a QEMU board, not {kind!r}",
+                    Location(field="--build"),
+                )
+            facts.kernel_package = kernel_package
+        facts.save(state_dir / FACTS_FILE)
     except BaseException:
         shutil.rmtree(state_dir, ignore_errors=True)
         raise

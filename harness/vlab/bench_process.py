@@ -82,7 +82,8 @@ class Bench:
 
         profile = load_board(self.facts.profile)
         arch = profile.identity.arch
-        artifacts = build_lab([arch])[arch]
+        overrides = {"kernel": self.facts.kernel_package} if self.facts.kernel_package else {}
+        artifacts = build_lab([arch], overrides=overrides)[arch]
         return QemuMachine(self.name, profile, artifacts, self.dir, self.relay, self.ssh_port)
 
     def snapshot(self) -> BenchState:

@@ -102,6 +102,8 @@ class BoardFacts:
     console_password: str | None
     ssh_username: str
     ssh_password: str | None
+    # Debian kernel package to boot instead of the recipe's (a "build" in A/B and bisection).
+    kernel_package: str | None = None
 
     @classmethod
     def of(cls, name: str, kind: str, profile: Any) -> BoardFacts:

@@ -123,6 +123,7 @@ TRIGGERS = {
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 20 boots of a TCG guest beside two busy loops
 def test_twenty_boots_through_uboot_under_load_with_resets_and_noise_all_reach_a_new_shell(
     qemu_board, tmp_path: Path, busy_cpus: None
 ) -> None:
@@ -141,6 +142,7 @@ def test_twenty_boots_through_uboot_under_load_with_resets_and_noise_all_reach_a
             assert after != before, f"boot {number} ({kind}) did not restart the board"
             assert board.console.run("echo up").stdout == "up\n"
             report.append({"boot": number, "kind": kind, "seconds": round(seconds, 2)})
+            print(f"boot {number:2}/20 {kind:16} up after {seconds:6.1f} s", flush=True)
         stats = board.machine_stats.as_dict()
     summary = {"boots": report, "machine": stats}
     (tmp_path / "stress.json").write_text(json.dumps(summary, indent=2))

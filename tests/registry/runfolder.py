@@ -225,3 +225,38 @@ def foreign_bundle(folder: Path, identity: LabIdentity) -> bytes:
         ],
     )
     return out.getvalue()
+
+
+def repro_fields(
+    case_id: str, mode: str = "repro", verdict: str | None = None, reproduced: int = 3
+) -> dict[str, Any]:
+    """make_run_folder(...) keyword arguments for a `harness repro` run of `case_id`.
+
+    Shaped like harness/repro/records.py RunRecord: kind, mode, case, summary, verification.
+    """
+    iterations = 10
+    if verdict is None:
+        verdict = (
+            ("not-resolved" if reproduced else "resolved")
+            if mode == "verify"
+            else ("reproduced" if reproduced else "not-reproduced")
+        )
+    extra: dict[str, Any] = {
+        "kind": "repro",
+        "mode": mode,
+        "case": {"id": case_id, "version": "1", "sha256": "2" * 64},
+        "summary": {
+            "iterations": iterations,
+            "reproduced": reproduced,
+            "not_reproduced": iterations - reproduced,
+            "errors": 0,
+            "rate": reproduced / iterations,
+            "interval": {"low": 0.0, "high": 0.5, "confidence": 0.95, "method": "wilson"},
+            "first_reproducing": 1 if reproduced else None,
+            "mean_duration": 1.0,
+            "signature_match": None,
+        },
+        "verification": {"verdict": verdict} if mode == "verify" else None,
+    }
+    # A repro run.json is not a certification RunRecord: packed as written (foreign_bundle).
+    return {"plan_id": f"case:{case_id}", "unchecked": {**extra, "verdict": verdict}}

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from harness.registry.store import LOCAL_ADMIN
+from tests.registry.runfolder import repro_fields
 
 ROLES = [None, "reader", "lab", "admin"]
 READ = {None, "reader", "lab", "admin"}
@@ -39,6 +40,18 @@ def endpoints(
             LOCAL_ADMIN,
         )  # fmt: skip
         return case_id
+
+    def case_with_run(mode: str) -> tuple[str, str]:
+        """A fresh case and a repro run of it by lab-one (verify mode: found resolved)."""
+        case_id = fresh_case()
+        data = make_bundle_bytes(f"run-{_uid()}", **repro_fields(case_id, mode, reproduced=0))
+        return case_id, store.submit_bundle(data, lab)["run_id"]
+
+    def attach_request(
+        mode: str, path: str, body: dict[str, Any]
+    ) -> tuple[str, str, dict[str, Any]]:
+        case_id, run_id = case_with_run(mode)
+        return "POST", f"/cases/{case_id}/{path}", {"json": {**body, "run_id": run_id}}
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -78,15 +91,11 @@ def endpoints(
         ),
         "POST /cases/{id}/runs": (
             {"lab", "admin"},
-            lambda: ("POST", f"/cases/{fresh_case()}/runs", {"json": {"run_id": stored_run()}}),
+            lambda: attach_request("repro", "runs", {}),
         ),
         "POST /cases/{id}/verification": (
             {"lab", "admin"},
-            lambda: (
-                "POST",
-                f"/cases/{fresh_case()}/verification",
-                {"json": {"verdict": "resolved", "run_id": stored_run()}},
-            ),
+            lambda: attach_request("verify", "verification", {"verdict": "resolved"}),
         ),
         "POST /boards": (
             {"admin"},

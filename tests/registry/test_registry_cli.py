@@ -11,6 +11,7 @@ import pytest
 
 from harness.cli import main
 from harness.registry.store import LOCAL_ADMIN
+from tests.registry.runfolder import repro_fields
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,8 +88,10 @@ def test_admin_and_query_commands_against_the_database(
                      "--opened-at", "2026-11-27T17:30:00+0000", "--json")  # fmt: skip
     assert opened.returncode == 0, opened.stderr
     assert json.loads(opened.stdout)["response_target_at"] == "2026-12-01T09:30:00+00:00"
-    attached = harness(*db, "cases", "attach", "CASE-9", "cli-run", "--json")
-    assert [r["run_id"] for r in json.loads(attached.stdout)["reproduction_runs"]] == ["cli-run"]
+    store.submit_bundle(make_bundle_bytes("cli-repro", vendor="Harness Virtual Lab", model="VX-86", revision="A1",
+                                          **repro_fields("CASE-9")), lab)  # fmt: skip
+    attached = harness(*db, "cases", "attach", "CASE-9", "cli-repro", "--json")
+    assert [r["run_id"] for r in json.loads(attached.stdout)["reproduction_runs"]] == ["cli-repro"]
     listed = harness(*db, "cases")
     assert "CASE-9" in listed.stdout and "watchdog" in listed.stdout
 

@@ -8,6 +8,8 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import inspect
 
+from tests.registry.runfolder import repro_fields
+
 HOSTILE = [
     "'; DROP TABLE certificates; --",
     '<script>window.__pwned = 1; alert("x")</script>',
@@ -65,13 +67,19 @@ def test_hostile_text_round_trips_and_never_executes(api, make_bundle_bytes, tex
         text,
         text,
     )
+    repro_id = "repro " + text
+    repro_data = make_bundle_bytes(repro_id, **board, **repro_fields(case_id))
+    repro_stored = api.client.post(
+        "/submissions", files={"bundle": ("b.tar", repro_data)}, headers=api.headers("lab")
+    )
+    assert repro_stored.status_code == 201, repro_stored.text
     attached = api.client.post(
-        f"/cases/{quote(case_id, safe='')}/runs", json={"run_id": run_id}, headers=admin
+        f"/cases/{quote(case_id, safe='')}/runs", json={"run_id": repro_id}, headers=admin
     )
     assert attached.status_code == 200, attached.text
     assert (
         api.client.get(f"/cases/{quote(case_id, safe='')}").json()["reproduction_runs"][0]["run_id"]
-        == run_id
+        == repro_id
     )
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -124,4 +132,4 @@ def test_hostile_text_round_trips_and_never_executes(api, make_bundle_bytes, tex
     # and nothing was dropped or deleted
     tables = set(inspect(api.store.engine).get_table_names())
     assert {"certificates", "runs", "audit_log", "cases"} <= tables
-    assert len(api.store.list_runs()) == 1
+    assert len(api.store.list_runs()) == 2  # the certification run and the repro run

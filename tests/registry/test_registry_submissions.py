@@ -9,6 +9,7 @@ import pytest
 from openapi_spec_validator import validate as validate_openapi
 
 from harness.labkey import LabIdentity, load_or_create_identity
+from tests.registry.runfolder import repro_fields
 
 
 def snapshot(store) -> tuple:
@@ -187,18 +188,31 @@ def test_revoking_twice_is_a_conflict_and_the_first_reason_stays(api, make_bundl
     assert missing.status_code == 404
 
 
+def _open_case(api, case_id: str = "CASE-1", model: str = "AB-100") -> None:
+    opened = api.client.post("/cases", headers=api.headers("admin"), json={
+        "case_id": case_id, "customer_ref": "ACME-77", "severity": "critical", "subsystem": "ethernet",
+        "vendor": "Acme Boards", "model": model, "revision": "A1", "opened_at": "2026-06-01T12:00:00+00:00"})  # fmt: skip
+    assert opened.status_code == 201, opened.text
+
+
 def test_case_lifecycle_repro_runs_and_verification(api, make_bundle_bytes) -> None:
-    api.client.post("/cases", headers=api.headers("admin"), json={
-        "case_id": "CASE-1", "customer_ref": "ACME-77", "severity": "critical", "subsystem": "ethernet",
-        "vendor": "Acme Boards", "model": "AB-100", "revision": "A1", "opened_at": "2026-06-01T12:00:00+00:00"})  # fmt: skip
-    repro = submit(api, make_bundle_bytes("repro-1", verdict="not-certified")).json()["run_id"]
-    fixed = submit(api, make_bundle_bytes("verify-1")).json()["run_id"]
-    assert (
-        api.client.post(
-            "/cases/CASE-1/runs", json={"run_id": repro}, headers=api.headers("lab")
-        ).status_code
-        == 200
+    _open_case(api)
+    repro = submit(api, make_bundle_bytes("repro-1", **repro_fields("CASE-1"))).json()["run_id"]
+    fixed = submit(
+        api, make_bundle_bytes("verify-1", **repro_fields("CASE-1", "verify", reproduced=0))
+    ).json()["run_id"]
+    attached = api.client.post(
+        "/cases/CASE-1/runs", json={"run_id": repro}, headers=api.headers("lab")
     )
+    assert attached.status_code == 200, attached.text
+    run = attached.json()["reproduction_runs"][0]
+    assert (run["rate"], run["reproduced"], run["iterations"], run["interval"]) == (
+        0.3,
+        3,
+        10,
+        [0.0, 0.5],
+    )
+    assert run["lab"] == "lab-one" and run["report"] == "/runs/repro-1/report"
     missing = api.client.post(
         "/cases/CASE-1/runs", json={"run_id": "never-submitted"}, headers=api.headers("lab")
     )
@@ -215,8 +229,84 @@ def test_case_lifecycle_repro_runs_and_verification(api, make_bundle_bytes) -> N
     )
     assert [r["run_id"] for r in case["reproduction_runs"]] == ["repro-1", "verify-1"]
     assert case["response_target_at"] == "2026-06-02T14:00:00+00:00"
+    assert case["response"]["target_business_hours"] == 12
     actions = [(e["action"], e["entity_key"]) for e in api.store.audit_entries()]
     assert ("open", "CASE-1") in actions and ("verify", "CASE-1") in actions
+
+
+def test_a_repro_run_never_issues_a_certificate(api, make_bundle_bytes) -> None:
+    stored = submit(api, make_bundle_bytes("repro-2", **repro_fields("CASE-X")))
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["certificate_id"] is None
+    forged = repro_fields("CASE-X")
+    forged["unchecked"]["verdict"] = "certified"
+    refused = submit(api, make_bundle_bytes("repro-3", **forged))
+    assert refused.status_code == 422 and "not a verdict of a repro run" in refused.text
+
+
+def test_another_labs_token_cannot_attach_or_verify_with_a_run_it_did_not_run(
+    api, make_bundle_bytes
+) -> None:
+    """Issue 10, defect 3: lab B attached lab A's run to a case and set it resolved."""
+    from harness.registry.store import Principal
+
+    _open_case(api)
+    run_a = submit(
+        api, make_bundle_bytes("verify-a", **repro_fields("CASE-1", "verify", reproduced=0))
+    ).json()["run_id"]
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from harness.labkey import encode_public_key
+
+    token_b = api.store.add_lab(
+        "lab-two", encode_public_key(Ed25519PrivateKey.generate().public_key())
+    )
+    as_b = {"Authorization": f"Bearer {token_b}"}
+    before = api.client.get("/cases/CASE-1").json()
+    for path, body in (("runs", {}), ("verification", {"verdict": "resolved"})):
+        refused = api.client.post(
+            f"/cases/CASE-1/{path}", json={**body, "run_id": run_a}, headers=as_b
+        )
+        assert refused.status_code == 403, refused.text
+        assert "another lab" in refused.json()["detail"]
+    assert api.client.get("/cases/CASE-1").json() == before
+    admin = api.store.verify_case("CASE-1", "resolved", run_a, Principal(role="admin", label="ops"))
+    assert admin["verification"]["verdict"] == "resolved", "an admin may"
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({}, "not a reproduction run"),  # a certification run
+        (repro_fields("CASE-1", "repro", reproduced=0), "not a verify-resolution run"),
+        (repro_fields("CASE-1", "verify", reproduced=2), "not a verify-resolution run that found"),
+        (repro_fields("CASE-OTHER", "verify", reproduced=0), "reproduces case 'CASE-OTHER'"),
+        (
+            {**repro_fields("CASE-1", "verify", reproduced=0), "model": "AB-200"},
+            "another board model",
+        ),
+    ],
+    ids=[
+        "certification-run",
+        "repro-not-verify",
+        "verify-not-resolved",
+        "other-case",
+        "other-model",
+    ],
+)
+def test_resolved_verdict_needs_a_resolved_verify_run_of_the_case_on_its_board_model(
+    api, make_bundle_bytes, fields, words
+) -> None:
+    _open_case(api)
+    run_id = submit(api, make_bundle_bytes("candidate", **fields)).json()["run_id"]
+    refused = api.client.post(
+        "/cases/CASE-1/verification",
+        json={"verdict": "resolved", "run_id": run_id},
+        headers=api.headers("admin"),
+    )
+    assert refused.status_code == 422, refused.text
+    assert words in refused.json()["detail"]
+    assert api.client.get("/cases/CASE-1").json()["verification"]["verdict"] is None
 
 
 def test_audit_log_refuses_updates_and_deletes_at_the_database(

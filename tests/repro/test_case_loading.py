@@ -1,0 +1,108 @@
+"""Case files (`kind: case`): the examples load, bad ones name file, line and field, hostile ones
+are refused fast and in bounded memory before any YAML tree is built."""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.errors import UserError
+from harness.model.case import load_case
+
+CASES = Path(__file__).resolve().parents[2] / "testplans" / "cases"
+ALWAYS = (CASES / "always.yaml").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CASES.glob("*.yaml")))
+def test_every_example_case_loads(name: str) -> None:
+    case = load_case(CASES / name)
+    assert case.spec.trigger
+    assert len(case.sha256) == 64
+
+
+def _write(tmp_path: Path, text: str, name: str = "case.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "field", "words"),
+    [
+        (("severity: 3", "severity: 7"), 6, "case.severity", "less than or equal to 4"),
+        (("output: ['ERROR state']", "crash: [meltdown]"), 19, "signature.crash", "meltdown"),
+        (("output: ['ERROR state']", "output: ['(unclosed']"), 19, "signature.output", "regular"),
+        (("iterations: 10", "iterations: 10\n  between: sometimes"), 22, "settings.between", ""),
+        (("  - run: 'echo", "  - python: os:system\n  - run: 'echo"), 17, "trigger[0]", "python"),
+        (("signature:\n  output: ['ERROR state']", "signature: {}"), 18, "signature", "at least"),
+        (("  subsystem: userspace", "  subsystem: userspace\n  colour: red"), 8, "case.colour", ""),
+    ],
+)
+def test_bad_case_names_file_line_and_field(
+    tmp_path: Path, edit: tuple[str, str], line: int, field: str, words: str
+) -> None:
+    assert edit[0] in ALWAYS
+    path = _write(tmp_path, ALWAYS.replace(edit[0], edit[1], 1))
+    with pytest.raises(UserError) as raised:
+        load_case(path)
+    where = raised.value.location
+    assert (Path(where.file).name, where.line, where.field) == ("case.yaml", line, field)
+    assert words in str(raised.value)
+
+
+def test_put_of_a_host_file_outside_the_case_folder_is_refused(tmp_path: Path) -> None:
+    text = ALWAYS.replace(
+        "trigger:\n", "setup:\n  - put: {local: ../../etc/passwd, remote: /tmp/x}\ntrigger:\n"
+    )
+    with pytest.raises(UserError, match="case's folder") as raised:
+        load_case(_write(tmp_path, text))
+    assert raised.value.location.field == "setup[0].put.local"
+
+
+HOSTILE = {
+    "alias-bomb": "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(9)
+    ),
+    "self-alias": "a: &a [*a]\n",
+    "deep-flow": "[" * 100_000 + "]" * 100_000,
+    "deep-block": "".join("  " * i + "- \n" for i in range(2000)),
+    "huge-scalar": 'kind: case\nx: "' + "a" * (20 << 20) + '"\n',
+    "binary": "\x00\xff" * 1000,
+    "tag": "kind: !!python/object:os.system case\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_case_file_is_refused_within_a_second_in_bounded_memory(
+    tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / f"{name}.yaml"
+    path.write_bytes(HOSTILE[name].encode("utf-8", "surrogateescape"))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with pytest.raises(UserError) as raised:
+        load_case(path)
+    elapsed = time.perf_counter() - started
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert elapsed < 1.0, f"{name} took {elapsed:.2f} s"
+    assert grown_kib < 64 * 1024, f"{name} grew the process by {grown_kib} KiB"
+    assert str(raised.value.location.file).endswith(f"{name}.yaml")
+
+
+def test_harness_check_validates_the_example_cases() -> None:
+    import subprocess
+    import sys
+
+    files = sorted(str(p) for p in CASES.glob("*.yaml"))
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "check", *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("ok: ") == len(files) == 6
