@@ -91,10 +91,17 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Written beside the evidence after the bundle is made (how delivery went), so never packed:
+# a bundle made again after a delivery attempt must be the same bytes.
+NOT_EVIDENCE = frozenset({"submission.json"})
+
+
 def _run_files(run_dir: Path) -> list[tuple[str, Path]]:
-    """Every file of the run folder, relative POSIX path first; anything but plain files is refused."""
+    """Every evidence file of the run folder, relative POSIX path first; anything but plain files is refused."""
     found: list[tuple[str, Path]] = []
     for root, dirs, files in os.walk(run_dir, followlinks=False):
+        if Path(root) == run_dir:
+            files = [name for name in files if name not in NOT_EVIDENCE]
         for name in sorted(dirs):
             if (Path(root) / name).is_symlink():
                 raise UserError(

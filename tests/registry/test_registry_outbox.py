@@ -119,24 +119,3 @@ def test_unreachable_registry_queues_and_run_id_cannot_escape_the_outbox(
     assert all(p.parent == outbox_dir() for p in entries)
     assert [run_id for run_id, _ in pending()] == ["../../escape/../run"]
     assert "unreachable" in next(p for p in entries if p.suffix == ".error").read_text()
-
-
-def test_sync_picks_up_finished_runs_the_killed_harness_never_submitted(
-    tmp_path: Path, data_home: Path
-) -> None:
-    results = tmp_path / "results"
-    orphan = make_run_folder(results, "orphan-run", extra={"status": "finished"})
-    make_run_folder(results, "already-sent", extra={"status": "finished", "registry": "delivered"})
-    make_run_folder(results, "still-running", extra={"status": "running"})
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "registry", "sync", "--results", str(results)],
-        capture_output=True, text=True, env=dict(os.environ), timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "delivered: orphan-run" in done.stdout
-    local = Store(f"sqlite:///{data_home / 'registry.db'}")
-    try:
-        assert [r["run_id"] for r in local.list_runs()] == ["orphan-run"]
-    finally:
-        local.close()
-    assert orphan.is_dir()
