@@ -126,6 +126,8 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError("not a run folder: run.json is missing", Location(path)) from None
+    except RecursionError:
+        raise UserError("run.json nests deeper than Python can parse", Location(path)) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise UserError(f"run.json is not valid JSON ({exc})", Location(path)) from None
     if not isinstance(data, dict):
