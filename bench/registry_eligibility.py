@@ -62,12 +62,12 @@ def populate(store: Store, certs: int, seed: int = 7) -> int:
                 state = rng.random()
                 issued = now - timedelta(days=400 if state < 0.1 else 30)
                 run_rows.append({
-                    "run_id": run_id, "lab_id": 1, "bundle_sha256": "0" * 64, "bundle": b"", "verdict": "certified",
+                    "id": i + 1, "run_id": run_id, "lab_id": 1, "bundle_sha256": "0" * 64, "bundle_size": 0, "verdict": "certified",
                     "plan_id": "precert", "plan_version": "1.0", "board_model_id": m + 1, "revision": rev, "os_release": rel,
                     "kernel_release": "6.1.0-27-arm64", "kernel_version": "", "finished_at": issued, "received_at": issued,
                 })  # fmt: skip
                 cert_rows.append({
-                    "run_id": run_id, "board_model_id": m + 1, "revision": rev, "os_release": rel,
+                    "run_pk": i + 1, "run_id": run_id, "board_model_id": m + 1, "revision": rev, "os_release": rel,
                     "kernel_release": "6.1.0-27-arm64", "kernel_version": "", "plan_id": "precert", "plan_version": "1.0",
                     "bundle_sha256": "0" * 64, "lab_id": 1, "issued_at": issued, "expires_at": issued + timedelta(days=365),
                     "revoked_at": now if 0.1 <= state < 0.15 else None,

@@ -8,12 +8,12 @@ happened completely or not at all. Errors come back as one paragraph in
 # No `from __future__ import annotations`: FastAPI must resolve the role aliases defined in create_app.
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,14 +22,14 @@ from harness import __version__
 from harness.errors import InfraError, UserError
 from harness.registry.eligibility import Device
 from harness.registry.errors import Forbidden, RegistryError, Unauthorized
+from harness.registry.gate import Gate
 from harness.registry.store import Principal, Store
-from harness.registry.submission import MAX_BUNDLE_BYTES
 
 _bearer = HTTPBearer(auto_error=False)
 # A repro report holds board output that a customer's case controls: never let it run script.
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _templates = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    loader=FileSystemLoader(FilePath(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
 
@@ -114,6 +114,11 @@ class VerifyIn(_Body):
     run_id: str = Field(min_length=1, max_length=200)
 
 
+# Certificate ids are 63-bit row ids; anything else is refused as a 422 naming the field
+# (it used to overflow the database driver: HTTP 500).
+CertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="certificate id")]
+
+
 def _field_error(exc: RequestValidationError) -> str:
     first = exc.errors()[0]
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
@@ -128,6 +133,12 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
         version=__version__,
         description="Certificates, vendor kernels, customer cases and eligibility answers backed by signed evidence.",
     )
+
+    def role_of(token: str) -> str | None:
+        principal = store.authenticate(token)
+        return principal.role if principal else None
+
+    app.add_middleware(Gate, authenticate=role_of)
 
     @app.exception_handler(RegistryError)
     async def _registry_error(_: Request, exc: RegistryError) -> JSONResponse:
@@ -228,8 +239,9 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
     @app.post("/submissions", tags=["lab"])
     def submit(who: Lab, response: Response, bundle: UploadFile = File(...)) -> dict[str, Any]:
         """Upload an evidence bundle; a certified run becomes a certificate. Same run twice = stored once."""
-        # Read one byte past the limit so an oversized upload is refused without holding all of it.
-        result = store.submit_bundle(bundle.file.read(MAX_BUNDLE_BYTES + 1), who)
+        # The upload is already spooled to a temporary file (past the gate's size limit for
+        # this route); the store verifies and stores it from there in pieces.
+        result = store.submit_bundle(bundle.file, who)
         response.status_code = 201 if result["status"] == "stored" else 200
         return result
 
@@ -250,8 +262,18 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
         )
 
     @app.get("/runs/{run_id:path}/bundle", tags=["read"], response_class=Response)
-    def get_bundle(run_id: str, _: Reader) -> Response:
-        return Response(store.get_bundle(run_id), media_type="application/x-tar")
+    def get_bundle(
+        run_id: str,
+        _: Reader,
+        lab: str | None = Query(None, description="the lab, when labs used the same run id"),
+    ) -> Response:
+        """The bundle as it was uploaded, streamed in pieces."""
+        run_pk, size = store.bundle_info(run_id, lab)
+        return StreamingResponse(
+            store.iter_bundle(run_pk),
+            media_type="application/x-tar",
+            headers={"Content-Length": str(size)},
+        )
 
     # -- boards and certificates
     @app.post("/boards", status_code=201, tags=["admin"])
@@ -273,11 +295,11 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
         return store.list_certificates(vendor, model, revision, os_release)
 
     @app.get("/certificates/{cert_id}", tags=["read"])
-    def get_certificate(cert_id: int, _: Reader) -> dict[str, Any]:
+    def get_certificate(cert_id: CertId, _: Reader) -> dict[str, Any]:
         return store.get_certificate(cert_id)
 
     @app.post("/certificates/{cert_id}/revoke", tags=["admin"])
-    def revoke(cert_id: int, body: RevokeIn, who: Admin) -> dict[str, Any]:
+    def revoke(cert_id: CertId, body: RevokeIn, who: Admin) -> dict[str, Any]:
         return store.revoke_certificate(cert_id, body.reason, who)
 
     # -- vendor kernels

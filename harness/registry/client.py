@@ -25,10 +25,12 @@ from harness.errors import HarnessError
 from harness.labkey import LabIdentity, load_or_create_identity
 from harness.registry.config import default_db_url, outbox_dir, remote_registry
 from harness.report.bundle import BundleUnreadable, make_bundle, read_run_json, verify_bundle
+from harness.report.runfolder import SUBMISSION, RunFolder, iso, utc_now
 
 Delivery = Literal["delivered", "queued"]
 BUNDLE_SUFFIX = ".bundle.tar"
 ERROR_SUFFIX = ".error"
+SOURCE_SUFFIX = ".source"  # the run folder an outbox entry came from, to record its delivery
 
 
 @dataclass
@@ -54,15 +56,16 @@ def _locked(outbox: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _deliver(data: bytes, identity: LabIdentity) -> str:
-    """Send one bundle to the configured registry; returns its status ("stored"/"duplicate")."""
+def _deliver(bundle_path: Path, identity: LabIdentity) -> str:
+    """Send one bundle file to the configured registry; returns its status ("stored"/"duplicate")."""
     remote = remote_registry()
     if remote is not None:
         from harness.registry.remote import RemoteStore
 
         client = RemoteStore(remote.url, remote.token)
         try:
-            return client.submit_bundle_bytes(data)["status"]
+            with bundle_path.open("rb") as fh:
+                return client.submit_bundle_bytes(fh)["status"]
         finally:
             client.close()
     from harness.registry.store import Store
@@ -70,38 +73,70 @@ def _deliver(data: bytes, identity: LabIdentity) -> str:
     store = Store(default_db_url())
     try:
         store.ensure_lab(identity.name, identity.public_key_text)
-        return store.submit_bundle(data, store.lab_principal(identity.name))["status"]
+        with bundle_path.open("rb") as fh:
+            return store.submit_bundle(fh, store.lab_principal(identity.name))["status"]
     finally:
         store.close()
 
 
-def _try_entry(bundle_path: Path, identity: LabIdentity) -> str | None:
-    """Deliver one outbox entry; None on success (entry removed), else the reason it stays."""
-    error_path = bundle_path.with_name(bundle_path.name[: -len(BUNDLE_SUFFIX)] + ERROR_SUFFIX)
+def _sibling(bundle_path: Path, suffix: str) -> Path:
+    return bundle_path.with_name(bundle_path.name[: -len(BUNDLE_SUFFIX)] + suffix)
+
+
+def record_submission(run_dir: Path, status: str) -> None:
+    """Write the run folder's submission.json (harness/README.md "Run folder"); run.json is never touched."""
+    RunFolder(Path(run_dir)).write_json(SUBMISSION, {"status": status, "at": iso(utc_now())})
+
+
+def _record_delivered(bundle_path: Path, run_id: str) -> None:
+    """Tell the entry's run folder, if it is still there and still that run, that it was delivered."""
+    source = _sibling(bundle_path, SOURCE_SUFFIX)
     try:
-        _deliver(bundle_path.read_bytes(), identity)
+        folder = Path(source.read_text(encoding="utf-8").strip())
+        if folder.is_dir() and read_run_json(folder)["run_id"] == run_id:
+            record_submission(folder, "delivered")
+    except (OSError, HarnessError):
+        pass  # the folder moved or went away: the registry has the run, nothing to record
+
+
+def _try_entry(bundle_path: Path, identity: LabIdentity, run_id: str) -> str | None:
+    """Deliver one outbox entry; None on success (entry removed), else the reason it stays."""
+    error_path = _sibling(bundle_path, ERROR_SUFFIX)
+    try:
+        _deliver(bundle_path, identity)
     except HarnessError as exc:  # down, refused or misconfigured: keep it, with the reason
         from harness.registry.delivery import describe
 
         problem = describe(exc)  # the reason and what to do about it (harness/registry/delivery.py)
         error_path.write_text(problem + "\n")
         return problem
+    _record_delivered(bundle_path, run_id)
     bundle_path.unlink()
     error_path.unlink(missing_ok=True)
+    _sibling(bundle_path, SOURCE_SUFFIX).unlink(missing_ok=True)
     fsync_dir(bundle_path.parent)
     return None
 
 
 def submit_run(run_dir: str | os.PathLike[str]) -> Delivery:
-    """Bundle, sign and deliver a finished run: "delivered", or "queued" in the outbox for `sync`."""
+    """Bundle, sign and deliver a finished run: "delivered", or "queued" in the outbox for `sync`.
+
+    The outcome is also recorded in the folder's submission.json (and updated by a later
+    `sync` that delivers the queued entry).
+    """
     identity = load_or_create_identity()
     outbox = outbox_dir()
+    run_dir = Path(run_dir)
     with _locked(outbox):
-        run_id = read_run_json(Path(run_dir))["run_id"]
+        run_id = read_run_json(run_dir)["run_id"]
         bundle_path = outbox / (_entry_name(run_id) + BUNDLE_SUFFIX)
-        make_bundle(Path(run_dir), bundle_path, identity)
+        make_bundle(run_dir, bundle_path, identity)
+        _sibling(bundle_path, SOURCE_SUFFIX).write_text(str(run_dir.absolute()) + "\n")
         fsync_dir(outbox)
-        return "queued" if _try_entry(bundle_path, identity) else "delivered"
+        status: Delivery = "queued" if _try_entry(bundle_path, identity, run_id) else "delivered"
+    if status == "queued":
+        record_submission(run_dir, status)
+    return status
 
 
 def pending() -> list[tuple[str, Path]]:
@@ -120,10 +155,14 @@ def pending() -> list[tuple[str, Path]]:
 
 
 def never_submitted(results: Path) -> list[Path]:
-    """Finished run folders whose run.json records no submission.
+    """Finished run folders whose delivery is not recorded as done.
 
-    The run engine writes the delivery outcome into run.json after `submit_run`; a folder
-    without it is a run whose harness was killed between finishing and submitting.
+    The run engine records delivery in the folder's submission.json (run.json is never
+    changed after the run). No submission.json means the harness was killed between
+    finishing the run and submitting it, or the run was made with --no-submit; any
+    status but "delivered" (queued, or an unavailable registry client) is retried too.
+    Submitting again is safe: the bundle of a folder is always the same bytes and the
+    registry answers a resubmission "duplicate".
     """
     found = []
     for run_json in sorted(Path(results).glob("*/run.json")):
@@ -131,14 +170,25 @@ def never_submitted(results: Path) -> list[Path]:
             run = json.loads(run_json.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(run, dict) and run.get("status") == "finished" and "registry" not in run:
+        if not isinstance(run, dict) or run.get("status") != "finished":
+            continue
+        if _submission_status(run_json.parent / SUBMISSION) != "delivered":
             found.append(run_json.parent)
     return found
 
 
+def _submission_status(path: Path) -> str | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record.get("status") if isinstance(record, dict) else None
+
+
 def sync(results: list[Path] | None = None) -> SyncReport:
     """Deliver everything in the outbox (first queueing finished, never-submitted runs found in
-    `results`); what cannot be delivered stays, with its reason."""
+    `results`); what cannot be delivered stays, with its reason. Each delivered run's folder
+    gets submission.json "delivered"."""
     identity = load_or_create_identity()
     report = SyncReport()
     for folder in [f for root in results or [] for f in never_submitted(root)]:
@@ -146,9 +196,10 @@ def sync(results: list[Path] | None = None) -> SyncReport:
             report.delivered.append(read_run_json(folder)["run_id"])
     with _locked(outbox_dir()):
         for run_id, path in pending():
-            error = _try_entry(path, identity)
+            error = _try_entry(path, identity, run_id)
             if error is None:
-                report.delivered.append(run_id)
+                if run_id not in report.delivered:
+                    report.delivered.append(run_id)
             else:
                 report.queued.append((run_id, error))
     return report

@@ -9,7 +9,7 @@ InfraError (exit 3), never a silent success.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import httpx
@@ -66,7 +66,8 @@ class RemoteStore:
             else response.content
         )
 
-    def submit_bundle_bytes(self, data: bytes) -> dict[str, Any]:
+    def submit_bundle_bytes(self, data: bytes | BinaryIO) -> dict[str, Any]:
+        """Upload a bundle (bytes or an open file, which httpx streams)."""
         return self._call(
             "POST", "/submissions", files={"bundle": ("bundle.tar", data, "application/x-tar")}
         )

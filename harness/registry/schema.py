@@ -97,14 +97,16 @@ board_revisions = Table(
     UniqueConstraint("board_model_id", "revision", name="uq_board_revision"),
 )
 
+# Run ids are the lab's own names, so they are unique per lab, not globally: one lab can
+# never squat another's id. Everything that points at a run uses its row id (`runs.id`).
 runs = Table(
     "runs",
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
-    Column("run_id", String(200), nullable=False, unique=True),
+    Column("run_id", String(200), nullable=False),
     Column("lab_id", ForeignKey("labs.id"), nullable=False),
     Column("bundle_sha256", String(64), nullable=False),
-    Column("bundle", LargeBinary, nullable=False),
+    Column("bundle_size", BigInteger, nullable=False),
     Column("verdict", String(20), nullable=False),
     Column("plan_id", String(200), nullable=False),
     Column("plan_version", String(100), nullable=False),
@@ -115,13 +117,29 @@ runs = Table(
     Column("kernel_version", String(400), nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
     Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("lab_id", "run_id", name="uq_run_per_lab"),
+)
+
+# A bundle's bytes in pieces of at most BUNDLE_CHUNK bytes, so storing and serving a
+# 200 MB bundle never holds it whole in memory (one LargeBinary value would, on both
+# databases and in every driver).
+BUNDLE_CHUNK = 1 << 20
+bundle_chunks = Table(
+    "bundle_chunks",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("run_pk", ForeignKey("runs.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    UniqueConstraint("run_pk", "seq", name="uq_bundle_chunk"),
 )
 
 certificates = Table(
     "certificates",
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
-    Column("run_id", ForeignKey("runs.run_id"), nullable=False, unique=True),
+    Column("run_pk", ForeignKey("runs.id"), nullable=False, unique=True),
+    Column("run_id", String(200), nullable=False),
     Column("board_model_id", ForeignKey("board_models.id"), nullable=False),
     Column("revision", String(100), nullable=False),
     Column("os_release", String(200), nullable=False),
@@ -184,9 +202,10 @@ case_runs = Table(
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     Column("case_id", ForeignKey("cases.case_id"), nullable=False),
-    Column("run_id", ForeignKey("runs.run_id"), nullable=False),
+    Column("run_pk", ForeignKey("runs.id"), nullable=False),
+    Column("run_id", String(200), nullable=False),
     Column("attached_at", UTCDateTime, nullable=False),
-    UniqueConstraint("case_id", "run_id", name="uq_case_run"),
+    UniqueConstraint("case_id", "run_pk", name="uq_case_run"),
 )
 
 audit_log = Table(
@@ -266,7 +285,9 @@ repro_runs = Table(
     "repro_runs",
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
-    Column("run_id", ForeignKey("runs.run_id"), nullable=False, unique=True),
+    # Run ids are unique per lab only: the row of `runs` is the key, the text id is shown.
+    Column("run_pk", ForeignKey("runs.id"), nullable=False, unique=True),
+    Column("run_id", String(200), nullable=False),
     Column("case_id", String(200), nullable=False),
     Column("mode", String(20), nullable=False),
     Column("iterations", Integer, nullable=False),

@@ -12,14 +12,16 @@ the busy timeout instead of deadlocking on a lock upgrade.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event, func, or_, select
@@ -41,10 +43,12 @@ from harness.registry.eligibility import (
 )
 from harness.registry.errors import Conflict, Forbidden, Invalid, NotFound
 from harness.registry.schema import (
+    BUNDLE_CHUNK,
     add_missing_columns,
     audit_log,
     board_models,
     board_revisions,
+    bundle_chunks,
     case_intake,
     case_runs,
     cases,
@@ -58,6 +62,7 @@ from harness.registry.schema import (
     vendor_kernels,
 )
 from harness.registry.submission import check_bundle
+from harness.registry.textrules import check_text
 
 Role = Literal["admin", "lab", "reader"]
 ROLES: tuple[str, ...] = ("admin", "lab", "reader")
@@ -66,6 +71,13 @@ CASE_VERDICTS = ("resolved", "not-resolved")
 RESPONSE_BUSINESS_HOURS = 12
 TEXT_MAX = 400
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+MAX_ROW_ID = 2**63 - 1
+# Free text that may span lines (a case summary, a revocation reason); every other
+# field is a name and must be one printable line.
+# A case's opening time: wide enough for imported history, narrow enough that the
+# response target (12 business hours later) always fits in a datetime.
+OPENED_AT_RANGE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
+MULTILINE_FIELDS = frozenset({"summary", "reason"})
 
 
 @dataclass(frozen=True)
@@ -96,15 +108,23 @@ def _now() -> datetime:
 
 
 def _text(value: Any, name: str, *, allow_empty: bool = False, limit: int = TEXT_MAX) -> str:
-    """Text fields are stored verbatim; only type, emptiness and length are checked."""
+    """Type, emptiness, length and characters (harness.registry.textrules) of a text field."""
     if not isinstance(value, str):
         raise Invalid(f"field '{name}' must be a string", Location(field=name))
     if not allow_empty and not value.strip():
         raise Invalid(f"field '{name}' must not be empty", Location(field=name))
     if len(value) > limit:
         raise Invalid(f"field '{name}' is longer than {limit} characters", Location(field=name))
-    if "\x00" in value:
-        raise Invalid(f"field '{name}' contains a NUL character", Location(field=name))
+    problem = check_text(value, multiline=name in MULTILINE_FIELDS)
+    if problem:
+        raise Invalid(f"field '{name}' {problem}", Location(field=name))
+    return value
+
+
+def _row_id(value: int, name: str) -> int:
+    """A row id from a URL: anything outside a 63-bit key cannot exist (and would overflow the driver)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ROW_ID:
+        raise NotFound(f"{name.replace('_', ' ')} {value} does not exist", Location(field=name))
     return value
 
 
@@ -133,7 +153,7 @@ def make_engine(url: str) -> Engine:
             Location(field="database"),
         )
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(parsed.database))
     engine = create_engine(
         parsed,
         connect_args={"timeout": 60, "check_same_thread": False},
@@ -157,6 +177,22 @@ def make_engine(url: str) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create the SQLite file (and its folder) readable by its owner only, before SQLite opens it.
+
+    It holds token hashes and every lab's evidence. SQLite creates its -wal and -shm
+    files with the main file's permissions, so they are private too.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise InfraError(f"cannot create the registry database {path}: {exc.strerror}") from None
+    os.close(fd)
 
 
 class Store:
@@ -623,56 +659,64 @@ class Store:
 
     # ---- submissions and certificates -----------------------------------------------------
 
-    def submit_bundle(self, data: bytes, principal: Principal) -> dict[str, Any]:
-        """Store a signed run; a certified verdict issues a certificate. Idempotent by run id."""
+    def submit_bundle(self, data: bytes | BinaryIO, principal: Principal) -> dict[str, Any]:
+        """Store a signed run; a certified verdict issues a certificate. Idempotent per lab and run id.
+
+        `data` is the bundle's bytes or a seekable file holding them (the HTTP API passes
+        the spooled upload): it is verified and stored in pieces, never read whole.
+        """
         if principal.role != "lab" or principal.lab_id is None:
             raise Forbidden("only a lab token can submit evidence")
+        source = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
         with self._tx() as conn:
             key = conn.execute(
                 select(labs.c.public_key).where(labs.c.id == principal.lab_id)
             ).scalar_one()
-        checked = check_bundle(data, principal.lab_name or "", key)
+        checked = check_bundle(source, principal.lab_name or "", key)
         run = checked.run
         now = self.clock()
         with self._tx(write=True) as conn:
-            existing = self._existing_run(conn, run.run_id, checked.sha256)
+            existing = self._existing_run(conn, principal.lab_id, run.run_id, checked.sha256)
             if existing:
                 return existing
             board_id = self._board_id(conn, run.board.vendor, run.board.model, run.board.soc)
             self._add_revision(conn, board_id, run.board.revision)
-            inserted = self._insert_ignore(
-                conn,
-                runs,
-                {
-                    "run_id": run.run_id,
-                    "lab_id": principal.lab_id,
-                    "bundle_sha256": checked.sha256,
-                    "bundle": data,
-                    "verdict": run.verdict,
-                    "plan_id": run.plan.id,
-                    "plan_version": run.plan.version,
-                    "board_model_id": board_id,
-                    "revision": run.board.revision,
+            maker = pg_insert if self.dialect == "postgresql" else sqlite_insert
+            run_pk = conn.execute(
+                maker(runs)
+                .values(
+                    run_id=run.run_id,
+                    lab_id=principal.lab_id,
+                    bundle_sha256=checked.sha256,
+                    bundle_size=checked.size,
+                    verdict=run.verdict,
+                    plan_id=run.plan.id,
+                    plan_version=run.plan.version,
+                    board_model_id=board_id,
+                    revision=run.board.revision,
                     # "" = unknown: the run never reached the OS (only possible for uncertified runs)
-                    "os_release": run.software.os_release or "",
-                    "kernel_release": run.software.kernel_release or "",
-                    "kernel_version": run.software.kernel_version or "",
-                    "finished_at": run.finished_at,
-                    "received_at": now,
-                },
-                ["run_id"],
-            )
-            if not inserted:  # a concurrent submitter stored it between our check and insert
-                existing = self._existing_run(conn, run.run_id, checked.sha256)
+                    os_release=run.software.os_release or "",
+                    kernel_release=run.software.kernel_release or "",
+                    kernel_version=run.software.kernel_version or "",
+                    finished_at=run.finished_at,
+                    received_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["lab_id", "run_id"])
+                .returning(runs.c.id)
+            ).scalar()
+            if run_pk is None:  # a concurrent submitter stored it between our check and insert
+                existing = self._existing_run(conn, principal.lab_id, run.run_id, checked.sha256)
                 assert existing is not None
                 return existing
+            self._store_chunks(conn, run_pk, source)
             cert_id = None
             if run.kind == "repro":
-                self._store_repro(conn, run)
+                self._store_repro(conn, run, run_pk)
             if run.kind == "certification" and run.verdict == "certified":
                 cert_id = conn.execute(
                     certificates.insert()
                     .values(
+                        run_pk=run_pk,
                         run_id=run.run_id,
                         board_model_id=board_id,
                         revision=run.board.revision,
@@ -708,9 +752,21 @@ class Store:
             "certificate_id": cert_id,
         }
 
-    def _existing_run(self, conn: Connection, run_id: str, sha256: str) -> dict[str, Any] | None:
+    @staticmethod
+    def _store_chunks(conn: Connection, run_pk: int, source: BinaryIO) -> None:
+        source.seek(0)
+        seq = 0
+        while chunk := source.read(BUNDLE_CHUNK):
+            conn.execute(bundle_chunks.insert().values(run_pk=run_pk, seq=seq, data=chunk))
+            seq += 1
+
+    def _existing_run(
+        self, conn: Connection, lab_id: int, run_id: str, sha256: str
+    ) -> dict[str, Any] | None:
         row = conn.execute(
-            select(runs.c.bundle_sha256, runs.c.verdict).where(runs.c.run_id == run_id)
+            select(runs.c.id, runs.c.bundle_sha256, runs.c.verdict).where(
+                runs.c.lab_id == lab_id, runs.c.run_id == run_id
+            )
         ).first()
         if row is None:
             return None
@@ -721,7 +777,7 @@ class Store:
                 Location(field="run_id"),
             )
         cert_id = conn.execute(
-            select(certificates.c.id).where(certificates.c.run_id == run_id)
+            select(certificates.c.id).where(certificates.c.run_pk == row.id)
         ).scalar()
         return {
             "status": "duplicate",
@@ -731,12 +787,57 @@ class Store:
             "certificate_id": cert_id,
         }
 
-    def get_bundle(self, run_id: str) -> bytes:
+    def _find_run(
+        self, conn: Connection, run_id: str, lab: str | None = None, prefer_lab: int | None = None
+    ) -> Any:
+        """The run row for a run id: run ids are per lab, so `lab` (or the caller's own lab) decides
+        between labs that used the same id; NotFound or, when still ambiguous, Conflict."""
+        query = (
+            select(runs.c.id, runs.c.run_id, runs.c.lab_id, runs.c.bundle_size, labs.c.name)
+            .select_from(runs.join(labs, labs.c.id == runs.c.lab_id))
+            .where(runs.c.run_id == run_id)
+        )
+        if lab is not None:
+            query = query.where(labs.c.name == lab)
+        rows = conn.execute(query.order_by(runs.c.id)).all()
+        if prefer_lab is not None and len(rows) > 1:
+            rows = [r for r in rows if r.lab_id == prefer_lab] or rows
+        if not rows:
+            where = f" from lab {lab!r}" if lab is not None else ""
+            raise NotFound(f"run {run_id!r}{where} is not stored", Location(field="run_id"))
+        if len(rows) > 1:
+            raise Conflict(
+                f"run id {run_id!r} was used by labs {', '.join(sorted(r.name for r in rows))}; "
+                "name the lab",
+                Location(field="lab"),
+            )
+        return rows[0]
+
+    def bundle_info(self, run_id: str, lab: str | None = None) -> tuple[int, int]:
+        """(row id, size in bytes) of a stored run's bundle, for `iter_bundle`."""
         with self._tx() as conn:
-            data = conn.execute(select(runs.c.bundle).where(runs.c.run_id == run_id)).scalar()
-        if data is None:
-            raise NotFound(f"run {run_id!r} is not stored", Location(field="run_id"))
-        return bytes(data)
+            row = self._find_run(conn, run_id, lab)
+        return row.id, row.bundle_size
+
+    def iter_bundle(self, run_pk: int) -> Iterator[bytes]:
+        """A stored bundle piece by piece, each piece its own short read."""
+        seq = 0
+        while True:
+            with self._tx() as conn:
+                chunk = conn.execute(
+                    select(bundle_chunks.c.data).where(
+                        bundle_chunks.c.run_pk == run_pk, bundle_chunks.c.seq == seq
+                    )
+                ).scalar()
+            if chunk is None:
+                return
+            yield bytes(chunk)
+            seq += 1
+
+    def get_bundle(self, run_id: str, lab: str | None = None) -> bytes:
+        """A whole stored bundle in memory (the CLI and tests; the HTTP API streams `iter_bundle`)."""
+        run_pk, _size = self.bundle_info(run_id, lab)
+        return b"".join(self.iter_bundle(run_pk))
 
     def list_runs(self) -> list[dict[str, Any]]:
         with self._tx() as conn:
@@ -823,6 +924,7 @@ class Store:
         return out
 
     def get_certificate(self, cert_id: int) -> dict[str, Any]:
+        cert_id = _row_id(cert_id, "certificate_id")
         with self._tx() as conn:
             row = conn.execute(self._cert_query().where(certificates.c.id == cert_id)).first()
         if row is None:
@@ -832,6 +934,7 @@ class Store:
         return self._cert_record(row).as_evidence()
 
     def revoke_certificate(self, cert_id: int, reason: str, actor: Principal) -> dict[str, Any]:
+        cert_id = _row_id(cert_id, "certificate_id")
         reason = _text(reason, "reason", limit=2000)
         with self._tx(write=True) as conn:
             row = conn.execute(
@@ -1020,6 +1123,16 @@ class Store:
                 "field 'opened_at' must be an ISO 8601 time with a time zone",
                 Location(field="opened_at"),
             )
+        try:
+            in_range = OPENED_AT_RANGE[0] <= opened_at.astimezone(UTC) < OPENED_AT_RANGE[1]
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+            in_range = False
+        if not in_range:
+            raise Invalid(
+                f"field 'opened_at' must lie between {OPENED_AT_RANGE[0]:%Y-%m-%d} and "
+                f"{OPENED_AT_RANGE[1]:%Y-%m-%d} (UTC)",
+                Location(field="opened_at"),
+            )
         target = self.settings.calendar.response_target(opened_at)
         intake = self._intake_eligibility(vendor, model, revision, software)
         with self._tx(write=True) as conn:
@@ -1085,11 +1198,12 @@ class Store:
         )
         return answer.as_dict()
 
-    def _store_repro(self, conn: Connection, run: Any) -> None:
+    def _store_repro(self, conn: Connection, run: Any, run_pk: int) -> None:
         summary = run.summary
         interval = summary.interval
         conn.execute(
             repro_runs.insert().values(
+                run_pk=run_pk,
                 run_id=run.run_id,
                 case_id=run.case.id,
                 mode=run.mode,
@@ -1115,6 +1229,12 @@ class Store:
         ).first()
         if case is None:
             raise NotFound(f"case {case_id!r} does not exist", Location(field="case_id"))
+        try:
+            run_pk = self._find_run(conn, run_id, prefer_lab=actor.lab_id).id
+        except NotFound:
+            raise NotFound(
+                f"run {run_id!r} is not stored; submit its bundle first", Location(field="run_id")
+            ) from None
         row = conn.execute(
             select(
                 runs.c.lab_id,
@@ -1123,13 +1243,9 @@ class Store:
                 repro_runs.c.mode,
                 repro_runs.c.verify_verdict,
             )
-            .select_from(runs.outerjoin(repro_runs, repro_runs.c.run_id == runs.c.run_id))
-            .where(runs.c.run_id == run_id)
-        ).first()
-        if row is None:
-            raise NotFound(
-                f"run {run_id!r} is not stored; submit its bundle first", Location(field="run_id")
-            )
+            .select_from(runs.outerjoin(repro_runs, repro_runs.c.run_pk == runs.c.id))
+            .where(runs.c.id == run_pk)
+        ).one()
         if actor.role != "admin" and (actor.role != "lab" or row.lab_id != actor.lab_id):
             raise Forbidden(
                 f"run {run_id!r} was submitted by another lab: only that lab or an admin may "
@@ -1145,16 +1261,21 @@ class Store:
                 f"run {run_id!r} reproduces case {row.case_id!r}, not {case_id!r}",
                 Location(field="run_id"),
             )
-        return case, row
+        return case, row, run_pk
 
     def attach_run(self, case_id: str, run_id: str, actor: Principal) -> dict[str, Any]:
         with self._tx(write=True) as conn:
-            self._repro_run(conn, case_id, run_id, actor)
+            _case, _row, run_pk = self._repro_run(conn, case_id, run_id, actor)
             if self._insert_ignore(
                 conn,
                 case_runs,
-                {"case_id": case_id, "run_id": run_id, "attached_at": self.clock()},
-                ["case_id", "run_id"],
+                {
+                    "case_id": case_id,
+                    "run_pk": run_pk,
+                    "run_id": run_id,
+                    "attached_at": self.clock(),
+                },
+                ["case_id", "run_pk"],
             ):
                 self._audit(conn, actor, "attach", "case", case_id, {"run_id": run_id})
         return self.get_case(case_id)
@@ -1173,7 +1294,7 @@ class Store:
                 Location(field="verdict"),
             )
         with self._tx(write=True) as conn:
-            case, row = self._repro_run(conn, case_id, run_id, actor)
+            case, row, run_pk = self._repro_run(conn, case_id, run_id, actor)
             if verdict == "resolved":
                 if row.mode != "verify" or row.verify_verdict != "resolved":
                     raise Invalid(
@@ -1191,8 +1312,13 @@ class Store:
             self._insert_ignore(
                 conn,
                 case_runs,
-                {"case_id": case_id, "run_id": run_id, "attached_at": self.clock()},
-                ["case_id", "run_id"],
+                {
+                    "case_id": case_id,
+                    "run_pk": run_pk,
+                    "run_id": run_id,
+                    "attached_at": self.clock(),
+                },
+                ["case_id", "run_pk"],
             )
             conn.execute(
                 cases.update()
@@ -1256,10 +1382,10 @@ class Store:
                     repro_runs.c.verify_verdict,
                 )
                 .select_from(
-                    case_runs.join(runs, runs.c.run_id == case_runs.c.run_id)
+                    case_runs.join(runs, runs.c.id == case_runs.c.run_pk)
                     .join(labs, labs.c.id == runs.c.lab_id)
                     .join(board_models, board_models.c.id == runs.c.board_model_id)
-                    .outerjoin(repro_runs, repro_runs.c.run_id == case_runs.c.run_id)
+                    .outerjoin(repro_runs, repro_runs.c.run_pk == case_runs.c.run_pk)
                 )
                 .where(case_runs.c.case_id.in_([r["case_id"] for r in rows]))
                 .order_by(case_runs.c.id)

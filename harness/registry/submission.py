@@ -8,16 +8,24 @@ certificate can only ever come from intact evidence signed by a known lab.
 
 from __future__ import annotations
 
-import json
+import io
 from datetime import datetime
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.registry.errors import Invalid
-from harness.report.bundle import BundleUnreadable, read_member, verify_bundle
+from harness.registry.textrules import check_text
+from harness.report.bundle import (
+    BundleUnreadable,
+    MemberTooLarge,
+    load_json_bounded,
+    read_member,
+    verify_bundle,
+)
 
 MAX_BUNDLE_BYTES = 256 << 20
+MAX_RUN_JSON_BYTES = 4 << 20
 
 
 class _Loose(BaseModel):
@@ -114,14 +122,44 @@ class CheckedBundle(BaseModel):
     run: RunSummary
     sha256: str
     lab: str
+    size: int
 
 
-def check_bundle(data: bytes, lab_name: str, registered_key: str) -> CheckedBundle:
-    """Verify an upload for `lab_name`; raises Invalid (422) naming the first reason it is refused."""
-    if len(data) > MAX_BUNDLE_BYTES:
+# The run.json names the registry stores and shows: one printable line each.
+_NAMES = (
+    ("run_id",),
+    ("plan", "id"),
+    ("plan", "version"),
+    ("board", "vendor"),
+    ("board", "model"),
+    ("board", "revision"),
+    ("board", "soc"),
+    ("software", "kernel_release"),
+    ("software", "os_release"),
+)
+
+
+def _check_names(run: RunSummary) -> None:
+    for path in _NAMES:
+        value: object = run
+        for part in path:
+            value = getattr(value, part)
+        if isinstance(value, str) and (problem := check_text(value)):
+            raise Invalid(f"run.json field '{'.'.join(path)}' {problem}")
+
+
+def check_bundle(data: bytes | BinaryIO, lab_name: str, registered_key: str) -> CheckedBundle:
+    """Verify an upload for `lab_name`; raises Invalid (422) naming the first reason it is refused.
+
+    `data` may be a seekable file (the spooled upload): it is read in pieces, never whole.
+    """
+    source = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    size = source.seek(0, io.SEEK_END)
+    source.seek(0)
+    if size > MAX_BUNDLE_BYTES:
         raise Invalid(f"bundle is larger than {MAX_BUNDLE_BYTES} bytes")
     try:
-        report = verify_bundle(data, trusted_key=registered_key, label="bundle")
+        report = verify_bundle(source, trusted_key=registered_key, label="bundle")
     except BundleUnreadable as exc:
         raise Invalid(f"bundle is not readable: {exc.message}") from None
     if not report.ok:
@@ -131,11 +169,13 @@ def check_bundle(data: bytes, lab_name: str, registered_key: str) -> CheckedBund
             f"bundle was signed for lab {report.manifest['lab']!r}, but the token belongs to lab {lab_name!r}"
         )
     try:
-        raw = json.loads(read_member(data, "run/run.json").decode("utf-8"))
+        raw = load_json_bounded(read_member(source, "run/run.json", MAX_RUN_JSON_BYTES), "run.json")
     except KeyError:
         raise Invalid("bundle has no run.json") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Invalid(f"run.json in the bundle is not valid JSON ({exc})") from None
+    except MemberTooLarge:
+        raise Invalid(f"run.json in the bundle is larger than {MAX_RUN_JSON_BYTES} bytes") from None
+    except ValueError as exc:
+        raise Invalid(f"run.json in the bundle: {exc}") from None
     try:
         run = RunSummary.model_validate(raw)
     except ValidationError as exc:
@@ -157,8 +197,9 @@ def check_bundle(data: bytes, lab_name: str, registered_key: str) -> CheckedBund
         raise Invalid(
             "run.json field 'finished_at': must carry a time zone (ISO 8601 with Z or offset)"
         )
+    _check_names(run)
     if run.run_id != report.run_id:
         raise Invalid(
             f"manifest run id {report.run_id!r} differs from run.json run id {run.run_id!r}"
         )
-    return CheckedBundle(run=run, sha256=report.sha256, lab=lab_name)
+    return CheckedBundle(run=run, sha256=report.sha256, lab=lab_name, size=size)

@@ -18,8 +18,10 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tarfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, BinaryIO
@@ -33,6 +35,16 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 RUN_PREFIX = "run/"
 _CHUNK = 1 << 20
+BLOCK = tarfile.BLOCKSIZE
+
+# Limits a verifier enforces from tar headers alone, before reading any content
+# (docs/bundle-format.md "Limits"). Generous for real run folders, small for attackers.
+MAX_MANIFEST_BYTES = 16 << 20  # manifest.json; also run.json as the registry reads it
+SIGNATURE_BYTES = 64  # manifest.sig: one raw ed25519 signature
+MAX_MEMBERS = 100_000
+MAX_NAME_CHARS = 4096
+MAX_SINGLE_READ = _CHUNK  # no honest tar header needs more in one read (see _BoundedSource)
+MAX_JSON_DEPTH = 64
 
 
 class BundleUnreadable(UserError):
@@ -80,10 +92,17 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Written beside the evidence after the bundle is made (how delivery went), so never packed:
+# a bundle made again after a delivery attempt must be the same bytes.
+NOT_EVIDENCE = frozenset({"submission.json"})
+
+
 def _run_files(run_dir: Path) -> list[tuple[str, Path]]:
-    """Every file of the run folder, relative POSIX path first; anything but plain files is refused."""
+    """Every evidence file of the run folder, relative POSIX path first; anything but plain files is refused."""
     found: list[tuple[str, Path]] = []
     for root, dirs, files in os.walk(run_dir, followlinks=False):
+        if Path(root) == run_dir:
+            files = [name for name in files if name not in NOT_EVIDENCE]
         for name in sorted(dirs):
             if (Path(root) / name).is_symlink():
                 raise UserError(
@@ -180,6 +199,8 @@ def safe_member_name(name: str) -> str | None:
     """The reason a member name is unsafe to unpack, or None when it is a plain relative path."""
     if not name or "\\" in name or "\x00" in name:
         return "has an empty name or one with backslashes or NUL bytes"
+    if len(name) > MAX_NAME_CHARS:
+        return f"has a name longer than {MAX_NAME_CHARS} characters"
     path = PurePosixPath(name)
     if path.is_absolute():
         return "is an absolute path"
@@ -188,45 +209,129 @@ def safe_member_name(name: str) -> str | None:
     return None
 
 
+class _HeaderTooLarge(Exception):
+    """tarfile asked for more bytes in one read than any honest header needs."""
+
+
+class _BoundedSource(io.RawIOBase):
+    """A seekable file that refuses any single read above MAX_SINGLE_READ bytes.
+
+    tarfile reads a pax extended header or a GNU long name in one `read(size)` of
+    whatever size the header declares; a hostile 200 MB pax header would be held in
+    memory whole. Every honest read (512-byte headers, member data in _CHUNK pieces,
+    tarfile's 16 KiB copy buffer) is far below the bound, so refusing a larger read
+    bounds memory without reimplementing the tar parser.
+    """
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.fh.tell()
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0 or size > MAX_SINGLE_READ:
+            raise _HeaderTooLarge(size)
+        return self.fh.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _file_size(fh: BinaryIO) -> int:
+    end = fh.seek(0, io.SEEK_END)
+    fh.seek(0)
+    return end
+
+
 class _Reader:
-    """A parsed bundle whose members have passed the safety rules."""
+    """A parsed bundle whose members have passed the safety rules.
+
+    Members are checked from their headers alone, before a byte of content is read:
+    names, types (sparse members are refused: tarfile would synthesise their holes,
+    so a 10 KB file can stand for a petabyte of zeros), declared sizes against the
+    bytes the file really holds, and the member count.
+    """
 
     def __init__(self, fh: BinaryIO, label: str):
         self.fh = fh
         self.label = label
         self.unsafe: list[str] = []
-        try:
-            self.tar = tarfile.open(fileobj=fh, mode="r:", encoding="utf-8")  # noqa: SIM115 - lives as long as the reader
-            members = self.tar.getmembers()
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise BundleUnreadable(f"not a readable tar file ({exc})", Location(label)) from None
         self.members: dict[str, tarfile.TarInfo] = {}
         self.order: list[str] = []
-        for member in members:
-            reason = safe_member_name(member.name)
-            if reason:
-                self.unsafe.append(f"member {member.name!r} {reason}")
-            elif not member.isreg():
-                self.unsafe.append(
-                    f"member {member.name!r} is not a regular file (links and devices are refused)"
-                )
-            elif member.name in self.members:
-                self.unsafe.append(f"member {member.name!r} appears twice")
-            else:
-                self.members[member.name] = member
-                self.order.append(member.name)
+        size = _file_size(fh)
+        try:
+            self.tar = tarfile.open(fileobj=_BoundedSource(fh), mode="r:", encoding="utf-8")  # noqa: SIM115 - lives as long as the reader
+            count = 0
+            while (member := self.tar.next()) is not None:
+                count += 1
+                if count > MAX_MEMBERS:
+                    self.unsafe.append(f"bundle has more than {MAX_MEMBERS} members")
+                    break
+                self._admit(member, size)
+        except _HeaderTooLarge:
+            if not self.members and not self.unsafe:
+                raise BundleUnreadable(
+                    "not a readable tar file (first header declares oversized extended data)",
+                    Location(label),
+                ) from None
+            self.unsafe.append(
+                f"a tar header declares more than {MAX_SINGLE_READ} bytes of extended data"
+            )
+        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+            if not self.members and not self.unsafe:
+                raise BundleUnreadable(
+                    f"not a readable tar file ({exc})", Location(label)
+                ) from None
+            self.unsafe.append(
+                f"bundle is truncated or damaged after member {self.order[-1:]} ({exc})"
+            )
 
-    def read(self, name: str, limit: int = 16 << 20) -> bytes:
+    def _admit(self, member: tarfile.TarInfo, file_size: int) -> None:
+        reason = safe_member_name(member.name)
+        if reason:
+            self.unsafe.append(f"member {member.name[:200]!r} {reason}")
+        elif member.issparse() or member.type == tarfile.GNUTYPE_SPARSE:
+            self.unsafe.append(f"member {member.name!r} is a sparse file (refused)")
+        elif not member.isreg():
+            self.unsafe.append(
+                f"member {member.name!r} is not a regular file (links and devices are refused)"
+            )
+        elif member.size < 0 or member.offset_data + member.size > file_size:
+            self.unsafe.append(
+                f"member {member.name!r} declares {member.size} bytes, more than the file holds"
+            )
+        elif member.name in self.members:
+            self.unsafe.append(f"member {member.name!r} appears twice")
+        else:
+            self.members[member.name] = member
+            self.order.append(member.name)
+
+    def read(self, name: str, limit: int) -> bytes:
+        """A whole member, at most `limit` bytes (checked from the header before reading)."""
         member = self.members[name]
         if member.size > limit:
-            raise ValueError(f"{name} is larger than {limit} bytes")
-        stream = self.tar.extractfile(member)
-        assert stream is not None  # regular files always have a stream
-        return stream.read()
+            raise MemberTooLarge(f"{name} is larger than {limit} bytes")
+        stream = self.stream(name)
+        parts = []
+        while chunk := stream.read(_CHUNK):
+            parts.append(chunk)
+        return b"".join(parts)
 
     def stream(self, name: str) -> BinaryIO:
         stream = self.tar.extractfile(self.members[name])
-        assert stream is not None
+        assert stream is not None  # regular files always have a stream
         return stream  # type: ignore[return-value]
 
     def sha256(self, name: str) -> str:
@@ -235,6 +340,10 @@ class _Reader:
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
         return digest.hexdigest()
+
+
+class MemberTooLarge(ValueError):
+    """A member is larger than the limit its role allows (manifest, signature, run.json)."""
 
 
 class _HashSink(io.RawIOBase):
@@ -256,6 +365,32 @@ class _HashSink(io.RawIOBase):
         return len(data)
 
 
+def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when `value` nests deeper than `limit`; iterative, so it cannot itself recurse."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def load_json_bounded(data: bytes, what: str) -> Any:
+    """Parse JSON from a bundle; deep nesting is an error message, never a RecursionError."""
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ValueError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{what} is not valid JSON ({exc})") from None
+    if json_depth_exceeds(value):
+        raise ValueError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
 def _check_manifest(manifest: Any) -> list[str]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         return [f"manifest.json is not a {FORMAT} manifest"]
@@ -269,6 +404,8 @@ def _check_manifest(manifest: Any) -> list[str]:
         and isinstance(f.get("path"), str)
         and isinstance(f.get("sha256"), str)
         and isinstance(f.get("size"), int)
+        and not isinstance(f.get("size"), bool)
+        and f["size"] >= 0
         for f in files
     ):
         problems.append("manifest.json field 'files' is not a list of {path, sha256, size}")
@@ -278,6 +415,7 @@ def _check_manifest(manifest: Any) -> list[str]:
 def _verify_open(
     reader: _Reader, file_sha256: str, trusted_key: str | None, label: str
 ) -> VerifyReport:
+    """Cheap checks first; content is hashed only once the signature and every header hold."""
     report = VerifyReport(path=label, sha256=file_sha256)
     report.problems.extend(reader.unsafe)
     if MANIFEST not in reader.members:
@@ -286,10 +424,10 @@ def _verify_open(
         report.problems.append("manifest.json is missing")
         return report
     try:
-        manifest_bytes = reader.read(MANIFEST)
-        manifest = json.loads(manifest_bytes.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        report.problems.append(f"manifest.json is not valid JSON ({exc})")
+        manifest_bytes = reader.read(MANIFEST, MAX_MANIFEST_BYTES)
+        manifest = load_json_bounded(manifest_bytes, "manifest.json")
+    except ValueError as exc:
+        report.problems.append(str(exc))
         return report
     shape = _check_manifest(manifest)
     if shape:
@@ -300,7 +438,12 @@ def _verify_open(
     report.signer_fingerprint = fingerprint(key)
     if trusted_key and trusted_key.strip() != manifest["public_key"].strip():
         report.problems.append("bundle names a different public key than the lab's registered key")
-    signature = reader.read(SIGNATURE) if SIGNATURE in reader.members else b""
+    signature = b""
+    if SIGNATURE in reader.members:
+        try:
+            signature = reader.read(SIGNATURE, SIGNATURE_BYTES)
+        except MemberTooLarge:
+            signature = b"\0"  # wrong length: verify_signature refuses it below
     if not signature:
         report.problems.append("manifest.sig is missing")
     elif not verify_signature(key, signature, manifest_bytes):
@@ -315,12 +458,18 @@ def _verify_open(
         report.problems.append(f"file {path!r} listed in the manifest is missing")
     for path in sorted(present - set(listed)):
         report.problems.append(f"file {path!r} was added (not in the manifest)")
+    sized = []
     for path in sorted(present & set(listed)):
-        member = reader.members[RUN_PREFIX + path]
-        if (
-            member.size != listed[path]["size"]
-            or reader.sha256(RUN_PREFIX + path) != listed[path]["sha256"]
-        ):
+        if reader.members[RUN_PREFIX + path].size != listed[path]["size"]:
+            report.problems.append(f"file {path!r} was changed (size differs from the manifest)")
+        else:
+            sized.append(path)
+    if report.problems:
+        # A bad signature, an unsafe member or a wrong size already decides the verdict;
+        # hashing content an attacker chose would only spend our CPU.
+        return report
+    for path in sized:
+        if reader.sha256(RUN_PREFIX + path) != listed[path]["sha256"]:
             report.problems.append(f"file {path!r} was changed (sha256 differs from the manifest)")
     if not report.problems:
         _check_canonical(reader, manifest, file_sha256, report)
@@ -346,58 +495,85 @@ def _check_canonical(
         )
 
 
+def _stream_sha256(fh: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    fh.seek(0)
+    while chunk := fh.read(_CHUNK):
+        digest.update(chunk)
+    fh.seek(0)
+    return digest.hexdigest()
+
+
+@contextmanager
+def _opened(source: Path | bytes | BinaryIO, label: str | None) -> Iterator[tuple[BinaryIO, str]]:
+    """A seekable handle on the bundle, without ever reading a file whole into memory."""
+    if isinstance(source, bytes):
+        yield io.BytesIO(source), label or "<upload>"
+        return
+    if not isinstance(source, str | os.PathLike):
+        yield source, label or "<upload>"
+        return
+    label = label or str(source)
+    try:
+        fh = Path(source).open("rb")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        raise BundleUnreadable("bundle file not found", Location(source)) from None
+    except IsADirectoryError:
+        raise BundleUnreadable("is a directory, expected a bundle file", Location(source)) from None
+    except OSError as exc:
+        raise BundleUnreadable(f"cannot read: {exc.strerror}", Location(source)) from None
+    with fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise BundleUnreadable(
+                "is not a regular file, expected a bundle file", Location(source)
+            )
+        yield fh, label
+
+
 def verify_bundle(
-    source: Path | bytes, trusted_key: str | None = None, label: str | None = None
+    source: Path | bytes | BinaryIO, trusted_key: str | None = None, label: str | None = None
 ) -> VerifyReport:
     """Check a bundle's safety, manifest, signature and every byte; raises BundleUnreadable for non-bundles.
 
-    `trusted_key` pins the signer (the registry passes the lab's registered
-    key); without it the key embedded in the manifest is used, which proves
-    integrity but not who signed.
+    `source` is a path, bytes, or a seekable binary file; a file is read in pieces,
+    never whole. `trusted_key` pins the signer (the registry passes the lab's
+    registered key); without it the key embedded in the manifest is used, which
+    proves integrity but not who signed.
     """
-    if isinstance(source, bytes):
-        data = source
-        label = label or "<upload>"
-    else:
-        label = label or str(source)
+    with _opened(source, label) as (fh, label):
+        digest = _stream_sha256(fh)
         try:
-            data = Path(source).read_bytes()
-        except FileNotFoundError:
-            raise BundleUnreadable("bundle file not found", Location(source)) from None
-        except IsADirectoryError:
-            raise BundleUnreadable(
-                "is a directory, expected a bundle file", Location(source)
-            ) from None
-        except OSError as exc:
-            raise BundleUnreadable(f"cannot read: {exc.strerror}", Location(source)) from None
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        reader = _Reader(io.BytesIO(data), label)
-    except BundleUnreadable:
-        if not (data.startswith(MANIFEST.encode()) or data[257:262] == b"ustar"):
-            raise
-        # It was a tar header once: a flipped byte there is tampering, not a wrong file.
-        return VerifyReport(
-            path=label, sha256=digest, problems=["tar header is damaged (bad checksum)"]
-        )
-    try:
-        return _verify_open(reader, digest, trusted_key, label)
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        return VerifyReport(
-            path=label, sha256=digest, problems=[f"bundle is truncated or damaged ({exc})"]
-        )
+            reader = _Reader(fh, label)
+        except BundleUnreadable:
+            fh.seek(0)
+            head = fh.read(BLOCK)
+            if not (head.startswith(MANIFEST.encode()) or head[257:262] == b"ustar"):
+                raise
+            # It was a tar header once: a flipped byte there is tampering, not a wrong file.
+            return VerifyReport(
+                path=label, sha256=digest, problems=["tar header is damaged (bad checksum)"]
+            )
+        try:
+            return _verify_open(reader, digest, trusted_key, label)
+        except (tarfile.TarError, EOFError, OSError, ValueError, _HeaderTooLarge) as exc:
+            return VerifyReport(
+                path=label, sha256=digest, problems=[f"bundle is truncated or damaged ({exc})"]
+            )
 
 
-def read_member(data: bytes, name: str) -> bytes:
-    """One member of an already verified bundle (e.g. ``run/run.json``)."""
-    return _Reader(io.BytesIO(data), "<bundle>").read(name)
+def read_member(source: bytes | BinaryIO, name: str, limit: int = MAX_MANIFEST_BYTES) -> bytes:
+    """One member of an already verified bundle (e.g. ``run/run.json``), at most `limit` bytes."""
+    with _opened(source, "<bundle>") as (fh, label):
+        return _Reader(fh, label).read(name, limit)
 
 
-def iter_run_files(data: bytes) -> Iterator[tuple[str, bytes]]:
-    reader = _Reader(io.BytesIO(data), "<bundle>")
-    for name in reader.order:
-        if name.startswith(RUN_PREFIX):
-            yield name[len(RUN_PREFIX) :], reader.read(name, limit=1 << 40)
+def iter_run_files(source: Path | bytes | BinaryIO) -> Iterator[tuple[str, BinaryIO]]:
+    """(path, stream) of every run file of an already verified bundle, in bundle order."""
+    with _opened(source, "<bundle>") as (fh, label):
+        reader = _Reader(fh, label)
+        for name in reader.order:
+            if name.startswith(RUN_PREFIX):
+                yield name[len(RUN_PREFIX) :], reader.stream(name)
 
 
 def unpack_bundle(source: Path, dest: Path, trusted_key: str | None = None) -> VerifyReport:
@@ -408,12 +584,13 @@ def unpack_bundle(source: Path, dest: Path, trusted_key: str | None = None) -> V
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     root = dest.resolve()
-    for rel, content in iter_run_files(Path(source).read_bytes()):
+    for rel, stream in iter_run_files(Path(source)):
         target = (dest / rel).resolve()
         if root not in target.parents:
             raise UserError(f"refusing to write outside {dest}", Location(rel))
         target.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o644)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
+            while chunk := stream.read(_CHUNK):
+                fh.write(chunk)
     return report

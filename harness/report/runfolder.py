@@ -175,8 +175,8 @@ def read_any_run_json(path: Path) -> dict[str, Any]:
         raise UserError("not a run folder: run.json is missing", Location(str(path))) from None
     try:
         kind = json.loads(raw).get("kind")
-    except (ValueError, AttributeError):
-        kind = None
+    except (ValueError, AttributeError, RecursionError):
+        kind = None  # the model's own parser names what is wrong
     if kind == "repro":
         from harness.repro.records import RunRecord as ReproRunRecord
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.registry.runfolder import repro_fields
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -19,7 +21,9 @@ def cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cases_show_and_verify_from_the_cli(db_url, store, lab, make_bundle_bytes) -> None:
-    store.submit_bundle(make_bundle_bytes("fix-run", verdict="certified"), lab)
+    # `resolved` rests on a verify-resolution run of the case that found it resolved
+    fix = make_bundle_bytes("fix-run", **repro_fields("CASE-7", "verify", reproduced=0))
+    store.submit_bundle(fix, lab)
     opened = cli(db_url, "cases", "open", "--id", "CASE-7", "--customer-ref", "CUST-7", "--severity", "high",
                  "--subsystem", "usb", "--vendor", "Acme Boards", "--model", "AB-100", "--revision", "A1",
                  "--opened-at", "2026-11-27T17:30:00+0000")  # fmt: skip

@@ -63,7 +63,7 @@ def run_and_check_registry(board: str, tmp_path: Path, data_home: Path) -> None:
         bundle = store.get_bundle(run["run_id"])
         report = verify_bundle(bundle, trusted_key=load_or_create_identity().public_key_text)
         assert report.ok, report.problems
-        packed = dict(iter_run_files(bundle))
+        packed = {name: stream.read() for name, stream in iter_run_files(bundle)}
         on_disk = {
             path.relative_to(folder).as_posix(): path.read_bytes()
             for path in folder.rglob("*")

