@@ -83,9 +83,8 @@ def test_hang_panic_reset_and_ssh_drop_mid_test_never_pass_and_the_run_recovers(
     assert panic["crash"]["kind"] == "panic"
     assert "Kernel panic - not syncing" in panic["excerpt"]
     assert "unexpected-reset" in run.result("reset")["reason"]
-    # Depending on when the power went, the open link dies (SSHLinkLost) or the session finds
-    # it dead and cannot reconnect (SSHConnectFailed): both are the lab's problem, an error.
-    assert re.match(r"SSH(LinkLost|ConnectFailed): ", run.result("ssh-drop")["reason"])
+    # The power went while the SSH command ran (it had printed its marker): the open link died.
+    assert run.result("ssh-drop")["reason"].startswith("SSHLinkLost: "), run.result("ssh-drop")
     meta = run.run_json()
     assert meta["verdict"] == "not-certified" and run.code == 1
     assert meta["counts"] == {
