@@ -1,5 +1,6 @@
 """Suite-wide pytest configuration: the virtual-lab board fixtures (sim_board, qemu_board, ...),
-and the lab build done once before the first QEMU test.
+the lab build done once before the first QEMU test, and a check that the `qemu` marker is
+on every test that boots QEMU (so `-m 'not qemu'` is the fast suite).
 
 Why the build happens here: the first `qemu` test would otherwise build the lab inside its
 fixtures, under that one test's pytest timeout, so a slow download or a loaded host would
@@ -22,6 +23,26 @@ LAB_BUILD_GUARD = 3600.0
 _BUILD_FAILURE = pytest.StashKey[str]()
 
 
+# Fixtures that boot QEMU or need the built lab: a test using one must be marked `qemu`,
+# or `-m 'not qemu'` would not be the fast suite the README promises.
+QEMU_FIXTURES = frozenset({"qemu_board", "lab_artifacts"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run a suite whose `qemu` marker lies about a test."""
+    unmarked = [
+        f"{item.nodeid} (uses {', '.join(sorted(QEMU_FIXTURES & set(item.fixturenames)))})"
+        for item in items
+        if isinstance(item, pytest.Function)
+        and QEMU_FIXTURES & set(item.fixturenames)
+        and item.get_closest_marker("qemu") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests that boot QEMU or need the built lab must be marked qemu: " + "; ".join(unmarked)
+        )
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Build the virtual lab (or find it cached) if any selected test boots QEMU or needs images."""
     config = session.config
@@ -39,7 +60,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        config.stash[_BUILD_FAILURE] = f"`harness lab build` did not finish within {exc.timeout:.0f} s"
+        config.stash[_BUILD_FAILURE] = (
+            f"`harness lab build` did not finish within {exc.timeout:.0f} s"
+        )
         return
     if done.returncode != 0:
         config.stash[_BUILD_FAILURE] = (
