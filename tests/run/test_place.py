@@ -53,7 +53,7 @@ def _wait_until_listening(address: str, proc: subprocess.Popen[bytes], log: Path
 
 def _client(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
-        ["labgrid-client", *args], env=env, capture_output=True, text=True, timeout=60
+        ["labgrid-client", *args], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
