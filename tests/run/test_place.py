@@ -114,7 +114,11 @@ def place(sim_board, tmp_path: Path) -> Iterator[dict[str, str]]:
     finally:
         for proc in reversed(procs):
             proc.terminate()
-            proc.wait(timeout=10)
+            try:
+                proc.wait(timeout=READY_GUARD)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def test_plan_runs_on_a_place_reserved_through_the_coordinator(
@@ -142,7 +146,7 @@ def test_plan_runs_on_a_place_reserved_through_the_coordinator(
         text=True,
         cwd=REPO,
         env=place,
-        timeout=300,
+        timeout=540,  # a bound for a hang only, inside pytest's own 600 s
     )
     run = RunOutput(done.returncode, done.stdout, done.stderr, results_root)
     assert run.code == 0, run.stderr
