@@ -1,3 +1,78 @@
-"""Suite-wide pytest configuration: the virtual-lab board fixtures (sim_board, qemu_board, ...)."""
+"""Suite-wide pytest configuration: the virtual-lab board fixtures (sim_board, qemu_board, ...),
+the lab build done once before the first QEMU test, and a check that the `qemu` marker is
+on every test that boots QEMU (so `-m 'not qemu'` is the fast suite).
+
+Why the build happens here: the first `qemu` test would otherwise build the lab inside its
+fixtures, under that one test's pytest timeout, so a slow download or a loaded host would
+fail a test that is about something else. Building before the test loop gives the build its
+own, generous bound; every `qemu` test then finds the cache filled. A run without `qemu`
+tests (`-m 'not qemu'`) never builds.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
 
 pytest_plugins = ["harness.vlab.fixtures"]
+
+# A bound for a hang only: a cold build downloads ~150 MB of Debian packages.
+LAB_BUILD_GUARD = 3600.0
+_BUILD_FAILURE = pytest.StashKey[str]()
+
+
+# Fixtures that boot QEMU or need the built lab: a test using one must be marked `qemu`,
+# or `-m 'not qemu'` would not be the fast suite the README promises.
+QEMU_FIXTURES = frozenset({"qemu_board", "lab_artifacts"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run a suite whose `qemu` marker lies about a test."""
+    unmarked = [
+        f"{item.nodeid} (uses {', '.join(sorted(QEMU_FIXTURES & set(item.fixturenames)))})"
+        for item in items
+        if isinstance(item, pytest.Function)
+        and QEMU_FIXTURES & set(item.fixturenames)
+        and item.get_closest_marker("qemu") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests that boot QEMU or need the built lab must be marked qemu: " + "; ".join(unmarked)
+        )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the virtual lab (or find it cached) if any selected test boots QEMU or needs images."""
+    config = session.config
+    if config.option.collectonly or not any(i.get_closest_marker("qemu") for i in session.items):
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("building the virtual lab for the qemu tests (cached after once)")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "harness", "lab", "build"],
+            capture_output=True,
+            text=True,
+            timeout=LAB_BUILD_GUARD,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        config.stash[_BUILD_FAILURE] = (
+            f"`harness lab build` did not finish within {exc.timeout:.0f} s"
+        )
+        return
+    if done.returncode != 0:
+        config.stash[_BUILD_FAILURE] = (
+            f"`harness lab build` failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}"
+        )
+
+
+@pytest.fixture(autouse=True)
+def _lab_was_built(request: pytest.FixtureRequest) -> None:
+    """A `qemu` test cannot run on a lab that failed to build: say why, once per test."""
+    failure = request.config.stash.get(_BUILD_FAILURE, None)
+    if failure is not None and request.node.get_closest_marker("qemu"):
+        pytest.fail(failure, pytrace=False)

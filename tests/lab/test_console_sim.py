@@ -11,6 +11,7 @@ from harness.errors import UserError
 from harness.lab.board import Board
 from harness.lab.console import ConsoleSession
 from harness.lab.errors import CommandTimeout, LoginFailed
+from harness.vlab.fixtures import wait_for_console
 
 
 def test_login_gives_a_root_shell(lab: Board) -> None:
@@ -90,8 +91,10 @@ def test_cwd_and_variables_persist_between_commands(lab: Board) -> None:
 
 def test_timeout_interrupts_the_command_and_the_shell_recovers(lab: Board) -> None:
     lab.console.run("cd /tmp")
+    # The command never ends by itself; the timeout is only long enough for "started" to be
+    # printed on a loaded host before it fires.
     with pytest.raises(CommandTimeout) as timeout:
-        lab.console.run("echo started; sleep 30", timeout=1)
+        lab.console.run("echo started; sleep 600", timeout=10)
     assert "started" in timeout.value.output
     assert timeout.value.exit_code == 1  # the test's problem, not the lab's
     assert lab.console.run("pwd").stdout == "/tmp\n"
@@ -145,19 +148,28 @@ def test_console_log_has_board_output_and_sent_commands_with_timestamps(lab: Boa
     )  # password never logged
 
 
-def test_console_log_keeps_what_the_board_prints_between_commands(lab: Board) -> None:
+def test_console_log_keeps_what_the_board_prints_between_commands(lab: Board, sim_board) -> None:
     tty = lab.console.run("tty").stdout.strip()
-    lab.console.run(f"(sleep 0.3; echo printed-while-idle >{tty}) &")
-    lab.console.drain(quiet=1.0)
+    mark = sim_board.console_mark()
+    lab.console.run(f"(sleep 0.3; printf '%s-%s\\n' printed while-idle >{tty}) &")
+    # The line has left the board (the bench logged it) before the next command is sent.
+    wait_for_console(sim_board, r"printed-while-idle", 60, since=mark)
+    lab.console.drain()
     lab.console.run("true")
     log = Path(lab.log.path).read_text()  # type: ignore[arg-type]
     assert re.search(rf"^{STAMP} \| printed-while-idle$", log, re.MULTILINE)
 
 
-def test_background_jobs_syntax_errors_and_exit_do_not_lose_the_session(lab: Board) -> None:
+def test_background_jobs_syntax_errors_and_exit_do_not_lose_the_session(
+    lab: Board, sim_board
+) -> None:
+    tty = lab.console.run("tty").stdout.strip()
     lab.console.run("cd /tmp")
-    assert lab.console.run("(sleep 0.2; true) &").exit_status == 0
-    lab.console.drain(quiet=0.6)  # the job ends while the shell waits for input
+    mark = sim_board.console_mark()
+    assert lab.console.run(f"(sleep 0.2; printf '%s-%s\\n' job ended >{tty}) &").exit_status == 0
+    # The job ends while the shell waits for input: its last words are on the console.
+    wait_for_console(sim_board, r"job-ended", 60, since=mark)
+    lab.console.drain()
     assert lab.console.run("pwd").stdout == "/tmp\n"
     broken = lab.console.run("if then fi")
     assert broken.exit_status == 2 and "syntax error" in broken.stdout

@@ -9,7 +9,7 @@ import pytest
 
 from harness.lab.board import Board
 from harness.lab.errors import BoardCrashed
-from tests.lab.conftest import opened_board
+from tests.lab.conftest import began, opened_board
 
 pytestmark = pytest.mark.qemu
 
@@ -39,11 +39,14 @@ def test_boot_goes_through_the_bootloader_to_a_shell(board: Board) -> None:
     assert re.search(r"state: bootloader -> booting \(kernel\)", log)
 
 
-def test_an_unexpected_reset_shows_as_the_bootloader_banner_again(board: Board, vm, later) -> None:
+def test_an_unexpected_reset_shows_as_the_bootloader_banner_again(
+    board: Board, vm, on_console
+) -> None:
     board.ensure_shell()
-    later(1.0, lambda: vm.fault("reset"))
+    marker, shown = began("cmd")
+    on_console(vm, shown, lambda: vm.fault("reset"))
     with pytest.raises(BoardCrashed) as crash:
-        board.console.run("sleep 60", timeout=50)
+        board.console.run(f"{marker}; sleep 600", timeout=150)
     assert crash.value.kind == "unexpected-reset"
     assert "U-Boot" in crash.value.excerpt
     board.ensure_shell()

@@ -15,7 +15,7 @@ import pytest
 
 from harness.lab.board import Board
 from harness.lab.errors import BoardCrashed, CommandTimeout, ShellUnresponsive, SSHLinkLost
-from tests.lab.conftest import opened_board
+from tests.lab.conftest import began, opened_board
 
 pytestmark = pytest.mark.qemu
 
@@ -73,12 +73,13 @@ def test_ssh_keeps_stderr_apart_and_sftp_round_trips(board: Board, tmp_path: Pat
 
 
 def test_kernel_panic_during_a_command_raises_board_crashed_and_a_power_cycle_brings_it_back(
-    board: Board, vm, later
+    board: Board, vm, on_console
 ) -> None:
     before = board.boot_id()
-    later(1.0, lambda: vm.fault("panic"))
+    marker, shown = began("cmd")
+    on_console(vm, shown, lambda: vm.fault("panic"))
     with pytest.raises(BoardCrashed) as crash:
-        board.console.run("sleep 30", timeout=25)
+        board.console.run(f"{marker}; sleep 600", timeout=150)
     assert crash.value.kind == "panic"
     assert "Kernel panic - not syncing: sysrq triggered crash" in crash.value.excerpt
     seconds = board.power_cycle()
@@ -86,10 +87,11 @@ def test_kernel_panic_during_a_command_raises_board_crashed_and_a_power_cycle_br
     assert board.boot_id() != before
 
 
-def test_unexpected_reset_is_detected_as_a_crash(board: Board, vm, later) -> None:
-    later(1.0, lambda: vm.fault("reset"))
+def test_unexpected_reset_is_detected_as_a_crash(board: Board, vm, on_console) -> None:
+    marker, shown = began("cmd")
+    on_console(vm, shown, lambda: vm.fault("reset"))
     with pytest.raises(BoardCrashed) as crash:
-        board.console.run("sleep 60", timeout=50)
+        board.console.run(f"{marker}; sleep 600", timeout=150)
     assert crash.value.kind == "unexpected-reset"
     assert "Linux version" in crash.value.excerpt
     board.ensure_shell()
@@ -107,12 +109,16 @@ def test_hang_times_out_and_the_shell_recovers_after_resume(board: Board, vm) ->
 
 
 def test_power_off_drops_the_ssh_link_and_boot_brings_the_board_back(
-    board: Board, vm, later
+    board: Board, vm, on_console
 ) -> None:
-    board.ssh.run("true")
-    later(1.0, lambda: vm.fault("power-off"))
-    with pytest.raises(SSHLinkLost):
-        board.ssh.run("sleep 30", timeout=20)
+    # The SSH command announces itself on the console, so the power goes only once it runs.
+    tty = board.console.run("tty").stdout.strip()
+    marker, shown = began("ssh-cmd")
+    command = f"{marker} >{tty}; sleep 600"
+    on_console(vm, shown, lambda: vm.fault("power-off"))
+    with pytest.raises(SSHLinkLost) as lost:
+        board.ssh.run(command, timeout=150)
+    assert repr(command) in str(lost.value)
     seconds = board.boot()
     assert seconds > 0
     assert board.ssh.run("echo ssh-back").stdout == "ssh-back\n"

@@ -18,7 +18,7 @@ def harness_scan(*args: str | Path) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "harness", "scan", *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,  # a bound for a hang only
     )
 
 

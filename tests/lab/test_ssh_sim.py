@@ -12,6 +12,7 @@ from harness.lab.board import Board
 from harness.lab.errors import CommandTimeout, HostKeyRejected, SSHLinkLost
 from harness.lab.hostkeys import HostKeyPolicy
 from harness.lab.ssh import SSHSession
+from tests.lab.conftest import began
 
 
 def test_ssh_keeps_exit_status_and_stderr_apart(lab: Board) -> None:
@@ -44,13 +45,16 @@ def test_ssh_timeout_while_the_link_answers_is_a_command_timeout(lab: Board) -> 
 
 
 def test_power_loss_during_a_command_is_reported_as_ssh_link_lost(
-    lab: Board, sim_board, later
+    lab: Board, sim_board, on_console
 ) -> None:
-    lab.ssh.run("true")
-    later(0.5, lambda: sim_board.fault("power-off"))
-    with pytest.raises(SSHLinkLost):
-        lab.ssh.run("sleep 20", timeout=15)
-    assert SSHLinkLost.exit_code == 3  # the lab's problem, never a test failure or a pass
+    # The SSH command announces itself on the console, so the power goes only once it runs.
+    tty = lab.console.run("tty").stdout.strip()
+    marker, shown = began("ssh-cmd")
+    command = f"{marker} >{tty}; sleep 600"
+    on_console(sim_board, shown, lambda: sim_board.fault("power-off"))
+    with pytest.raises(SSHLinkLost) as lost:
+        lab.ssh.run(command, timeout=150)
+    assert repr(command) in str(lost.value)  # the user is told which command the link took down
 
 
 def test_ssh_reconnects_after_a_power_cycle(lab: Board) -> None:

@@ -136,6 +136,11 @@ def api(store: Store, lab: Principal, lab_identity: LabIdentity) -> Iterator[Api
         yield Api(client, store, tokens)
 
 
+# Bounds for a hang only (a loaded host starts uvicorn slowly): readiness is a /health answer.
+READY_GUARD = 120.0
+STOP_GUARD = 60.0
+
+
 class Server:
     """A real `harness registry serve` process (uvicorn) on a free 127.0.0.1 port."""
 
@@ -152,26 +157,40 @@ class Server:
             [sys.executable, "-m", "harness", "registry", "--db", self.db_url, "serve", "--port", str(self.port)],
             env=self.env, stdout=subprocess.DEVNULL, stderr=self.log.open("ab"),
         )  # fmt: skip
-        for _ in range(300):  # readiness wait, not an assertion about speed
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"registry server exited: {self.log.read_text()}")
+        deadline = time.monotonic() + READY_GUARD
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                raise RuntimeError(
+                    f"registry server exited (code {code}) before it answered: {self._output()}"
+                )
             try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/health", timeout=5).status_code == 200:
                     return self
             except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("registry server did not become ready")
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(
+                    f"registry server did not answer /health within {READY_GUARD:.0f} s: "
+                    f"{self._output()}"
+                )
+            time.sleep(0.05)
+
+    def _output(self) -> str:
+        text = self.log.read_text(errors="replace").strip() if self.log.exists() else ""
+        return text[-3000:] or "(no output)"
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+            self.proc.wait(timeout=STOP_GUARD)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(STOP_GUARD)
             except subprocess.TimeoutExpired:
                 self.kill()
 

@@ -16,6 +16,8 @@ from harness.registry.store import Store
 from tests.registry.runfolder import make_run_folder
 
 RUNS = 16
+# A bound for a hang only: a loaded host submits slowly, but not this slowly.
+GUARD = 300.0
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -46,31 +48,44 @@ def test_registry_killed_mid_way_then_sync_delivers_everything_once(
     monkeypatch.setenv("HARNESS_REGISTRY_URL", server.url)
     monkeypatch.setenv("HARNESS_REGISTRY_TOKEN", token)
 
+    # The lab submits a third of its runs, then the registry is SIGKILLed, then the lab goes on
+    # submitting: the order is fixed by events, not by how threads happen to be scheduled.
     outcomes: list[str] = []
+    errors: list[BaseException] = []
     some_delivered = threading.Event()
+    registry_killed = threading.Event()
 
     def lab_engine() -> None:
         try:
-            for folder in folders:
-                outcomes.append(submit_run(folder))
-                if len(store.list_runs()) >= RUNS // 3:
+            for index, folder in enumerate(folders):
+                if index == RUNS // 3:
                     some_delivered.set()
+                    if not registry_killed.wait(GUARD):
+                        raise TimeoutError("the registry was never killed")
+                outcomes.append(submit_run(folder))
+        except BaseException as exc:
+            errors.append(exc)
         finally:
             some_delivered.set()
 
-    worker = threading.Thread(target=lab_engine)
+    worker = threading.Thread(target=lab_engine, daemon=True)
     worker.start()
-    some_delivered.wait()
+    assert some_delivered.wait(GUARD), "the lab never submitted its first runs"
+    assert not errors, errors
     server.kill()  # SIGKILL while the lab is still submitting
-    worker.join()
+    registry_killed.set()
+    worker.join(GUARD)
+    assert not worker.is_alive(), "the lab's submissions never finished"
+    assert not errors, errors
 
-    assert len(outcomes) == RUNS
-    assert "queued" in outcomes and "delivered" in outcomes
+    first = RUNS // 3
+    assert outcomes == ["delivered"] * first + ["queued"] * (RUNS - first)
+    # nothing is lost: every run is either stored or waiting in the outbox
     queued = sorted(run_id for run_id, _ in pending())
-    stored_before = {r["run_id"] for r in store.list_runs()}
-    # nothing is lost: every run is either stored or waiting in the outbox (a run can be both
-    # when the registry committed it but died before answering)
-    assert stored_before | set(queued) == {f"kill-run-{i:02d}" for i in range(RUNS)}
+    assert queued == [f"kill-run-{i:02d}" for i in range(first, RUNS)]
+    assert sorted(r["run_id"] for r in store.list_runs()) == [
+        f"kill-run-{i:02d}" for i in range(first)
+    ]
 
     down = _cli("registry", "sync")
     assert down.returncode == 3

@@ -27,9 +27,33 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+# A bound for a hang only: a loaded host starts the coordinator and the exporter slowly.
+READY_GUARD = 120.0
+
+
+def _wait_until_listening(address: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until the coordinator accepts connections on `address`; fail with its output if it died."""
+    host, port = address.rsplit(":", 1)
+    deadline = time.monotonic() + READY_GUARD
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(
+                f"labgrid-coordinator exited ({proc.returncode}): {log.read_text()[-2000:]}"
+            )
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"labgrid-coordinator never listened on {address}: {log.read_text()[-2000:]}"
+                )
+            time.sleep(0.05)
+
+
 def _client(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
-        ["labgrid-client", *args], env=env, capture_output=True, text=True, timeout=60
+        ["labgrid-client", *args], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -54,16 +78,14 @@ def place(sim_board, tmp_path: Path) -> Iterator[dict[str, str]]:
         "LG_COORDINATOR": address,
         "HARNESS_SSH_KNOWN_HOSTS": str(tmp_path / "known_hosts"),
     }
-    procs = [
-        subprocess.Popen(
-            ["labgrid-coordinator", "-l", address],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    coordinator_log = tmp_path / "coordinator.log"
+    with coordinator_log.open("wb") as log:
+        coordinator = subprocess.Popen(
+            ["labgrid-coordinator", "-l", address], cwd=tmp_path, stdout=log, stderr=log
         )
-    ]
+    procs = [coordinator]
     try:
-        time.sleep(1.5)
+        _wait_until_listening(address, coordinator, coordinator_log)
         procs.append(
             subprocess.Popen(
                 [
@@ -81,10 +103,10 @@ def place(sim_board, tmp_path: Path) -> Iterator[dict[str, str]]:
                 stderr=subprocess.DEVNULL,
             )
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + READY_GUARD
         while "h4exp/bench/NetworkService" not in _client(env, "resources"):
             assert time.monotonic() < deadline, "exporter never registered its resources"
-            time.sleep(0.3)
+            time.sleep(0.3)  # poll interval of the wait above, not a wait of its own
         _client(env, "-p", "h4-place", "create")
         _client(env, "-p", "h4-place", "add-match", "h4exp/bench/*")
         _client(env, "-p", "h4-place", "acquire")
@@ -92,7 +114,11 @@ def place(sim_board, tmp_path: Path) -> Iterator[dict[str, str]]:
     finally:
         for proc in reversed(procs):
             proc.terminate()
-            proc.wait(timeout=10)
+            try:
+                proc.wait(timeout=READY_GUARD)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def test_plan_runs_on_a_place_reserved_through_the_coordinator(
@@ -120,7 +146,7 @@ def test_plan_runs_on_a_place_reserved_through_the_coordinator(
         text=True,
         cwd=REPO,
         env=place,
-        timeout=300,
+        timeout=540,  # a bound for a hang only, inside pytest's own 600 s
     )
     run = RunOutput(done.returncode, done.stdout, done.stderr, results_root)
     assert run.code == 0, run.stderr

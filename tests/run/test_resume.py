@@ -10,7 +10,7 @@ import pytest
 from harness.model.records import ResultRecord
 from harness.report.runfolder import RunFolder
 from tests.run.conftest import harness_run
-from tests.run.resume_helpers import kill_during_slow_test, resume, sent_count
+from tests.run.resume_helpers import SLOW_COMMAND, kill_during_slow_test, resume, sent_count
 
 
 def test_sigkill_mid_test_then_resume_loses_nothing_and_runs_nothing_twice(
@@ -47,7 +47,7 @@ def test_sigkill_mid_test_then_resume_loses_nothing_and_runs_nothing_twice(
     assert len(meta["sessions"]) == 2
     log = run_dir / "console.log"
     assert sent_count(log, "echo one") == 1, "a finished test was run again"
-    assert sent_count(log, "sleep 3; echo slept") == 2, "the interrupted test runs again"
+    assert sent_count(log, SLOW_COMMAND) == 2, "the interrupted test runs again"
     assert "resumed: 3 already finished" in run.stderr
 
 

@@ -62,11 +62,25 @@ def test_sigkill_then_resume_on_qemu_runs_each_finished_test_once(
     assert sent_count(run_dir / "console.log", "echo two") == 1
 
 
+# Four faults and three power cycles of a TCG board: on a loaded host each boot can take a
+# minute or two, so this test gets its own bound (for a hang, not a speed requirement).
+FAULT_RUN_GUARD = 1800
+
+
+@pytest.mark.timeout(FAULT_RUN_GUARD + 120)
 def test_hang_panic_reset_and_ssh_drop_mid_test_never_pass_and_the_run_recovers(
     qemu_board, results_root: Path
 ) -> None:
     board = qemu_board(BOARD)
-    run = harness_run(board, "faults.yaml", results_root, "--retries", "0", env=fault_env(board))
+    run = harness_run(
+        board,
+        "faults.yaml",
+        results_root,
+        "--retries",
+        "0",
+        env=fault_env(board),
+        timeout=FAULT_RUN_GUARD,
+    )
     outcomes = run.outcomes()
     assert outcomes == {
         "hang": "error",
@@ -83,9 +97,8 @@ def test_hang_panic_reset_and_ssh_drop_mid_test_never_pass_and_the_run_recovers(
     assert panic["crash"]["kind"] == "panic"
     assert "Kernel panic - not syncing" in panic["excerpt"]
     assert "unexpected-reset" in run.result("reset")["reason"]
-    # Depending on when the power went, the open link dies (SSHLinkLost) or the session finds
-    # it dead and cannot reconnect (SSHConnectFailed): both are the lab's problem, an error.
-    assert re.match(r"SSH(LinkLost|ConnectFailed): ", run.result("ssh-drop")["reason"])
+    # The power went while the SSH command ran (it had printed its marker): the open link died.
+    assert run.result("ssh-drop")["reason"].startswith("SSHLinkLost: "), run.result("ssh-drop")
     meta = run.run_json()
     assert meta["verdict"] == "not-certified" and run.code == 1
     assert meta["counts"] == {

@@ -233,7 +233,7 @@ def test_virtual_board_without_env_is_started_and_stopped_by_harness_run(
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        timeout=300,  # a bound for a hang only
     )
     assert "sim" not in listed.stdout.split("\n", 1)[-1], "the board harness run started is gone"
     run_json = json.loads(next(results_root.glob("*/run.json")).read_text())

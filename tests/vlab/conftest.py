@@ -41,7 +41,7 @@ class ConsoleClient:
     def send(self, text: str) -> None:
         self.sock.sendall(text.encode())
 
-    def read_until(self, marker: bytes, timeout: float = 30.0) -> bytes:
+    def read_until(self, marker: bytes, timeout: float = 120.0) -> bytes:
         """Everything up to and including `marker`; keeps the rest for the next call."""
         deadline = time.monotonic() + timeout
         while marker not in self.seen:

@@ -78,10 +78,14 @@ def test_killing_the_owner_kills_the_bench_and_its_qemu(vlab_dir, lab_artifacts,
         owner.wait()
         eventually(
             lambda: not pid_alive(board.bench_pid) and not pid_alive(qemu_pid),
-            30,
+            120,
             "bench and QEMU to exit after their owner died",
         )
-        assert processes_mentioning(state_dir) == []
+        eventually(
+            lambda: processes_mentioning(state_dir) == [],
+            120,
+            "every process of the bench to end",
+        )
         assert "owned" not in [s.name for s in running(vlab_dir)]
     finally:
         board.stop()
@@ -95,7 +99,8 @@ def test_qemu_dies_with_a_bench_that_is_killed_outright(vlab_dir, lab_artifacts,
     assert qemu_pid is not None and pid_alive(qemu_pid)
     try:
         os.kill(board.bench_pid, signal.SIGKILL)
-        eventually(lambda: not pid_alive(qemu_pid), 30, "QEMU to die with its SIGKILLed bench")
+        eventually(lambda: not pid_alive(board.bench_pid), 120, "the SIGKILLed bench to end")
+        eventually(lambda: not pid_alive(qemu_pid), 120, "QEMU to die with its SIGKILLed bench")
         assert "killed" not in [s.name for s in running(vlab_dir)]
     finally:
         board.stop()

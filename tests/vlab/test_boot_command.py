@@ -20,6 +20,9 @@ from harness.vlab.artifacts import ArchArtifacts
 from harness.vlab.build import build_lab
 from harness.vlab.qemu_cmd import AGENT_PORT_NAME, boot_overlay, console_device, qemu_command
 
+# Every test here reads the built lab's images: not part of the fast `-m "not qemu"` suite.
+pytestmark = pytest.mark.qemu
+
 BOARDS = Path(__file__).resolve().parents[2] / "boards"
 
 

@@ -240,6 +240,22 @@ def run(client: paramiko.SSHClient, command: str) -> tuple[int, str]:
     return stdout.channel.recv_exit_status(), output
 
 
+def wait_for_block_devices(client: paramiko.SSHClient, names: list[str]) -> None:
+    """Wait (on the board, bounded) until every named disk is in /sys/block.
+
+    The login prompt comes before slower buses finish: USB mass storage shows up as a
+    disk seconds after it enumerates, as on real hardware (the harness's own inventory
+    check waits likewise).
+    """
+    polls = int(COMMAND_GUARD * 10)
+    tests = " && ".join(f"[ -e /sys/block/{name} ]" for name in names)
+    status, _ = run(
+        client,
+        f"i=0; until {tests}; do i=$((i + 1)); [ $i -ge {polls} ] && exit 1; sleep 0.1; done",
+    )
+    assert status == 0, f"disks {names} did not all appear within {COMMAND_GUARD:.0f} s"
+
+
 def sftp_round_trip(client: paramiko.SSHClient, tmp_path: Path) -> None:
     """Put and get a file, and check it on the board while the SFTP channel is still open.
 
@@ -287,6 +303,7 @@ def test_x86_64_board_boots_directly_to_login_with_ssh_sftp_hardware_and_agent_p
         try:
             assert run(client, "uname -m") == (0, "x86_64\n")
             assert run(client, "grep -c ^processor /proc/cpuinfo") == (0, "2\n")
+            wait_for_block_devices(client, ["vda"])
             assert run(client, "cat /sys/block/vda/size")[1].strip() == str(64 * 2048)
             assert run(client, "cat /sys/class/dmi/id/product_name") == (0, "harness,vx86\n")
             assert run(client, "test -c /dev/watchdog && cat /sys/class/tty/ttyS1/type")[0] == 0
@@ -309,6 +326,7 @@ def test_x86_64_mini_board_has_its_own_hardware_and_an_agent_reset_reboots_it_ke
         client = board.ssh()
         try:
             assert run(client, "grep -c ^processor /proc/cpuinfo") == (0, "1\n")
+            wait_for_block_devices(client, ["vda", "vdb", "sda"])
             sizes = run(client, "for d in vda vdb sda; do cat /sys/block/$d/size; done")[1].split()
             assert sizes == [str(32 * 2048), str(48 * 2048), str(16 * 2048)]
             assert run(client, "readlink -f /sys/block/sda | grep -c usb") == (0, "1\n")
@@ -344,6 +362,7 @@ def test_aarch64_board_boots_through_uboot_distro_boot_to_login_with_ssh_sftp_an
         client = board.ssh()
         try:
             assert run(client, "uname -m") == (0, "aarch64\n")
+            wait_for_block_devices(client, ["vda", "sda"])
             assert run(client, "cat /sys/block/vda/size")[1].strip() == str(128 * 2048)
             assert run(client, "cat /sys/block/sda/size")[1].strip() == str(32 * 2048)
             assert run(client, "hostname") == (0, "qemu-aarch64-uboot\n")

@@ -59,6 +59,7 @@ def lab() -> dict[str, ArchArtifacts]:
     return build_lab(("x86_64", "aarch64"))
 
 
+@pytest.mark.qemu  # builds or reads the lab's images
 def test_second_build_is_a_cache_hit_with_unchanged_files(lab: dict[str, ArchArtifacts]) -> None:
     before = {arch: _snapshot(artifacts.directory) for arch, artifacts in lab.items()}
     seen: list[tuple[str, str]] = []
@@ -75,6 +76,7 @@ def test_second_build_is_a_cache_hit_with_unchanged_files(lab: dict[str, ArchArt
         assert artifacts.directory.parent.parent == cache_root() / "lab"
 
 
+@pytest.mark.qemu  # builds or reads the lab's images
 @pytest.mark.parametrize(
     ("arch", "libdir", "loader", "console"),
     [
@@ -120,6 +122,7 @@ def test_initramfs_holds_busybox_dropbear_with_its_libraries_sftp_server_and_mod
     assert any(name.startswith("linux-image-") for name in artifacts.packages)
 
 
+@pytest.mark.qemu  # builds or reads the lab's images
 def test_host_key_fingerprint_matches_what_ssh_keygen_computes(
     lab: dict[str, ArchArtifacts],
 ) -> None:
@@ -132,6 +135,7 @@ def test_host_key_fingerprint_matches_what_ssh_keygen_computes(
         assert shown.stdout.split()[1] == artifacts.host_key_fingerprint
 
 
+@pytest.mark.qemu  # builds or reads the lab's images
 def test_aarch64_boot_disk_is_a_bootable_partition_with_extlinux_kernel_and_initrd(
     lab: dict[str, ArchArtifacts], tmp_path: Path
 ) -> None:
@@ -189,6 +193,7 @@ def test_malformed_package_option_and_unknown_role_are_user_errors(
         build_lab(("x86_64",), overrides={"bootloader": "grub"})
 
 
+@pytest.mark.qemu  # builds or reads the lab's images
 def test_build_command_reports_cached_images(lab: dict[str, ArchArtifacts]) -> None:
     result = CliRunner().invoke(build_command, ["--arch", "x86_64", "--json"])
     assert result.exit_code == 0, result.output
@@ -214,6 +219,7 @@ def _path_without(tmp_path: Path, missing: set[str]) -> str:
     return str(farm)
 
 
+@pytest.mark.qemu  # builds or reads the lab's images
 def test_killed_build_leaves_no_cache_entry_and_a_host_without_dropbear_or_busybox_still_completes_it(
     tmp_path: Path,
 ) -> None:

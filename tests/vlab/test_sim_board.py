@@ -29,7 +29,7 @@ def ssh(board, password: str = "root") -> paramiko.SSHClient:
         password=password,
         look_for_keys=False,
         allow_agent=False,
-        timeout=10,
+        timeout=60,
     )
     return client
 
@@ -41,7 +41,7 @@ def _b64(text: str) -> bytes:
 
 
 def run(client: paramiko.SSHClient, command: str) -> tuple[int, str, str]:
-    _, out, err = client.exec_command(command, timeout=20)
+    _, out, err = client.exec_command(command, timeout=60)
     status = out.channel.recv_exit_status()
     return status, out.read().decode(), err.read().decode()
 
@@ -159,17 +159,18 @@ def test_noise_reaches_the_console_client(sim_board, console_client, eventually)
         received.extend(console.read_for(0.2))
         return sent in received
 
-    eventually(arrived, 10, "the noise bytes on the console")
+    eventually(arrived, 120, "the noise bytes on the console")
 
 
 def test_hang_freezes_the_board_until_resume(sim_board, console_client):
     console = console_client(sim_board.console_port)
     sim_board.fault("hang")
     assert sim_board.state().paused
-    console.send("\n")
-    assert b"login: " not in console.read_for(1.0)
+    # Typed only after the freeze: in-flight output may still come, the probe's echo must not.
+    console.send("typed-while-hung")
+    assert b"typed-while-hung" not in console.read_for(1.0)
     sim_board.fault("resume")
-    assert b"login: " in console.read_until(b"login: ")
+    assert b"typed-while-hung" in console.read_until(b"typed-while-hung")  # read once thawed
 
 
 def test_env_file_drives_the_board_through_labgrid(sim_board):
@@ -178,10 +179,10 @@ def test_env_file_drives_the_board_through_labgrid(sim_board):
     target = env.get_target("main")
     serial = target.get_driver("SerialDriver")
     serial.write(b"\n")
-    seen = serial.expect(r"login: ", timeout=10)
+    seen = serial.expect(r"login: ", timeout=120)
     assert seen[0] == 0
     power = target.get_driver("ExternalPowerDriver")
     power.cycle()
     assert sim_board.state().boot_count == 2
-    serial.expect(r"power-on #2", timeout=10)
+    serial.expect(r"power-on #2", timeout=120)
     target.deactivate_all_drivers()
