@@ -24,6 +24,7 @@ import pytest
 
 from harness.errors import EXIT_BAD_INPUT, EXIT_INFRA, InfraError, Location, UserError
 from harness.model.board import BoardProfile, find_board
+from harness.model.labenv import check_env_file
 from harness.model.plan import Plan, load_plan
 from harness.report.runfolder import RUN_ID, SUBMISSION, RunFolder, iso, new_run_id, utc_now
 from harness.run.place import place_env_file
@@ -64,21 +65,7 @@ def _check_resume(results_root: Path, run_id: str, plan: Plan, profile: BoardPro
 
 def _check_env_file(path: Path, target: str) -> None:
     """A broken environment file is bad input (exit 2), found before a run folder exists."""
-    from labgrid import Environment
-
-    if not path.is_file():
-        raise UserError("labgrid environment file not found", Location(str(path), None, "--env"))
-    try:
-        found = Environment(str(path)).get_target(target)
-    except Exception as exc:  # labgrid reports bad files with many exception types
-        raise UserError(
-            f"not a usable labgrid environment: {exc}", Location(str(path), None, "--env")
-        ) from None
-    if found is None:
-        raise UserError(
-            f"no target {target!r} in the labgrid environment",
-            Location(str(path), None, f"targets.{target}"),
-        )
+    check_env_file(path, target, "--env")
 
 
 @contextlib.contextmanager
