@@ -27,7 +27,7 @@ def load_any(file: Path) -> object:
         return check_env_file(file)  # a labgrid environment file: no `kind:` of ours
     if kind is None:
         raise doc.error(f"missing 'kind' (one of: {', '.join(LOADERS)})", ("kind",))
-    if kind not in LOADERS:
+    if not isinstance(kind, str) or kind not in LOADERS:
         raise doc.error(f"unknown kind {kind!r} (one of: {', '.join(LOADERS)})", ("kind",))
     module_name, attr = LOADERS[kind].split(":")
     try:
