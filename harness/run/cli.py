@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,27 @@ def _check_resume(results_root: Path, run_id: str, plan: Plan, profile: BoardPro
 def _check_env_file(path: Path, target: str) -> None:
     """A broken environment file is bad input (exit 2), found before a run folder exists."""
     check_env_file(path, target, "--env")
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[list[str]]:
+    """SIGTERM stops a run as Ctrl-C does: the test under way is abandoned, nothing is written.
+
+    Without this, SIGTERM killed the process outright, leaving the console
+    logged in; with it, the board is closed properly and the exit code says why
+    (130 for SIGINT, 143 for SIGTERM). Either way the run stays resumable.
+    """
+    stopped_by = ["SIGINT"]
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        stopped_by[0] = "SIGTERM"
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield stopped_by
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -213,8 +235,16 @@ def run(
             last_failed,
             junitxml,
         )
-        status = pytest.main(args, plugins=[progress])
+        with _stop_on_sigterm() as stopped_by:
+            status = pytest.main(args, plugins=[progress])
     folder = results_root / run_id
+    if status == pytest.ExitCode.INTERRUPTED and (folder / "run.json").is_file():
+        click.echo(
+            f"harness: run {run_id} stopped by {stopped_by[0]}; nothing finished is lost: "
+            f"continue it with --resume {run_id}",
+            err=True,
+        )
+        return 143 if stopped_by[0] == "SIGTERM" else 130
     if status == pytest.ExitCode.USAGE_ERROR or not (folder / "run.json").is_file():
         raise InfraError(
             f"the run did not start (pytest exit {int(status)}); see the messages above"

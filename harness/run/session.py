@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness import __version__
-from harness.errors import HarnessError
+from harness.errors import HarnessError, InfraError
 from harness.model.board import BoardProfile
 from harness.model.plan import Plan, TestSpec
 from harness.report.junit import write_junit
@@ -55,6 +55,14 @@ def fold_results(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]
             continue
         folded[record["id"]] = record
     return folded
+
+
+class ResultsUnwritable(InfraError):
+    """A finished test's result could not be written (e.g. the results disk is full).
+
+    The run stops at once and writes nothing more: every line already in
+    results.jsonl stays as it is, and `--resume` continues once there is room.
+    """
 
 
 class RunSession:
@@ -249,7 +257,14 @@ class RunSession:
                 self.stop_reason = f"board lost: {executor.state.last_problem}"
         record["session"] = self.session_number
         record["plan_id"] = self.plan.id
-        self.folder.append_result(record)
+        try:
+            self.folder.append_result(record)
+        except OSError as exc:
+            raise ResultsUnwritable(
+                f"cannot write the result of test {test.id!r} to {self.folder.results_file}: "
+                f"{exc.strerror or exc}; nothing finished is lost: make room, then continue "
+                f"with --resume {self.run_id}"
+            ) from None
         self._notify("test_finished", record)
         return record
 
@@ -323,6 +338,14 @@ class RunSession:
         self.close_board()
         self._notify("run_finished", self)
         return code
+
+    def halt(self) -> None:
+        """Stop without writing anything (interrupted, or the results disk is full).
+
+        run.json keeps `status: running`, exactly as after a SIGKILL, so the run
+        is not submitted and `--resume` continues it from its first unfinished test.
+        """
+        self.close_board()
 
     def close_board(self) -> None:
         if self._board is not None:
