@@ -45,12 +45,17 @@ class SoakLab:
     env: dict[str, str]
     log: list[str] = field(default_factory=list)
 
+    def next_root(self) -> Path:
+        """A results root per cycle, so each cycle's run folder is found unambiguously."""
+        root = self.results / f"cycle-{len(self.log):04d}"
+        return root
+
     def registry_env(self) -> dict[str, str]:
         return {**self.env, "HARNESS_REGISTRY_URL": self.server.url}
 
 
 def _submitted_run(lab: SoakLab, row: str, inject: Callable[[MatrixRun], None] | None) -> str:
-    run = MatrixRun(lab.board, lab.results, row, submit=True, **lab.registry_env())
+    run = MatrixRun(lab.board, lab.next_root(), row, submit=True, **lab.registry_env())
     if inject is not None:
         run.wait_ready()
         inject(run)
@@ -73,7 +78,7 @@ def board_fault_cycle(lab: SoakLab, rng: random.Random) -> None:
 
 
 def sigkill_resume_cycle(lab: SoakLab, rng: random.Random) -> None:
-    run = MatrixRun(lab.board, lab.results, "", submit=True, **lab.registry_env())
+    run = MatrixRun(lab.board, lab.next_root(), "", submit=True, **lab.registry_env())
     run.wait_ready()
     run.proc.send_signal(signal.SIGKILL)
     killed = run.finish()
@@ -111,7 +116,7 @@ def reconcile(lab: SoakLab) -> int:
     )  # fmt: skip
     assert synced.returncode == 0, synced.stdout + synced.stderr
     folders = {}
-    for folder in sorted(lab.results.iterdir()):
+    for folder in sorted(lab.results.glob("cycle-*/*")):
         if not (folder / "run.json").is_file():
             continue
         run = json.loads((folder / "run.json").read_text())

@@ -33,7 +33,7 @@ from typing import Any
 
 from harness.errors import InfraError
 from harness.lab.crashwatch import most_severe
-from harness.lab.errors import BoardCrashed, BoardFault
+from harness.lab.errors import BoardCrashed, BoardFault, HostKeyRejected, SSHError
 from harness.model.board import BoardProfile
 from harness.model.plan import Plan, TestSpec
 from harness.model.requires import resolve_path
@@ -194,7 +194,8 @@ class TestExecutor:
             )
         except InfraError as infra:
             self.state.needs_recovery = True
-            recovery_problem = self.recover()
+            ssh_problem = isinstance(infra, SSHError) and not isinstance(infra, HostKeyRejected)
+            recovery_problem = self.recover(check_ssh=ssh_problem)
             crash = self._new_crash(crashes_before)
             if crash is not None:
                 transcript.note(f"{type(infra).__name__}: {infra} (caused by the crash below)")
@@ -239,18 +240,30 @@ class TestExecutor:
             Outcome.FAIL, reason, event.excerpt, _measured(ctx), transcript.text(), crash
         )
 
-    def recover(self) -> str | None:
+    def _probe_ssh(self) -> None:
+        """SSH answers a trivial command (raises the SSH error if not)."""
+        self.board.ssh.run("true", timeout=30)
+
+    def recover(self, check_ssh: bool = False) -> str | None:
         """Get back to a working shell; returns None on success, else what went wrong.
+
+        With `check_ssh` (the error was SSH's), SSH must answer too: a console
+        that works does not bring back a killed SSH server or a downed network
+        link, a power cycle does.
 
         A crash reported while recovering (the console finally showing the
         panic) is already in `crash_events`; it only means a power cycle is due.
         """
         try:
             self.board.ensure_shell()
+            if check_ssh:
+                self._probe_ssh()
         except (InfraError, BoardFault) as first:
             try:
                 self.board.power_cycle()
                 self.board.ensure_shell()
+                if check_ssh:
+                    self._probe_ssh()
             except (InfraError, BoardFault) as second:
                 self.state.failed_recoveries += 1
                 self.state.last_problem = (
