@@ -25,4 +25,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     budget = int(config.getoption("--soak-hours") * 3600) + 1800
     for item in items:
         if item.nodeid.startswith("tests/test_soak.py"):
-            item.add_marker(pytest.mark.timeout(budget))
+            item.add_marker(pytest.mark.timeout(budget), append=False)  # before the test's own

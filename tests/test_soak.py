@@ -165,6 +165,8 @@ def soak_lab(tmp_path: Path, vlab_dir: Path, sim_board: RunningBoard) -> Iterato
         server.stop()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # a bound for a hang: four cycles take ~10 min on a loaded machine
 def test_soak_cycles_with_faults_reconcile_exactly_with_the_registry(
     soak_lab: SoakLab, request: pytest.FixtureRequest
 ) -> None:
