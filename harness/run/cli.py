@@ -238,7 +238,11 @@ def run(
         with _stop_on_sigterm() as stopped_by:
             status = pytest.main(args, plugins=[progress])
     folder = results_root / run_id
-    if status == pytest.ExitCode.INTERRUPTED and (folder / "run.json").is_file():
+    if (
+        status == pytest.ExitCode.INTERRUPTED
+        and (folder / "run.json").is_file()
+        and RunFolder(folder).read_run_json().get("status") != "finished"
+    ):
         click.echo(
             f"harness: run {run_id} stopped by {stopped_by[0]}; nothing finished is lost: "
             f"continue it with --resume {run_id}",

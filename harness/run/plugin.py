@@ -248,7 +248,12 @@ class HarnessRunPlugin:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.session is None:
             return
-        if self.halted is not None or exitstatus == pytest.ExitCode.INTERRUPTED:
+        # pytest reports its own stops (-x, a lost board: `shouldstop`) as INTERRUPTED too;
+        # only a real Ctrl-C/SIGTERM leaves the run unfinished.
+        signalled = exitstatus == pytest.ExitCode.INTERRUPTED and not (
+            session.shouldstop or session.shouldfail
+        )
+        if self.halted is not None or signalled:
             self.session.halt()
             return
         if session.shouldfail:
