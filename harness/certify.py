@@ -139,6 +139,8 @@ def certify(
         results_root=results_root,
         no_submit=no_submit,
     )
+    if code in (130, 143):  # stopped by SIGINT/SIGTERM: the run is resumable, there is no verdict
+        return int(code)
     from harness.run.cli import _load_board
 
     profile_name = _load_board(board_ref).name

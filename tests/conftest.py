@@ -28,8 +28,20 @@ _BUILD_FAILURE = pytest.StashKey[str]()
 QEMU_FIXTURES = frozenset({"qemu_board", "lab_artifacts"})
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness soak")
+    group.addoption(
+        "--long",
+        action="store_true",
+        help="tests/test_soak.py: run fault cycles for --soak-hours instead of the short CI set",
+    )
+    group.addoption("--soak-hours", type=float, default=4.0, help="length of a --long soak")
+    group.addoption("--soak-seed", type=int, default=20261130, help="seed of the soak's draws")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Refuse to run a suite whose `qemu` marker lies about a test."""
+    """Refuse to run a suite whose `qemu` marker lies about a test; a --long soak runs for
+    hours, so its per-test timeout is lifted for it alone."""
     unmarked = [
         f"{item.nodeid} (uses {', '.join(sorted(QEMU_FIXTURES & set(item.fixturenames)))})"
         for item in items
@@ -41,6 +53,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             "tests that boot QEMU or need the built lab must be marked qemu: " + "; ".join(unmarked)
         )
+    if not config.getoption("--long"):
+        return
+    budget = int(config.getoption("--soak-hours") * 3600) + 1800
+    for item in items:
+        if item.nodeid.startswith("tests/test_soak.py"):
+            item.add_marker(pytest.mark.timeout(budget), append=False)  # before the test's own
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

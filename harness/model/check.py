@@ -21,9 +21,13 @@ LOADERS: dict[str, str] = {
 def load_any(file: Path) -> object:
     doc = load_yaml(file)
     kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
+    if kind is None and isinstance(doc.data, dict) and "targets" in doc.data:
+        from harness.model.labenv import check_env_file
+
+        return check_env_file(file)  # a labgrid environment file: no `kind:` of ours
     if kind is None:
         raise doc.error(f"missing 'kind' (one of: {', '.join(LOADERS)})", ("kind",))
-    if kind not in LOADERS:
+    if not isinstance(kind, str) or kind not in LOADERS:
         raise doc.error(f"unknown kind {kind!r} (one of: {', '.join(LOADERS)})", ("kind",))
     module_name, attr = LOADERS[kind].split(":")
     try:
@@ -38,7 +42,7 @@ def load_any(file: Path) -> object:
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def check(files: tuple[Path, ...]) -> int:
-    """Validate board profiles, plans and cases; errors name file, line and field (exit 2)."""
+    """Validate board profiles, plans, cases and labgrid environment files; errors name file, line and field (exit 2)."""
     problems = 0
     for file in files:
         try:

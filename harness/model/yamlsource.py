@@ -4,10 +4,24 @@ Validation errors are only useful to a lab engineer when they point at a
 line, so we compose the YAML node tree once, record the line of every mapping
 key and sequence item by its path, and reject what PyYAML would silently
 accept (duplicate keys). Only safe YAML tags are ever constructed.
+
+Every YAML file the harness reads goes through `load_yaml`, and some of them
+are untrusted (a customer's case file, a board profile from a vendor), so
+loading is bounded by `LIMITS` before anything can grow: the byte size is
+checked before parsing, and while the node tree is composed we count every
+node *including what each alias expands to* and the nesting depth. That stops
+alias bombs ("billion laughs"), self-referencing aliases, pathological nesting
+and huge files with a `UserError` naming file and line, in bounded time and
+memory. PyYAML offers no such limits itself, hence the small composer below.
+It composes from libyaml's event parser when available (pure-Python scanning
+takes about a second per megabyte), and nothing here recurses deeper than
+`LIMITS.max_depth` levels. The limits are documented in docs/plan-format.md.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +29,35 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.events import AliasEvent
+from yaml.resolver import Resolver
 
 from harness.errors import Location, UserError
 
 PathKey = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class YamlLimits:
+    """The one place that bounds every YAML file the harness loads (docs/plan-format.md)."""
+
+    max_bytes: int = 1024 * 1024
+    """File size. The largest shipped plan is about 5 KB."""
+    max_nodes: int = 10_000
+    """Scalars, sequences and mappings, counting each alias as everything it stands for.
+    The largest shipped plan has about 400; composing 10,000 takes about 0.2 s (0.4 s on a loaded machine)."""
+    max_depth: int = 50
+    """Nesting of sequences and mappings; shipped files nest at most 9 deep."""
+
+
+LIMITS = YamlLimits()
+
+
+class YamlLimitExceeded(yaml.MarkedYAMLError):
+    """A file went past one of `LIMITS` (reported as such, not as a syntax error)."""
 
 
 @dataclass
@@ -61,8 +99,89 @@ def dotted(path: Iterable[str | int]) -> str:
     return out
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader whose value errors (e.g. the date 2026-02-30) carry the node's line."""
+class _BoundedComposer(Composer):
+    """PyYAML's composer, counting nodes (aliases expanded) and depth as it goes.
+
+    An alias adds the expanded size of the node it names, so the running count
+    is exactly the size the document would have as a plain tree; it is checked
+    on every increment, so a bomb is refused long before it could grow. An alias
+    to a node that is still being composed would make a cycle and is refused.
+    """
+
+    def __init__(self, limits: YamlLimits) -> None:
+        super().__init__()
+        self.limits = limits
+        self._depth = 0
+        self._count = 0
+        self._sizes: dict[str, int] = {}  # anchor -> expanded size of its finished node
+        self._open: set[str] = set()  # anchors whose node is still being composed
+
+    def _grow(self, by: int, mark: Any) -> None:
+        self._count += by
+        if self._count > self.limits.max_nodes:
+            raise YamlLimitExceeded(
+                None,
+                None,
+                f"more than {self.limits.max_nodes} values (counting what every alias "
+                "stands for): too large for a harness file",
+                mark,
+            )
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(AliasEvent):
+            event = self.peek_event()
+            if event.anchor in self._open:
+                raise YamlLimitExceeded(
+                    None,
+                    None,
+                    f"alias *{event.anchor} refers to a value that contains it "
+                    "(a recursive structure is not allowed)",
+                    event.start_mark,
+                )
+            self._grow(self._sizes.get(event.anchor, 1), event.start_mark)
+            return super().compose_node(parent, index)
+        event = self.peek_event()
+        if self._depth >= self.limits.max_depth:
+            raise YamlLimitExceeded(
+                None,
+                None,
+                f"nested more than {self.limits.max_depth} levels deep",
+                event.start_mark,
+            )
+        anchor = event.anchor
+        start = self._count
+        self._grow(1, event.start_mark)
+        self._depth += 1
+        if anchor is not None:
+            self._open.add(anchor)
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        if anchor is not None:
+            self._open.discard(anchor)
+            self._sizes[anchor] = self._count - start
+        return node
+
+
+try:  # libyaml's event parser: scanning in C is ~50x faster than PyYAML's pure-Python one
+    from yaml._yaml import CParser as _EventSource
+except ImportError:  # PyYAML built without libyaml: slower, still bounded
+
+    class _EventSource(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):  # type: ignore[no-redef]
+        def __init__(self, stream: str) -> None:
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+
+
+class _Loader(_BoundedComposer, SafeConstructor, Resolver, _EventSource):
+    """Events from the parser, our bounded composer, and a SafeConstructor whose
+    value errors (e.g. the date 2026-02-30) carry the node's line."""
+
+    def __init__(self, text: str, limits: YamlLimits) -> None:
+        _EventSource.__init__(self, text)
+        _BoundedComposer.__init__(self, limits)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
@@ -73,44 +192,91 @@ class _Loader(yaml.SafeLoader):
             ) from None
 
 
-def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: Path) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if key in seen and key != "<<":
-                raise UserError(
-                    f"duplicate key '{key}' (first given on line {seen[key]})",
-                    Location(file, line, dotted((*path, key))),
+def _walk(root: yaml.Node, lines: dict[PathKey, int], file: Path) -> None:
+    """Record the line of every path, depth-first in document order, without recursion.
+
+    Aliases are walked once per place they are used; the composer has already
+    bounded that total to `LIMITS.max_nodes`.
+    """
+    stack: list[tuple[yaml.Node, PathKey]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        lines.setdefault(path, node.start_mark.line + 1)
+        children: list[tuple[yaml.Node, PathKey]] = []
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key = (
+                    key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
                 )
-            seen[key] = line
-            lines[(*path, key)] = line
-            _walk(value_node, (*path, key), lines, file)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines[(*path, index)] = item.start_mark.line + 1
-            _walk(item, (*path, index), lines, file)
+                line = key_node.start_mark.line + 1
+                if key in seen and key != "<<":
+                    raise UserError(
+                        f"duplicate key '{key}' (first given on line {seen[key]})",
+                        Location(file, line, dotted((*path, key))),
+                    )
+                seen[key] = line
+                lines[(*path, key)] = line
+                children.append((value_node, (*path, key)))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                lines[(*path, index)] = item.start_mark.line + 1
+                children.append((item, (*path, index)))
+        stack.extend(reversed(children))
 
 
-def load_yaml(file: str | Path, text: str | None = None) -> SourceDoc:
-    """Load one YAML document with line tracking; any problem is a UserError naming the file."""
+def _read_bounded(file: Path, limits: YamlLimits) -> str:
+    """The file's text, refusing anything over `limits.max_bytes` before reading it all."""
+    too_big = UserError(
+        f"file is larger than {limits.max_bytes} bytes, the limit for harness YAML files",
+        Location(file),
+        "see 'Limits' in docs/plan-format.md",
+    )
+    try:
+        with file.open("rb") as stream:
+            info = os.fstat(stream.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size > limits.max_bytes:
+                raise too_big
+            raw = stream.read(limits.max_bytes + 1)
+    except FileNotFoundError:
+        raise UserError("file not found", Location(file)) from None
+    except IsADirectoryError:
+        raise UserError("is a directory, expected a YAML file", Location(file)) from None
+    except OSError as exc:
+        raise UserError(f"cannot read: {exc.strerror}", Location(file)) from None
+    if len(raw) > limits.max_bytes:
+        raise too_big
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise UserError(f"not UTF-8 text ({exc.reason})", Location(file, line)) from None
+
+
+def load_yaml(file: str | Path, text: str | None = None, limits: YamlLimits = LIMITS) -> SourceDoc:
+    """Load one YAML document with line tracking; any problem is a UserError naming the file.
+
+    Bounded by `limits` in size, node count (aliases expanded) and depth, so an
+    untrusted file costs well under a second and a few tens of MB at most.
+    """
     file = Path(file)
     if text is None:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise UserError("file not found", Location(file)) from None
-        except IsADirectoryError:
-            raise UserError("is a directory, expected a YAML file", Location(file)) from None
-        except UnicodeDecodeError as exc:
-            raise UserError(f"not UTF-8 text ({exc.reason})", Location(file)) from None
-        except OSError as exc:
-            raise UserError(f"cannot read: {exc.strerror}", Location(file)) from None
+        text = _read_bounded(file, limits)
+    elif len(text.encode("utf-8", "surrogatepass")) > limits.max_bytes:
+        raise UserError(
+            f"text is larger than {limits.max_bytes} bytes, the limit for harness YAML files",
+            Location(file),
+        )
+    loader = _Loader(text, limits)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=_Loader)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except YamlLimitExceeded as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark else None
+        raise UserError(
+            f"refused: {exc.problem}", Location(file, line), "see 'Limits' in docs/plan-format.md"
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -119,9 +285,11 @@ def load_yaml(file: str | Path, text: str | None = None) -> SourceDoc:
         raise UserError(f"invalid YAML: {problem}{context}", Location(file, line)) from None
     except yaml.YAMLError as exc:
         raise UserError(f"invalid YAML: {exc}", Location(file)) from None
+    finally:
+        loader.dispose()
     lines: dict[PathKey, int] = {}
     if node is not None:
-        _walk(node, (), lines, file)
+        _walk(node, lines, file)
     return SourceDoc(file=file, data=data, lines=lines)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 
 from harness.errors import EXIT_BAD_INPUT, EXIT_INFRA, InfraError, Location, UserError
 from harness.model.board import BoardProfile, find_board
+from harness.model.labenv import check_env_file
 from harness.model.plan import Plan, load_plan
 from harness.report.runfolder import RUN_ID, SUBMISSION, RunFolder, iso, new_run_id, utc_now
 from harness.run.place import place_env_file
@@ -64,21 +66,28 @@ def _check_resume(results_root: Path, run_id: str, plan: Plan, profile: BoardPro
 
 def _check_env_file(path: Path, target: str) -> None:
     """A broken environment file is bad input (exit 2), found before a run folder exists."""
-    from labgrid import Environment
+    check_env_file(path, target, "--env")
 
-    if not path.is_file():
-        raise UserError("labgrid environment file not found", Location(str(path), None, "--env"))
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[list[str]]:
+    """SIGTERM stops a run as Ctrl-C does: the test under way is abandoned, nothing is written.
+
+    Without this, SIGTERM killed the process outright, leaving the console
+    logged in; with it, the board is closed properly and the exit code says why
+    (130 for SIGINT, 143 for SIGTERM). Either way the run stays resumable.
+    """
+    stopped_by = ["SIGINT"]
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        stopped_by[0] = "SIGTERM"
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        found = Environment(str(path)).get_target(target)
-    except Exception as exc:  # labgrid reports bad files with many exception types
-        raise UserError(
-            f"not a usable labgrid environment: {exc}", Location(str(path), None, "--env")
-        ) from None
-    if found is None:
-        raise UserError(
-            f"no target {target!r} in the labgrid environment",
-            Location(str(path), None, f"targets.{target}"),
-        )
+        yield stopped_by
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -226,8 +235,20 @@ def run(
             last_failed,
             junitxml,
         )
-        status = pytest.main(args, plugins=[progress])
+        with _stop_on_sigterm() as stopped_by:
+            status = pytest.main(args, plugins=[progress])
     folder = results_root / run_id
+    if (
+        status == pytest.ExitCode.INTERRUPTED
+        and (folder / "run.json").is_file()
+        and RunFolder(folder).read_run_json().get("status") != "finished"
+    ):
+        click.echo(
+            f"harness: run {run_id} stopped by {stopped_by[0]}; nothing finished is lost: "
+            f"continue it with --resume {run_id}",
+            err=True,
+        )
+        return 143 if stopped_by[0] == "SIGTERM" else 130
     if status == pytest.ExitCode.USAGE_ERROR or not (folder / "run.json").is_file():
         raise InfraError(
             f"the run did not start (pytest exit {int(status)}); see the messages above"

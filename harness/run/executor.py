@@ -34,7 +34,13 @@ from typing import Any
 from harness.errors import InfraError
 from harness.lab.contract import BoardLink
 from harness.lab.crashwatch import CrashEvent, most_severe
-from harness.lab.errors import BoardCrashed, BoardFault, CommandTimeout
+from harness.lab.errors import (
+    BoardCrashed,
+    BoardFault,
+    CommandTimeout,
+    HostKeyRejected,
+    SSHError,
+)
 from harness.lab.states import BoardState
 from harness.model.board import BoardProfile
 from harness.model.plan import Plan, TestSpec
@@ -204,7 +210,8 @@ class TestExecutor:
                 Outcome.FAIL, reason, _traceback_tail(failed), _measured(ctx), transcript.text()
             )
         except InfraError as infra:
-            recovery_problem = self.recover()
+            ssh_problem = isinstance(infra, SSHError) and not isinstance(infra, HostKeyRejected)
+            recovery_problem = self.recover(check_ssh=ssh_problem)
             crash = self._new_crash(crashes_before)
             if crash is not None:
                 transcript.note(f"{type(infra).__name__}: {infra} (caused by the crash below)")
@@ -256,8 +263,16 @@ class TestExecutor:
             error_class=ErrorClass.BOARD_FAULT,
         )
 
-    def recover(self) -> str | None:
+    def _probe_ssh(self) -> None:
+        """SSH answers a trivial command (raises the SSH error if not)."""
+        self.board.ssh.run("true", timeout=30)
+
+    def recover(self, check_ssh: bool = False) -> str | None:
         """Get back to a working shell; returns None on success, else what went wrong.
+
+        With `check_ssh` (the error was SSH's), SSH must answer too: a console
+        that works does not bring back a killed SSH server or a downed network
+        link, a power cycle does.
 
         A crash reported while recovering (the console finally showing the
         panic) is already in `crash_events`; it only means a power cycle is due. The board
@@ -266,10 +281,20 @@ class TestExecutor:
         """
         try:
             self.board.ensure_shell()
-        except (InfraError, BoardFault) as problem:
-            self.state.failed_recoveries += 1
-            self.state.last_problem = f"{type(problem).__name__}: {problem}"
-            return self.state.last_problem
+            if check_ssh:
+                self._probe_ssh()
+        except (InfraError, BoardFault) as first:
+            try:
+                self.board.power_cycle()
+                self.board.ensure_shell()
+                if check_ssh:
+                    self._probe_ssh()
+            except (InfraError, BoardFault) as second:
+                self.state.failed_recoveries += 1
+                self.state.last_problem = (
+                    f"{type(first).__name__}: {first}; then power cycle: {second}"
+                )
+                return self.state.last_problem
         self.state.failed_recoveries = 0
         return None
 

@@ -17,6 +17,7 @@ The process exit status is the harness's: 0 certified, 1 a test failed, 3 incomp
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import pytest
 from harness.errors import UserError
 from harness.model.board import BoardProfile, find_board
 from harness.model.plan import Plan, TestSpec, load_plan
-from harness.run.session import RunListener, RunSession
+from harness.run.session import ResultsUnwritable, RunListener, RunSession
 
 PLUGIN_NAME = "harness-run"
 BUILTIN_MARKERS = frozenset(
@@ -167,6 +168,7 @@ class HarnessRunPlugin:
         self.session: RunSession | None = None
         self.not_run: dict[str, str] = {}
         self.exit_code: int | None = None
+        self.halted: str | None = None  # why the run stopped without finishing (disk full)
         # A category must not reuse a marker with a meaning (a category "skip" would skip!).
         taken = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
         taken |= BUILTIN_MARKERS
@@ -246,15 +248,29 @@ class HarnessRunPlugin:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.session is None:
             return
+        # pytest reports its own stops (-x, a lost board: `shouldstop`) as INTERRUPTED too;
+        # only a real Ctrl-C/SIGTERM leaves the run unfinished.
+        signalled = exitstatus == pytest.ExitCode.INTERRUPTED and not (
+            session.shouldstop or session.shouldfail
+        )
+        if self.halted is not None or signalled:
+            self.session.halt()
+            return
         if session.shouldfail:
             default = f"run stopped early: {session.shouldfail}"
         elif session.shouldstop:
             default = f"run stopped: {session.shouldstop}"
-        elif exitstatus == pytest.ExitCode.INTERRUPTED:
-            default = "run interrupted"
         else:
             default = None
-        self.exit_code = self.session.finish(self.not_run, default)
+        try:
+            self.exit_code = self.session.finish(self.not_run, default)
+        except OSError as exc:  # the results disk filled up: the run stays resumable
+            self._halt(
+                f"cannot finish run {self.session.run_id} in {self.session.folder.path}: "
+                f"{exc.strerror or exc}; nothing finished is lost: make room, then continue "
+                f"with --resume {self.session.run_id}"
+            )
+            return
         if exitstatus != pytest.ExitCode.USAGE_ERROR:
             session.exitstatus = self.exit_code
 
@@ -263,9 +279,29 @@ class HarnessRunPlugin:
 
     # ---- running one test -------------------------------------------------------------
 
+    def _halt(self, reason: str) -> None:
+        """Stop writing: say why once, close the board, leave run.json as it is (status running)."""
+        assert self.session is not None
+        self.halted = reason
+        print(f"harness: {reason}", file=sys.stderr, flush=True)
+        self.session.halt()
+
     def run_test(self, item: PlanItem) -> dict[str, Any]:
         assert self.session is not None
-        record = self.session.execute(item.test)
+        try:
+            record = self.session.execute(item.test)
+        except (ResultsUnwritable, OSError) as exc:  # results disk full (or gone)
+            reason = (
+                str(exc)
+                if isinstance(exc, ResultsUnwritable)
+                else (
+                    f"cannot write to the run folder {self.session.folder.path}: "
+                    f"{exc.strerror or exc}; nothing finished is lost: make room, then continue "
+                    f"with --resume {self.session.run_id}"
+                )
+            )
+            self._halt(reason)
+            pytest.exit(reason, returncode=pytest.ExitCode.INTERNAL_ERROR)
         if self.session.stop_reason is not None:
             item.session.shouldstop = self.session.stop_reason
         return record

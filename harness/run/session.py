@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from harness import __version__
-from harness.errors import HarnessError, UserError
+from harness.errors import HarnessError, InfraError, UserError
 from harness.lab.contract import BoardLink
 from harness.model.board import BoardProfile
 from harness.model.plan import Plan, TestSpec
@@ -67,6 +67,14 @@ def fold_results(records: Iterable[ResultRecord]) -> dict[str, ResultRecord]:
             continue
         folded[record.id] = record
     return folded
+
+
+class ResultsUnwritable(InfraError):
+    """A finished test's result could not be written (e.g. the results disk is full).
+
+    The run stops at once and writes nothing more: every line already in
+    results.jsonl stays as it is, and `--resume` continues once there is room.
+    """
 
 
 class RunSession:
@@ -261,7 +269,14 @@ class RunSession:
                 self.stop_class = ErrorClass.INFRASTRUCTURE
         record.session = self.session_number
         record.plan_id = self.plan.id
-        self.folder.append_result(record)
+        try:
+            self.folder.append_result(record)
+        except OSError as exc:
+            raise ResultsUnwritable(
+                f"cannot write the result of test {test.id!r} to {self.folder.results_file}: "
+                f"{exc.strerror or exc}; nothing finished is lost: make room, then continue "
+                f"with --resume {self.run_id}"
+            ) from None
         line = record.line()
         self._tell("test_finished", lambda listener: listener.test_finished(line))
         return line
@@ -339,6 +354,14 @@ class RunSession:
         self.close_board()
         self._tell("run_finished", lambda listener: listener.run_finished(self))
         return code
+
+    def halt(self) -> None:
+        """Stop without writing anything (interrupted, or the results disk is full).
+
+        run.json keeps `status: running`, exactly as after a SIGKILL, so the run
+        is not submitted and `--resume` continues it from its first unfinished test.
+        """
+        self.close_board()
 
     def close_board(self) -> None:
         if self._board is not None:
