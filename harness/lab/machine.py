@@ -131,6 +131,7 @@ class BoardMachine:
         self._last: Observation | None = None
         self._actions_here = 0
         self._typed: str | None = None
+        self._typed_in_boot = 0
         self._pokes = 0
         self._poked_at = 0.0
         # Called after every power-off: links that cannot survive it (SSH) are dropped.
@@ -171,10 +172,6 @@ class BoardMachine:
                 self.stats.attempts.setdefault(name, []).append(self._actions_here)
                 self._actions_here = 0
                 self._pokes = 0
-        if seen.state is BoardState.BOOTLOADER or (
-            seen.state is BoardState.BOOTING and seen.detail != "userspace"
-        ):
-            self._typed = None  # a new boot: whatever was typed at the old login is gone
         text = f"state: {before} -> {seen.state.value} ({seen.detail})"
         if seen.evidence:
             text += f": {seen.evidence[:120]!r}"
@@ -353,6 +350,8 @@ class BoardMachine:
 
     def _at_login(self, detail: str) -> None:
         settings = self.console.settings
+        if self._typed_in_boot != self.evidence.boots_seen:
+            self._typed = None  # the board restarted since: what was typed went with it
         refused = LOGIN_REFUSED.search(self.evidence.screen(300))
         if self._typed == "password" and refused:
             raise LoginFailed(
@@ -370,6 +369,7 @@ class BoardMachine:
                 self.evidence.forget_tail()
                 self.console.type(settings.password + "\n", "******")
                 self._typed = "password"
+                self._typed_in_boot = self.evidence.boots_seen
                 self.evidence.set_phase(BoardState.LOGIN, "password typed", "")
                 self._settle_after_password()
             else:
@@ -387,12 +387,14 @@ class BoardMachine:
         self._type_verified(settings.username, re.compile(settings.login_prompt), LOGIN_KILL)
         self.evidence.forget_tail()
         self._typed = "user"
+        self._typed_in_boot = self.evidence.boots_seen
         self.evidence.set_phase(BoardState.LOGIN, "user name typed", settings.username)
 
     def _settle_after_password(self) -> None:
         """login(1) takes a while to check a password: wait for its answer, typing nothing."""
         deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline:
+        boots = self.evidence.boots_seen
+        while time.monotonic() < deadline and self.evidence.boots_seen == boots:
             if self._read(READ_SLICE):
                 seen = self.evidence.observe()
                 if seen.state is BoardState.SHELL or seen.detail in ("login", "password"):

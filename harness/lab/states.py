@@ -100,6 +100,9 @@ class ConsoleEvidence:
         self._tail = ""
         self.phase = Observation(BoardState.UNKNOWN, "nothing seen yet", "")
         self.phase_number = 0
+        # Lines that start a boot (a banner, the kernel starting): typed input older than the
+        # latest one went to a board that has since restarted.
+        self.boots_seen = 0
         self.last_output = time.monotonic()
         self.bytes_seen = 0
 
@@ -124,6 +127,10 @@ class ConsoleEvidence:
             return
         for rule in self._rules:
             if rule.regex.search(line):
+                if (rule.state is BoardState.BOOTLOADER and rule.detail != "autoboot") or (
+                    rule.state is BoardState.BOOTING and rule.detail in ("kernel", "restarting")
+                ):
+                    self.boots_seen += 1
                 self.set_phase(rule.state, rule.detail, line.strip())
                 return
 
