@@ -27,7 +27,7 @@ from harness.model.board import BoardProfile
 from harness.model.plan import Plan, TestSpec
 from harness.report.junit import write_junit
 from harness.report.runfolder import INVENTORY, RunFolder, iso, new_run_id, utc_now
-from harness.run.boardlink import open_board, software_identity
+from harness.run.boardlink import kernel_identity, open_board, software_identity
 from harness.run.executor import TestExecutor
 from harness.run.facts import discover_facts
 from harness.run.outcomes import FINISHED, count_outcomes, decide_verdict, exit_code_for
@@ -162,6 +162,7 @@ class RunSession:
                 "kernel_version": None,
                 "os_release": None,
                 "bootloader": None,
+                "kernel_build_id": None,
             },
             "started_at": iso(utc_now()),
             "finished_at": None,
@@ -211,8 +212,13 @@ class RunSession:
     def _refresh_facts(self) -> None:
         facts = discover_facts(self._board)
         self._facts = facts.model_dump(mode="json")
-        self.folder.write_json(INVENTORY, {"facts": self._facts, "collected_at": iso(utc_now())})
+        kernel = kernel_identity(self._board)
+        self.folder.write_json(
+            INVENTORY, {"facts": self._facts, "kernel": kernel, "collected_at": iso(utc_now())}
+        )
         software = software_identity(self._board, facts)
+        software["kernel_build_id"] = kernel["build_id"]
+        software["kernel_identity"] = kernel
         self._software = software
         self.run_json["software"] = software
         self.folder.write_run_json(self.run_json)
