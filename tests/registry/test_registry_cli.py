@@ -81,7 +81,8 @@ def test_admin_and_query_commands_against_the_database(
                                 "--json").stdout)  # fmt: skip
     assert answer["status"] == "eligible-vendor-kernel"
     assert [e["build_id"] for e in answer["evidence"]] == ["vx-build-1"]
-    assert [e["build_id_verified"] for e in answer["evidence"]] == [False]  # typed in, not extracted
+    # typed in, not extracted from an artifact: shown as unverified
+    assert [e["build_id_verified"] for e in answer["evidence"]] == [False]
     assert any("lab clock was wrong" in n["why"] for n in answer["not_counted"])
 
     opened = harness(*db, "cases", "open", "--id", "CASE-9", "--customer-ref", "CUST-1", "--severity", "high",
