@@ -364,6 +364,7 @@ def kernels(ctx: click.Context, as_json: bool) -> None:
                 ("release", "kernel_release"),
                 ("version", "kernel_version"),
                 ("build", "build_id"),
+                ("verified", "build_id_verified"),
                 ("boards", "boards"),
             ],
             "Vendor kernels",
