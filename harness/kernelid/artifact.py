@@ -140,10 +140,13 @@ def _guarded(raw: BinaryIO, codec: str, deadline: float, what: str) -> io.Buffer
 
 
 def _read_all(stream: BinaryIO, what: str) -> bytes:
-    data = stream.read(MAX_KERNEL_BYTES + 1)
-    if len(data) > MAX_KERNEL_BYTES:
-        raise _Refused(f"{what} is larger than {MAX_KERNEL_BYTES >> 20} MiB")
-    return data
+    """All of a decompressed stream, chunk by chunk (one big read() would allocate the limit)."""
+    data = bytearray()
+    while chunk := stream.read(CHUNK):
+        data += chunk
+        if len(data) > MAX_KERNEL_BYTES:
+            raise _Refused(f"{what} is larger than {MAX_KERNEL_BYTES >> 20} MiB")
+    return bytes(data)
 
 
 _BANNER = re.compile(rb"Linux version (\S{1,200}) \(")

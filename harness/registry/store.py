@@ -767,21 +767,22 @@ class Store:
 
         label = name or (source.name if isinstance(source, Path) else "upload")
         label = _text(label, "name", limit=400)
+        where = str(source) if isinstance(source, Path) else label
         try:
             found = identify_artifact(source, label)
         except UserError as exc:
-            raise Invalid(exc.message, Location(file=label, field="artifact")) from None
+            raise Invalid(exc.message, Location(file=where, field="artifact")) from None
         release = found.kernel_release or ""
         if kernel_release and release and kernel_release != release:
             raise Invalid(
                 f"the artifact is a build of {release}, not {kernel_release}",
-                Location(file=label, field="kernel_release"),
+                Location(file=where, field="kernel_release"),
             )
         release = release or kernel_release
         if not release:
             raise Invalid(
                 "the artifact does not say its release: give it (uname -r of the build)",
-                Location(file=label, field="kernel_release"),
+                Location(file=where, field="kernel_release"),
             )
         digest = hashlib.sha256()
         if isinstance(source, Path):
