@@ -156,7 +156,7 @@ class Answer:
                 "os_release": d.os_release,
                 "kernel_release": d.kernel_release,
                 "kernel_version": d.kernel_version,
-                "kernel_build_id": d.kernel_build_id or None,
+                "kernel_build_id": normalise_build_id(d.kernel_build_id) or None,
             },
             "status": self.status.value,
             "eligible": self.eligible,
