@@ -348,6 +348,7 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
         revision: str = "",
         os_release: str = "",
         kernel_release: str = "",
+        kernel_build_id: str = Query("", max_length=200),
     ) -> str:
         form = {
             "vendor": vendor,
@@ -359,8 +360,16 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
         answer, missing = None, [k for k, v in form.items() if not v.strip()]
         if not missing:
             answer = store.eligibility(
-                Device(vendor, model, revision, os_release, kernel_release)
+                Device(
+                    vendor,
+                    model,
+                    revision,
+                    os_release,
+                    kernel_release,
+                    kernel_build_id=kernel_build_id,
+                )
             ).as_dict()
+        form["kernel_build_id"] = kernel_build_id
         asked = any(form.values())
         return _templates.get_template("eligibility.html").render(
             form=form, answer=answer, missing=missing if asked else [], version=__version__

@@ -123,3 +123,14 @@ def test_registry_eligible_reads_a_run_folder_and_names_what_is_missing(
     bad.write_bytes(b"not a bundle")
     refused = harness("registry", "--db", str(tmp_path / "r.db"), "eligible", "--run", str(bad))
     assert refused.returncode == 2 and str(bad) in refused.stderr
+
+
+def test_web_form_takes_the_build_id_and_shows_why_another_build_does_not_count(api) -> None:
+    board = {"vendor": "Acme", "model": "AB-100"}
+    api.client.post("/kernels", headers=api.headers("admin"), json={
+        "kernel_release": "6.6.0-acme1", "build_id": "AA" * 20, "boards": [board]})  # fmt: skip
+    asked = {**board, "revision": "A1", "os_release": "Debian 12", "kernel_release": "6.6.0-acme1"}
+    page = api.client.get("/ui/eligibility", params={**asked, "kernel_build_id": "aa" * 20}).text
+    assert "eligible-vendor-kernel" in page and 'value="' + "aa" * 20 + '"' in page
+    page = api.client.get("/ui/eligibility", params={**asked, "kernel_build_id": "bb" * 20}).text
+    assert "release matches 6.6.0-acme1, build id differs: not the vendor&#39;s build" in page
