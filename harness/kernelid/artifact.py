@@ -1,7 +1,7 @@
 """The build id (and release) of a vendor's kernel build artifact, extracted by the harness itself.
 
 Accepted: a Debian kernel package (.deb), an x86 bzImage (`vmlinuz`), an arm64
-`Image` or `Image.gz`, and an ELF `vmlinux`. The registry takes the id from
+`Image`, `Image.gz` or EFI zboot `vmlinuz`, and an ELF `vmlinux`. The registry takes the id from
 the artifact rather than from a person, so a registered vendor kernel is proof
 of a build, not a claim.
 
@@ -22,6 +22,7 @@ import bz2
 import gzip
 import io
 import lzma
+import mmap
 import re
 import struct
 import tarfile
@@ -114,6 +115,7 @@ class _Guard(io.RawIOBase):
 
 
 def _codec_of(head: bytes) -> str | None:
+    head = bytes(head[:8])
     return next((name for magic, name in _CODECS if head.startswith(magic)), None)
 
 
@@ -160,7 +162,7 @@ def _release_in(kernel: bytes) -> str | None:
 def _from_kernel(kernel: bytes, what: str) -> tuple[str, str | None]:
     """(build id, release) of an uncompressed kernel: an ELF vmlinux or a raw Image."""
     try:
-        build_id = elf_build_id(kernel) if kernel.startswith(_ELF) else scan_image(kernel)
+        build_id = elf_build_id(kernel) if kernel[:4] == _ELF else scan_image(kernel)
     except NoteError as exc:
         raise _Refused(f"{what}: {exc}") from None
     if not build_id:
@@ -260,8 +262,27 @@ def _deb(handle: BinaryIO, size: int, deadline: float, what: str) -> tuple[str, 
     raise _Refused(f"{what} holds no boot/vmlinuz-* or boot/vmlinux-*: not a kernel package")
 
 
+def _zboot(data: bytes, deadline: float, what: str) -> tuple[str, str | None, str]:
+    """EFI zboot (arm64/riscv CONFIG_EFI_ZBOOT): "MZ", "zimg", then payload offset and size."""
+    offset, size = struct.unpack_from("<II", data, 8)
+    if offset + size > len(data) or size == 0:
+        raise _Refused(
+            f"{what} is truncated: its zboot header declares a payload up to byte {offset + size}"
+        )
+    codec = _codec_of(data[offset : offset + 8])
+    if codec is None:
+        raise _Refused(f"{what}: the zboot payload has no known compression signature")
+    kernel = _read_all(
+        _guarded(io.BytesIO(data[offset : offset + size]), codec, deadline, what), what
+    )
+    build_id, release, inner = _identify_bytes(kernel, deadline, what)
+    return build_id, release, f"EFI zboot ({inner}, {codec})"
+
+
 def _identify_bytes(data: bytes, deadline: float, what: str) -> tuple[str, str | None, str]:
-    if data.startswith(_ELF):
+    if data[:2] == b"MZ" and data[4:8] == b"zimg" and len(data) >= 16:
+        return _zboot(data, deadline, what)
+    if data[:4] == _ELF:
         return (*_from_kernel(data, what), "vmlinux (ELF)")
     if len(data) >= 0x250 and data[0x202:0x206] == b"HdrS":
         return (*_bzimage(data, deadline, what), "x86 bzImage")
@@ -277,6 +298,16 @@ def _identify_bytes(data: bytes, deadline: float, what: str) -> tuple[str, str |
     raise _Refused(
         f"{what} is not a kernel image the harness knows (Debian package, bzImage, arm64 Image[.gz], ELF vmlinux)"
     )
+
+
+def _identify_image(handle: BinaryIO, size: int, deadline: float) -> tuple[str, str | None, str]:
+    """A file is mapped, not read: a raw Image is scanned in place, without a copy."""
+    if size == 0:
+        raise _Refused("the file is empty")
+    if isinstance(handle, io.BytesIO):
+        return _identify_bytes(handle.getbuffer().tobytes(), deadline, "the image")
+    with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        return _identify_bytes(mapped, deadline, "the image")  # type: ignore[arg-type]
 
 
 def identify_artifact(
@@ -307,7 +338,7 @@ def identify_artifact(
                 build_id, release, fmt = _deb(handle, size, deadline, "the package")
             else:
                 handle.seek(0)
-                build_id, release, fmt = _identify_bytes(handle.read(), deadline, "the image")
+                build_id, release, fmt = _identify_image(handle, size, deadline)
     except _Refused as exc:
         raise UserError(f"kernel artifact refused: {exc}", location) from None
     except (struct.error, IndexError, MemoryError) as exc:

@@ -22,6 +22,7 @@ Three places hold it, and each needs its own reading:
 from __future__ import annotations
 
 import io
+import mmap
 import struct
 from dataclasses import dataclass
 
@@ -104,12 +105,13 @@ def build_id_from_note_section(data: bytes) -> str | None:
     return build_id_of_notes(parse_note_section(data))
 
 
-def elf_build_id(elf_bytes: bytes | io.BufferedIOBase) -> str | None:
+def elf_build_id(elf_bytes: bytes | io.BufferedIOBase | mmap.mmap) -> str | None:
     """The GNU build id of an ELF file, from its PT_NOTE segments (pyelftools)."""
     stream = io.BytesIO(elf_bytes) if isinstance(elf_bytes, bytes | bytearray) else elf_bytes
     try:
         elf = ELFFile(stream)
-        size = stream.seek(0, io.SEEK_END)
+        stream.seek(0, io.SEEK_END)
+        size = stream.tell()  # mmap.seek returns None: ask tell()
         for segment in elf.iter_segments():
             if segment["p_offset"] + segment["p_filesz"] > size:
                 raise NoteError(
@@ -168,21 +170,20 @@ def scan_image(image: bytes) -> str | None:
     Raises NoteError when more than one candidate remains outside embedded ELF objects.
     """
     candidates: dict[int, str] = {}
-    for order in ("<", ">"):
-        namesz = struct.pack(order + "I", len(GNU))
-        tail = struct.pack(order + "I", NT_GNU_BUILD_ID) + GNU  # fixed bytes: fast to find
-        at = image.find(tail, 8)
-        while at >= 0 and len(candidates) <= _MAX_CANDIDATES:
-            start = at - 8
-            (size,) = struct.unpack_from(order + "I", image, at - 4)
-            desc = at + len(tail)
+    # One pass for both byte orders, on the name: "GNU\0" is rarer in code than the type word.
+    at = image.find(GNU, 12)
+    while at >= 0 and len(candidates) <= _MAX_CANDIDATES:
+        for order in ("<", ">"):
+            namesz, size, ntype = struct.unpack_from(order + "III", image, at - 12)
+            desc = at + len(GNU)
             if (
-                image[start : at - 4] == namesz
+                namesz == len(GNU)
+                and ntype == NT_GNU_BUILD_ID
                 and size in BUILD_ID_SIZES
                 and desc + size <= len(image)
             ):
-                candidates[start] = image[desc : desc + size].hex()
-            at = image.find(tail, at + 1)
+                candidates[at - 12] = bytes(image[desc : desc + size]).hex()
+        at = image.find(GNU, at + 1)
     if not candidates:
         return None
     if len(candidates) > _MAX_CANDIDATES:

@@ -87,17 +87,22 @@ def test_live_board_without_certificate_is_eligible_through_the_registered_vendo
 ) -> None:
     vm = qemu_board(PROFILES["x86_64"])
     package = identify_artifact(kernel_package(lab_artifacts["x86_64"], cache_root() / "debs"))
-    checked = harness(
-        "eligible", "--board", vm.name, "--db", str(registry), "--json",
-        env={"HARNESS_LAB_DIR": str(vlab_dir)},
-    )  # fmt: skip
-    assert checked.returncode == 0, checked.stderr
-    answer = json.loads(checked.stdout)
-    assert answer["status"] == "eligible-vendor-kernel", answer["summary"]
-    assert answer["device"]["kernel_build_id"] == package.build_id
-    assert [e["build_id"] for e in answer["evidence"]] == [package.build_id]
-    assert answer["evidence"][0]["build_id_verified"] is True
-    assert f"the device runs {package.build_id}" in answer["evidence"][0]["why"]
+    by_name = ("--board", vm.name)  # a running virtual board, found in the lab folder
+    by_env = ("--env", str(vm.env_file))  # a unit reached through its labgrid environment
+    for unit in (by_name, by_env):
+        checked = harness(
+            "eligible", *unit, "--db", str(registry), "--json",
+            env={"HARNESS_LAB_DIR": str(vlab_dir)},
+        )  # fmt: skip
+        assert checked.returncode == 0, checked.stderr
+        answer = json.loads(checked.stdout)
+        assert answer["status"] == "eligible-vendor-kernel", answer["summary"]
+        assert answer["device"]["model"] == "VX-86"
+        assert answer["device"]["kernel_build_id"] == package.build_id
+        assert answer["kernel_identity"]["build_id"] == package.build_id
+        assert [e["build_id"] for e in answer["evidence"]] == [package.build_id]
+        assert answer["evidence"][0]["build_id_verified"] is True
+        assert f"the device runs {package.build_id}" in answer["evidence"][0]["why"]
 
 
 def _other_debian_build(release: str, deb_arch: str) -> Path:
