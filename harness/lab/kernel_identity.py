@@ -4,7 +4,7 @@
 in `/sys/kernel/notes` is a hash the linker computed over the kernel actually
 running, so it is what vendor-kernel eligibility rests on. Everything is read
 with tools a minimal busybox image has (`uname`, `od` or `hexdump`, `tail`,
-`find`), in one console command (plus one for the module signature when a
+`find`, `wc`), in one console command (plus one for the module signature when a
 signed module is found), and parsed here rather than on the board.
 
 The module signing key (issuer and serial of the key that signed a module the
@@ -35,19 +35,30 @@ _PKCS7 = 2
 _MAX_SIGNATURE = 16384
 
 # One line: console sessions send one line per command. A subshell keeps the session's variables.
-_DUMP = 'od -An -v -tx1 {0} 2>/dev/null || hexdump -v -e \'16/1 " %02x" "\\n"\' {0}'
+# d FILE OFFSET: hex bytes of FILE from OFFSET, with od or else hexdump (busybox has one of them;
+# both read the file themselves, so the fallback never sees an already drained pipe).
+_DUMP_FUNCTION = (
+    'd() { od -An -v -tx1 -j "$2" "$1" 2>/dev/null'
+    ' || hexdump -v -s "$2" -e \'16/1 " %02x" "\\n"\' "$1"; }; '
+)
 IDENTITY_SCRIPT = (
-    "( "
-    'echo "@release $(uname -r)"; '
+    "( " + _DUMP_FUNCTION + 'echo "@release $(uname -r)"; '
     'echo "@version $(uname -v)"; '
-    "echo @notes; " + _DUMP.format("/sys/kernel/notes") + "; echo @end; "
+    "echo @notes; d /sys/kernel/notes 0; echo @end; "
     "m=$(sed -n '1s/ .*//p' /proc/modules 2>/dev/null); "
     'f=""; [ -n "$m" ] && f=$(find /lib/modules -name "$m.ko" -o -name "$(echo $m | tr _ -).ko" 2>/dev/null | head -n 1); '
     "sed -n 's/^.* asymmetri \\(.*\\): X509.*/@key \\1/p' /proc/keys 2>/dev/null; "
     'echo "@module $m $f"; '
-    'if [ -n "$f" ]; then echo @tail; tail -c 40 "$f" | ' + _DUMP.format("") + "; echo @end; fi "
+    'if [ -n "$f" ]; then echo @tail; d "$f" $(( $(wc -c < "$f") - 40 )); echo @end; fi '
     ")"
 )
+
+
+def _tail_command(path: str, count: int) -> str:
+    return (
+        f"( {_DUMP_FUNCTION}echo @tail; "
+        f'd "{path}" $(( $(wc -c < "{path}") - {count} )); echo @end )'
+    )
 
 
 class Shell(Protocol):
@@ -144,8 +155,7 @@ def _module_signer(shell: Shell, path: str, last_bytes: bytes, timeout: float) -
     if sig_len > _MAX_SIGNATURE:
         raise ValueError("module signature is implausibly long")
     need = sig_len + _SIG_INFO + len(_MODULE_MAGIC)
-    command = f'( echo @tail; tail -c {need} "{path}" | {_DUMP.format("")}; echo @end )'
-    blocks = _tagged(shell.run(command, timeout=timeout).stdout)[1]
+    blocks = _tagged(shell.run(_tail_command(path, need), timeout=timeout).stdout)[1]
     return signature_signer(blocks.get("tail", b""))
 
 
