@@ -77,6 +77,7 @@ def _show_eligibility(run: dict[str, Any]) -> None:
         software["os_release"],
         software["kernel_release"],
         software.get("kernel_version") or "",
+        software.get("kernel_build_id") or "",
     )
     answer = Backend(None, None, None).call("eligibility", device)
     click.echo("")

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "scan": "harness.lab.scan_cli:scan",
     "bundle": "harness.report.bundle_cli:bundle",
     "registry": "harness.registry.cli:registry",
+    "eligible": "harness.registry.live:eligible",
     "certify": "harness.certify:certify",
 }
 

@@ -27,7 +27,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    WithJsonSchema,
+    model_serializer,
+)
 
 from harness.durable import write_atomic
 from harness.model.plan import ID_PATTERN
@@ -255,6 +263,22 @@ class SoftwareInfo(_Record):
     kernel_version: str | None = None
     os_release: str | None = None
     bootloader: str | None = None
+    kernel_build_id: str | None = Field(
+        default=None, description="GNU build id of the running kernel (/sys/kernel/notes)"
+    )
+    kernel_identity: dict[str, Any] | None = Field(
+        default=None, description="what harness/lab/kernel_identity.py read on the board"
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_unread_kernel(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Runs that never read the kernel's identity (older harnesses, a board never reached)
+        keep the exact run.json they had: the two fields appear only once read."""
+        data = handler(self)
+        for key in ("kernel_build_id", "kernel_identity"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class Counts(BaseModel):

@@ -12,6 +12,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, File, Path, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness import __version__
 from harness.errors import InfraError, UserError
 from harness.registry.eligibility import Device
-from harness.registry.errors import Forbidden, RegistryError, Unauthorized
+from harness.registry.errors import Forbidden, Invalid, RegistryError, Unauthorized
 from harness.registry.gate import Gate
 from harness.registry.store import Principal, Store
 
@@ -117,6 +118,17 @@ class VerifyIn(_Body):
 # Certificate ids are 63-bit row ids; anything else is refused as a 422 naming the field
 # (it used to overflow the database driver: HTTP 500).
 CertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="certificate id")]
+
+
+def _kernel_board(spec: str, index: int) -> dict[str, str]:
+    """VENDOR/MODEL or VENDOR/MODEL@REVISION (the query form of KernelBoardIn)."""
+    head, _, revision = spec.partition("@")
+    vendor, sep, model = head.partition("/")
+    if not sep or not vendor or not model:
+        raise Invalid(
+            f"field 'board.{index}': {spec!r} must be VENDOR/MODEL or VENDOR/MODEL@REVISION"
+        )
+    return {"vendor": vendor, "model": model, "revision": revision}
 
 
 def _field_error(exc: RequestValidationError) -> str:
@@ -310,6 +322,43 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
             body.kernel_release, body.kernel_version, body.build_id, boards, who
         )
 
+    @app.post("/kernels/artifact", status_code=201, tags=["admin"])
+    async def register_kernel_artifact(
+        request: Request,
+        who: Admin,
+        board: list[str] = Query(min_length=1, description="VENDOR/MODEL[@REVISION], repeatable"),
+        name: str = Query("upload", min_length=1, max_length=400, description="file name"),
+        kernel_release: str = Query("", max_length=200, description="must match the artifact"),
+        kernel_version: str = Query("", max_length=400),
+    ) -> dict[str, Any]:
+        """Register a vendor kernel from its build artifact (body: the raw .deb, bzImage,
+        Image[.gz] or vmlinux). The registry extracts the build id; a malformed, truncated or
+        hostile artifact is 422. The body is read only after the token is checked."""
+        from harness.kernelid.artifact import MAX_ARTIFACT_BYTES
+
+        boards = [_kernel_board(spec, i) for i, spec in enumerate(board)]
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_ARTIFACT_BYTES):
+            raise Invalid(f"field 'body': a kernel artifact is at most {MAX_ARTIFACT_BYTES} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_ARTIFACT_BYTES:
+                raise Invalid(
+                    f"field 'body': a kernel artifact is at most {MAX_ARTIFACT_BYTES} bytes"
+                )
+        if not body:
+            raise Invalid("field 'body': the kernel artifact is empty")
+        return await run_in_threadpool(
+            store.register_kernel_artifact,
+            bytes(body),
+            boards,
+            who,
+            name=name,
+            kernel_release=kernel_release,
+            kernel_version=kernel_version,
+        )
+
     @app.get("/kernels", tags=["read"])
     def list_kernels(_: Reader) -> list[dict[str, Any]]:
         return store.list_kernels()
@@ -346,8 +395,13 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
         os_release: str = Query(min_length=1),
         kernel_release: str = Query(min_length=1),
         kernel_version: str = "",
+        kernel_build_id: str = Query(
+            "", max_length=200, description="GNU build id of the running kernel (hex)"
+        ),
     ) -> dict[str, Any]:
-        device = Device(vendor, model, revision, os_release, kernel_release, kernel_version)
+        device = Device(
+            vendor, model, revision, os_release, kernel_release, kernel_version, kernel_build_id
+        )
         return store.eligibility(device).as_dict()
 
     # -- read-only web page
@@ -371,6 +425,7 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
         revision: str = "",
         os_release: str = "",
         kernel_release: str = "",
+        kernel_build_id: str = Query("", max_length=200),
     ) -> str:
         form = {
             "vendor": vendor,
@@ -382,8 +437,16 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
         answer, missing = None, [k for k, v in form.items() if not v.strip()]
         if not missing:
             answer = store.eligibility(
-                Device(vendor, model, revision, os_release, kernel_release)
+                Device(
+                    vendor,
+                    model,
+                    revision,
+                    os_release,
+                    kernel_release,
+                    kernel_build_id=kernel_build_id,
+                )
             ).as_dict()
+        form["kernel_build_id"] = kernel_build_id
         asked = any(form.values())
         return _templates.get_template("eligibility.html").render(
             form=form, answer=answer, missing=missing if asked else [], version=__version__

@@ -55,6 +55,7 @@ class Backend:
         if name in (
             "revoke_certificate",
             "register_kernel",
+            "register_kernel_artifact",
             "open_case",
             "attach_run",
             "verify_case",
@@ -203,9 +204,18 @@ def _check_tls(certfile: Path | None, keyfile: Path | None) -> dict[str, str]:
 @click.option("--vendor")
 @click.option("--model")
 @click.option("--revision")
-@click.option("--os-release", required=True, help='e.g. "Debian GNU/Linux 12 (bookworm)"')
-@click.option("--kernel", "kernel_release", required=True, help="uname -r of the device")
+@click.option("--os-release", help='e.g. "Debian GNU/Linux 12 (bookworm)"')
+@click.option("--kernel", "kernel_release", help="uname -r of the device")
 @click.option("--kernel-version", default="", help="uname -v, to match a vendor build exactly")
+@click.option(
+    "--build-id", default="", help="GNU build id of the running kernel (/sys/kernel/notes)"
+)
+@click.option(
+    "--run",
+    "run_source",
+    type=click.Path(path_type=Path, exists=True),
+    help="a run folder or evidence bundle to read the device (board, OS, kernel, build id) from",
+)
 @json_option
 @click.pass_context
 def eligible(
@@ -214,12 +224,23 @@ def eligible(
     vendor: str | None,
     model: str | None,
     revision: str | None,
-    os_release: str,
-    kernel_release: str,
+    os_release: str | None,
+    kernel_release: str | None,
     kernel_version: str,
+    build_id: str,
+    run_source: Path | None,
     as_json: bool,
 ) -> None:
-    """Is a device eligible for support, and on what evidence?"""
+    """Is a device eligible for support, and on what evidence?
+
+    Vendor-kernel eligibility needs the device's running build id: give --build-id, or --run
+    with a run folder or bundle that recorded it (`harness eligible` reads it from a live unit).
+    """
+    given: dict[str, str] = {}
+    if run_source is not None:
+        from harness.registry.devicefacts import device_from_run
+
+        given = device_from_run(run_source)
     if profile is not None:
         from harness.model.board import find_board
 
@@ -231,22 +252,48 @@ def eligible(
             from harness.vlab.bench import resolve_board  # the built-in simulated board
 
             identity = resolve_board(profile).identity
-        vendor, model, revision = (
-            vendor or identity.vendor,
-            model or identity.model,
-            revision or identity.revision,
-        )
-    for name, value in (("vendor", vendor), ("model", model), ("revision", revision)):
-        if not value:
+        given.update(vendor=identity.vendor, model=identity.model, revision=identity.revision)
+    explicit = {
+        "vendor": vendor,
+        "model": model,
+        "revision": revision,
+        "os_release": os_release,
+        "kernel_release": kernel_release,
+        "kernel_version": kernel_version,
+        "kernel_build_id": build_id,
+    }
+    given.update({k: v for k, v in explicit.items() if v})
+    options = {"os_release": "--os-release", "kernel_release": "--kernel"}
+    for name in ("vendor", "model", "revision", "os_release", "kernel_release"):
+        if not given.get(name):
+            option = options.get(name, f"--{name}")
             raise UserError(
-                f"give --{name} (or --board with a profile)", Location(field=f"--{name}")
+                f"give {option} (or --board with a profile, or --run with a run folder or bundle)",
+                Location(field=option),
             )
-    device = Device(vendor, model, revision, os_release, kernel_release, kernel_version)  # type: ignore[arg-type]
-    answer = _backend(ctx).call("eligibility", device)
+    device = Device(
+        given["vendor"],
+        given["model"],
+        given["revision"],
+        given["os_release"],
+        given["kernel_release"],
+        given.get("kernel_version", ""),
+        given.get("kernel_build_id", ""),
+    )
+    print_answer(_backend(ctx).call("eligibility", device), as_json)
+
+
+def print_answer(answer: dict[str, Any], as_json: bool) -> None:
+    """An eligibility answer as JSON, or as a status line with its evidence."""
     if as_json:
         _emit(answer, True)
         return
     click.echo(f"{answer['status']}: {answer['summary']}")
+    device = answer.get("device", {})
+    if device.get("kernel_build_id"):
+        click.echo(
+            f"  device runs kernel {device['kernel_release']} build {device['kernel_build_id']}"
+        )
     for item in answer["evidence"]:
         click.echo(
             f"  rests on {_describe(item)}" + (f" ({item['note']})" if item.get("note") else "")
@@ -259,7 +306,8 @@ def _describe(item: dict[str, Any]) -> str:
     if item["kind"] == "certificate":
         board = item["board"]
         return f"certificate #{item['id']} (run {item['run_id']}, {board['vendor']} {board['model']} rev {board['revision']}, {item['os_release']}, kernel {item['kernel_release']})"
-    return f"vendor kernel #{item['id']} ({item['kernel_release']}, build {item['build_id']})"
+    verified = "" if item.get("build_id_verified") else ", unverified"
+    return f"vendor kernel #{item['id']} ({item['kernel_release']}, build {item['build_id']}{verified})"
 
 
 @registry.command()
@@ -363,6 +411,7 @@ def kernels(ctx: click.Context, as_json: bool) -> None:
                 ("release", "kernel_release"),
                 ("version", "kernel_version"),
                 ("build", "build_id"),
+                ("verified", "build_id_verified"),
                 ("boards", "boards"),
             ],
             "Vendor kernels",
@@ -382,11 +431,20 @@ def _board_spec(spec: str) -> dict[str, str]:
 
 
 @kernels.command("add")
-@click.option("--release", required=True, help="uname -r of the vendor build")
+@click.argument("artifact", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--release",
+    default="",
+    help="uname -r of the vendor build (read from ARTIFACT; if given too, it must agree)",
+)
 @click.option(
     "--version", "kversion", default="", help="uname -v, if devices must match the build exactly"
 )
-@click.option("--build-id", required=True)
+@click.option(
+    "--build-id",
+    default="",
+    help="GNU build id typed in instead of an ARTIFACT (recorded as unverified)",
+)
 @click.option(
     "--board",
     "board_specs",
@@ -398,17 +456,55 @@ def _board_spec(spec: str) -> dict[str, str]:
 @click.pass_context
 def kernels_add(
     ctx: click.Context,
+    artifact: Path | None,
     release: str,
     kversion: str,
     build_id: str,
     board_specs: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Register a vendor-built kernel for some board models (admin)."""
-    data = _backend(ctx).call(
-        "register_kernel", release, kversion, build_id, [_board_spec(s) for s in board_specs]
+    """Register a vendor-built kernel for some board models (admin).
+
+    ARTIFACT is the vendor's build: a Debian kernel package (.deb), a vmlinuz/bzImage, an arm64
+    Image or Image.gz, or a vmlinux; the build id is extracted from it. Without ARTIFACT give
+    --release and --build-id: the record is then marked unverified.
+    """
+    boards = [_board_spec(s) for s in board_specs]
+    if artifact is not None:
+        if build_id:
+            raise UserError(
+                "give a kernel ARTIFACT or --build-id, not both: the build id is read from the artifact",
+                Location(field="--build-id"),
+            )
+        if not artifact.is_file():
+            raise UserError("kernel artifact not found", Location(str(artifact), None, "ARTIFACT"))
+        data = _backend(ctx).call(
+            "register_kernel_artifact",
+            artifact,
+            boards,
+            kernel_release=release,
+            kernel_version=kversion,
+        )
+    else:
+        for name, value in (("--release", release), ("--build-id", build_id)):
+            if not value:
+                raise UserError(
+                    f"give a kernel ARTIFACT, or both --release and --build-id ({name} is missing)",
+                    Location(field=name),
+                )
+        data = _backend(ctx).call("register_kernel", release, kversion, build_id, boards)
+    _emit(
+        data,
+        as_json,
+        [
+            ("id", "id"),
+            ("release", "kernel_release"),
+            ("build", "build_id"),
+            ("verified", "build_id_verified"),
+            ("from", "artifact.format"),
+            ("seconds", "extraction_seconds"),
+        ],
     )
-    _emit(data, as_json, [("id", "id"), ("release", "kernel_release"), ("build", "build_id")])
 
 
 @registry.group(invoke_without_command=True)

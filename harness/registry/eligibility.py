@@ -6,7 +6,9 @@ and, for each record that looked relevant but did not count, the reason, so a
 support engineer can explain a "no" to a customer without digging.
 
 Order of precedence: a valid certificate for the exact board revision and OS
-release; else a vendor-built kernel made for this board; else a valid
+release; else a vendor-built kernel made for this board, proven by the GNU
+build id of the kernel the device runs (a release string is only a claim:
+anyone can build a kernel that prints the vendor's `uname -r`); else a valid
 certificate of the same model for another revision or OS release (related,
 not eligible); else not eligible.
 """
@@ -34,6 +36,16 @@ class Device:
     os_release: str
     kernel_release: str
     kernel_version: str = ""
+    kernel_build_id: str = ""
+    """GNU build id of the running kernel (hex); "" when unknown."""
+
+
+def normalise_build_id(value: str) -> str:
+    """Hex build ids compare case- and separator-insensitively; free text stays as given."""
+    compact = value.strip().replace(":", "").replace("-", "")
+    if compact and all(c in "0123456789abcdefABCDEF" for c in compact):
+        return compact.lower()
+    return value
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,12 @@ class KernelRecord:
     kernel_version: str
     build_id: str
     boards: tuple[KernelBoard, ...]
+    artifact: dict[str, Any] | None = None
+    """Where the build id was extracted from (name, sha256, format); None: typed in, unverified."""
+
+    @property
+    def build_id_verified(self) -> bool:
+        return self.artifact is not None
 
     def as_evidence(self) -> dict[str, Any]:
         return {
@@ -107,6 +125,8 @@ class KernelRecord:
             "kernel_release": self.kernel_release,
             "kernel_version": self.kernel_version,
             "build_id": self.build_id,
+            "build_id_verified": self.build_id_verified,
+            "artifact": self.artifact,
             "boards": [
                 {"vendor": b.vendor, "model": b.model, "revision": b.revision or None}
                 for b in self.boards
@@ -136,6 +156,7 @@ class Answer:
                 "os_release": d.os_release,
                 "kernel_release": d.kernel_release,
                 "kernel_version": d.kernel_version,
+                "kernel_build_id": normalise_build_id(d.kernel_build_id) or None,
             },
             "status": self.status.value,
             "eligible": self.eligible,
@@ -157,16 +178,31 @@ def _validity_problem(cert: CertRecord, now: datetime) -> str | None:
 
 def _kernel_problem(kernel: KernelRecord, device: Device) -> str | None:
     if kernel.kernel_release != device.kernel_release:
+        if device.kernel_build_id and kernel.build_id == normalise_build_id(device.kernel_build_id):
+            return (
+                f"build id {kernel.build_id} matches, but the device reports release "
+                f"{device.kernel_release}, not {kernel.kernel_release}"
+            )
         return f"built for kernel {kernel.kernel_release}, the device runs {device.kernel_release}"
+    if not any(board.covers(device) for board in kernel.boards):
+        made_for = ", ".join(b.label() for b in kernel.boards) or "no board"
+        return f"built for {made_for}, not for {device.vendor} {device.model} rev {device.revision}"
+    if not device.kernel_build_id:
+        return (
+            f"release matches {kernel.kernel_release}, build id unknown: the device's running "
+            f"build id was not given, so it cannot be proven to be the vendor's build {kernel.build_id}"
+        )
+    if kernel.build_id != normalise_build_id(device.kernel_build_id):
+        return (
+            f"release matches {kernel.kernel_release}, build id differs: not the vendor's build "
+            f"(vendor build {kernel.build_id}, the device runs {normalise_build_id(device.kernel_build_id)})"
+        )
     if (
         kernel.kernel_version
         and device.kernel_version
         and kernel.kernel_version != device.kernel_version
     ):
         return f"same release but a different build ({kernel.kernel_version!r}, the device runs {device.kernel_version!r})"
-    if not any(board.covers(device) for board in kernel.boards):
-        made_for = ", ".join(b.label() for b in kernel.boards) or "no board"
-        return f"built for {made_for}, not for {device.vendor} {device.model} rev {device.revision}"
     return None
 
 
@@ -225,8 +261,9 @@ def evaluate(
         return Answer(
             device,
             Status.VENDOR_KERNEL,
-            f"eligible: {board} runs vendor-built kernel {device.kernel_release}",
-            [k.as_evidence() for k in matching_kernels],
+            f"eligible: {board} runs vendor-built kernel {device.kernel_release} "
+            f"(build id {normalise_build_id(device.kernel_build_id)} is the vendor's build)",
+            [{**k.as_evidence(), "why": _match_reason(k, device)} for k in matching_kernels],
             not_counted,
         )
     if related:
@@ -243,7 +280,24 @@ def evaluate(
         if not certs
         else "no valid certificate (expired, revoked or for another model)"
     )
+    build_problems = [
+        item["why"] for item in not_counted if item["why"].startswith("release matches ")
+    ]
+    if build_problems:
+        reason += "; " + build_problems[0]
     return Answer(device, Status.NOT_ELIGIBLE, f"not eligible: {board} {reason}", [], not_counted)
+
+
+def _match_reason(kernel: KernelRecord, device: Device) -> str:
+    source = (
+        f"extracted from {kernel.artifact.get('name')}"
+        if kernel.artifact
+        else "typed in when registered (unverified)"
+    )
+    return (
+        f"release matches {kernel.kernel_release} and build id matches: the device runs "
+        f"{normalise_build_id(device.kernel_build_id)}, the vendor's build id is {kernel.build_id} ({source})"
+    )
 
 
 def _with_note(cert: CertRecord, device: Device) -> dict[str, Any]:

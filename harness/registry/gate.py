@@ -35,6 +35,8 @@ MIB = 1 << 20
 JSON_BODY_LIMIT = 1 * MIB
 # A bundle (harness.registry.submission.MAX_BUNDLE_BYTES) plus multipart framing.
 SUBMISSION_BODY_LIMIT = 256 * MIB + 64 * KIB
+# A vendor's kernel artifact (harness.kernelid.artifact.MAX_ARTIFACT_BYTES), sent raw.
+ARTIFACT_BODY_LIMIT = 512 * MIB
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -49,6 +51,7 @@ class Rule:
 _ROLES: tuple[Rule, ...] = (
     Rule(re.compile(r"^/submissions/?$"), ("lab",), SUBMISSION_BODY_LIMIT),
     Rule(re.compile(r"^/cases/.+/(runs|verification)/?$"), ("lab", "admin"), JSON_BODY_LIMIT),
+    Rule(re.compile(r"^/kernels/artifact/?$"), ("admin",), ARTIFACT_BODY_LIMIT),
     Rule(
         re.compile(r"^/(labs|tokens|boards|kernels|cases|certificates/[^/]+/revoke)(/.*)?$"),
         ("admin",),

@@ -9,6 +9,7 @@ InfraError (exit 3), never a silent success.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
@@ -108,6 +109,41 @@ class RemoteStore:
             "boards": boards,
         }
         return self._call("POST", "/kernels", json=body)
+
+    def register_kernel_artifact(
+        self,
+        source: Path,
+        boards: list[dict[str, str]],
+        *,
+        name: str | None = None,
+        kernel_release: str = "",
+        kernel_version: str = "",
+    ) -> dict[str, Any]:
+        """Upload a kernel artifact; the registry extracts its build id itself."""
+        params: list[tuple[str, str]] = [
+            (
+                "board",
+                f"{b['vendor']}/{b['model']}" + (f"@{b['revision']}" if b.get("revision") else ""),
+            )
+            for b in boards
+        ]
+        params += [("name", name or source.name)]
+        if kernel_release:
+            params.append(("kernel_release", kernel_release))
+        if kernel_version:
+            params.append(("kernel_version", kernel_version))
+        with source.open("rb") as handle:
+            return self._call(
+                "POST",
+                "/kernels/artifact",
+                params=params,
+                content=handle,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(source.stat().st_size),
+                },
+                timeout=300.0,
+            )
 
     def open_case(self, fields: dict[str, Any]) -> dict[str, Any]:
         body = {

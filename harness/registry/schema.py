@@ -179,6 +179,20 @@ kernel_boards = Table(
     Index("ix_kernel_board_model", "board_model_id"),
 )
 
+# The artifact a vendor kernel's build id was extracted from (`kernels add FILE`). A separate
+# table, not new columns, so that registries created before it get it from create_all too; a
+# kernel without a row here had its build id typed in, and is shown as unverified.
+kernel_artifacts = Table(
+    "kernel_artifacts",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("kernel_id", ForeignKey("vendor_kernels.id"), nullable=False, unique=True),
+    Column("name", String(400), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("format", String(100), nullable=False),
+    Column("extracted_at", UTCDateTime, nullable=False),
+)
+
 cases = Table(
     "cases",
     metadata,

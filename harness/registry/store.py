@@ -40,6 +40,7 @@ from harness.registry.eligibility import (
     KernelBoard,
     KernelRecord,
     evaluate,
+    normalise_build_id,
 )
 from harness.registry.errors import Conflict, Forbidden, Invalid, NotFound
 from harness.registry.schema import (
@@ -53,6 +54,7 @@ from harness.registry.schema import (
     case_runs,
     cases,
     certificates,
+    kernel_artifacts,
     kernel_boards,
     labs,
     metadata,
@@ -965,10 +967,14 @@ class Store:
         build_id: str,
         boards: list[dict[str, str]],
         actor: Principal,
+        artifact: dict[str, str] | None = None,
     ) -> dict[str, Any]:
+        """Register a vendor build. `artifact` (name, sha256, format) only from
+        `register_kernel_artifact`, which extracted `build_id` itself; without it the id is
+        the caller's word and is shown as unverified."""
         kernel_release = _text(kernel_release, "kernel_release", limit=200)
         kernel_version = _text(kernel_version, "kernel_version", allow_empty=True)
-        build_id = _text(build_id, "build_id", limit=200)
+        build_id = normalise_build_id(_text(build_id, "build_id", limit=200))
         if not boards:
             raise Invalid(
                 "field 'boards' must name at least one board model", Location(field="boards")
@@ -1011,15 +1017,78 @@ class Store:
                     {"kernel_id": kernel_id, "board_model_id": board_id, "revision": revision},
                     ["kernel_id", "board_model_id", "revision"],
                 )
+            if artifact is not None:
+                conn.execute(
+                    kernel_artifacts.insert().values(
+                        kernel_id=kernel_id,
+                        name=artifact["name"][:400],
+                        sha256=artifact["sha256"],
+                        format=artifact["format"][:100],
+                        extracted_at=self.clock(),
+                    )
+                )
             self._audit(
                 conn,
                 actor,
                 "register",
                 "kernel",
                 build_id,
-                {"kernel_release": kernel_release, "boards": cleaned},
+                {"kernel_release": kernel_release, "boards": cleaned, "artifact": artifact},
             )
         return next(k for k in self.list_kernels() if k["build_id"] == build_id)
+
+    def register_kernel_artifact(
+        self,
+        source: Path | bytes,
+        boards: list[dict[str, str]],
+        actor: Principal,
+        *,
+        name: str | None = None,
+        kernel_release: str = "",
+        kernel_version: str = "",
+    ) -> dict[str, Any]:
+        """Register the vendor build in a kernel artifact (.deb, bzImage, Image[.gz], vmlinux).
+
+        The build id and release come from the artifact; a `kernel_release` given as well must
+        agree with it. A malformed or hostile artifact is Invalid (exit 2 / HTTP 422).
+        """
+        from harness.kernelid.artifact import identify_artifact
+
+        label = name or (source.name if isinstance(source, Path) else "upload")
+        label = _text(label, "name", limit=400)
+        where = str(source) if isinstance(source, Path) else label
+        try:
+            found = identify_artifact(source, label)
+        except UserError as exc:
+            raise Invalid(exc.message, Location(file=where, field="artifact")) from None
+        release = found.kernel_release or ""
+        if kernel_release and release and kernel_release != release:
+            raise Invalid(
+                f"the artifact is a build of {release}, not {kernel_release}",
+                Location(file=where, field="kernel_release"),
+            )
+        release = release or kernel_release
+        if not release:
+            raise Invalid(
+                "the artifact does not say its release: give it (uname -r of the build)",
+                Location(file=where, field="kernel_release"),
+            )
+        digest = hashlib.sha256()
+        if isinstance(source, Path):
+            with source.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        else:
+            digest.update(source)
+        record = self.register_kernel(
+            release,
+            kernel_version,
+            found.build_id,
+            boards,
+            actor,
+            artifact={"name": label, "sha256": digest.hexdigest(), "format": found.format},
+        )
+        return {**record, "extraction_seconds": round(found.seconds, 3)}
 
     def _kernel_records(self, conn: Connection, where: Any) -> list[KernelRecord]:
         kernel_rows = conn.execute(
@@ -1042,12 +1111,27 @@ class Store:
             .where(kernel_boards.c.kernel_id.in_([k.id for k in kernel_rows]))
             .order_by(kernel_boards.c.id)
         ).all()
+        artifact_rows = conn.execute(
+            select(kernel_artifacts).where(
+                kernel_artifacts.c.kernel_id.in_([k.id for k in kernel_rows])
+            )
+        ).all()
+        artifacts = {
+            a.kernel_id: {
+                "name": a.name,
+                "sha256": a.sha256,
+                "format": a.format,
+                "extracted_at": a.extracted_at.isoformat(),
+            }
+            for a in artifact_rows
+        }
         return [
             KernelRecord(
                 id=k.id,
                 kernel_release=k.kernel_release,
                 kernel_version=k.kernel_version,
                 build_id=k.build_id,
+                artifact=artifacts.get(k.id),
                 boards=tuple(
                     KernelBoard(b.vendor, b.model, b.revision)
                     for b in board_rows
@@ -1088,6 +1172,7 @@ class Store:
                 or_(
                     vendor_kernels.c.kernel_release == device.kernel_release,
                     vendor_kernels.c.id.in_(for_board),
+                    vendor_kernels.c.build_id == normalise_build_id(device.kernel_build_id),
                 ),
             )
         return evaluate(device, certs, kernels, self.clock())

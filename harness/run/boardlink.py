@@ -34,6 +34,13 @@ def open_board(profile: BoardProfile, env_file: Path | None, console_log: Path) 
     return board
 
 
+def kernel_identity(board: BoardLink) -> dict[str, Any]:
+    """The running kernel's build id, release and signing facts (harness/lab/kernel_identity.py)."""
+    from harness.lab.kernel_identity import read_kernel_identity
+
+    return read_kernel_identity(board.console).to_dict()
+
+
 def software_identity(board: BoardLink, facts: Facts) -> dict[str, Any]:
     """Kernel, OS and bootloader as the registry records them; the board's own view first."""
     identity = board.software_identity().to_dict()

@@ -42,7 +42,7 @@ from harness.model.records import (
 )
 from harness.report.junit import write_junit
 from harness.report.runfolder import INVENTORY, RunFolder, iso, new_run_id, utc_now
-from harness.run.boardlink import open_board, software_identity
+from harness.run.boardlink import kernel_identity, open_board, software_identity
 from harness.run.executor import TestExecutor
 from harness.run.facts import discover_facts
 from harness.run.outcomes import FINISHED, count_outcomes, decide_verdict, exit_code_for
@@ -222,16 +222,20 @@ class RunSession:
         facts = discover_facts(board)
         self._facts = facts.model_dump(mode="json")
         settle = board.last_settle
+        kernel = kernel_identity(board)
         self.folder.write_json(
             INVENTORY,
             {
                 "facts": self._facts,
+                "kernel": kernel,
                 "collected_at": iso(utc_now()),
                 # How long the device set took to stop changing after the last boot.
                 "settle": settle.as_dict() if settle is not None else None,
             },
         )
         software = software_identity(board, facts)
+        software["kernel_build_id"] = kernel["build_id"]
+        software["kernel_identity"] = kernel
         self._software = software
         self.run.software = SoftwareInfo.model_validate(software)
         self.folder.write_run(self.run)

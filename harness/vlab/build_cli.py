@@ -7,6 +7,7 @@ so the engineer sees each step as it happens; a warm one says "cached" at once.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -16,6 +17,21 @@ from rich.table import Table
 from harness.errors import UserError
 from harness.vlab.build import ROLES, STALE_AFTER_DAYS, build_lab, prune_cache
 from harness.vlab.recipe import ARCHES
+
+
+def _register(results: dict, registry_db: str | None) -> list[dict]:
+    from harness.registry.config import default_db_url
+    from harness.registry.store import Store
+    from harness.vlab.build import cache_root
+    from harness.vlab.vendor_kernels import register_lab_kernels
+
+    if registry_db and "://" not in registry_db:
+        registry_db = f"sqlite:///{Path(registry_db).absolute()}"
+    store = Store(registry_db or default_db_url())
+    try:
+        return register_lab_kernels(results, store, cache_root() / "debs", Path.cwd() / "boards")
+    finally:
+        store.close()
 
 
 def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -54,7 +70,21 @@ def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, str]:
     is_flag=True,
     help="Remove every other cached build now (by default, builds unused for 14 days go).",
 )
-def build(arches: tuple[str, ...], packages: tuple[str, ...], as_json: bool, prune: bool) -> None:
+@click.option(
+    "--register-vendor-kernels",
+    is_flag=True,
+    help="Register the kernel packages built as vendor kernels of the virtual board models "
+    "(boards/) in the registry (default: the local one; see --registry-db).",
+)
+@click.option("--registry-db", help="registry database for --register-vendor-kernels")
+def build(
+    arches: tuple[str, ...],
+    packages: tuple[str, ...],
+    as_json: bool,
+    prune: bool,
+    register_vendor_kernels: bool,
+    registry_db: str | None,
+) -> None:
     """Build kernels, initramfs and the aarch64 U-Boot disk from Debian packages (cached)."""
     overrides = _parse_overrides(packages)
     wanted = arches or tuple(ARCHES)
@@ -83,17 +113,23 @@ def build(arches: tuple[str, ...], packages: tuple[str, ...], as_json: bool, pru
     if removed:
         console.print(f"removed {len(removed)} old cached build(s) from {removed[0].parent}")
 
+    vendor = _register(results, registry_db) if register_vendor_kernels else []
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    arch: {"status": a.status, **a.to_json(), "directory": str(a.directory)}
-                    for arch, a in results.items()
-                },
-                indent=2,
-            )
-        )
+        document = {
+            arch: {"status": a.status, **a.to_json(), "directory": str(a.directory)}
+            for arch, a in results.items()
+        }
+        if register_vendor_kernels:
+            document["vendor_kernels"] = vendor  # type: ignore[assignment]
+        click.echo(json.dumps(document, indent=2))
         return
+    for item in vendor:
+        boards = ", ".join(f"{b['vendor']} {b['model']}" for b in item.get("boards", []))
+        click.echo(
+            f"vendor kernel {item['status']}: {item['package']} build {item.get('build_id', '?')} "
+            f"for {boards or 'its models'}",
+            err=True,
+        )
     table = Table("arch", "status", "kernel", "directory", "SSH host key")
     for column in table.columns:
         column.overflow = "fold"  # paths and fingerprints are copied from here: never truncate them

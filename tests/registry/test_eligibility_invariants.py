@@ -21,6 +21,7 @@ MODELS = ["AB-100", "XY-7"]
 REVISIONS = ["A1", "B2"]
 RELEASES = ["Debian 12", "Debian 13"]
 KERNELS = ["6.1.0-27-arm64", "6.6.0-acme1"]
+BUILD_IDS = ["aa01", "bb02"]  # GNU build ids (hex), shared by kernels so that ids collide too
 
 
 @st.composite
@@ -56,7 +57,7 @@ def kernels(draw: st.DrawFn) -> list[KernelRecord]:
                 id=i + 1,
                 kernel_release=draw(st.sampled_from(KERNELS)),
                 kernel_version="",
-                build_id=f"b{i + 1}",
+                build_id=draw(st.sampled_from(BUILD_IDS)),
                 boards=boards,
             )
         )
@@ -71,11 +72,12 @@ def kernels(draw: st.DrawFn) -> list[KernelRecord]:
     st.sampled_from(REVISIONS),
     st.sampled_from(RELEASES),
     st.sampled_from(KERNELS),
+    st.sampled_from(["", *BUILD_IDS]),
 )
 def test_every_record_is_either_evidence_or_explained_and_status_follows_evidence(
-    cert_list, kernel_list, model, revision, release, kernel
+    cert_list, kernel_list, model, revision, release, kernel, build_id
 ) -> None:
-    device = Device("Acme", model, revision, release, kernel)
+    device = Device("Acme", model, revision, release, kernel, kernel_build_id=build_id)
     answer = evaluate(device, cert_list, kernel_list, NOW)
     cited = [(e["kind"], e["id"]) for e in answer.evidence]
     skipped = [(e["kind"], e["id"]) for e in answer.not_counted]
@@ -94,8 +96,15 @@ def test_every_record_is_either_evidence_or_explained_and_status_follows_evidenc
     assert (answer.status is Status.CERTIFIED) == bool(valid_exact)
     if answer.status is Status.VENDOR_KERNEL:
         assert all(
-            e["kind"] == "vendor-kernel" and e["kernel_release"] == kernel for e in answer.evidence
+            e["kind"] == "vendor-kernel"
+            and e["kernel_release"] == kernel
+            and e["build_id"] == build_id
+            for e in answer.evidence
         )
+    # a kernel counts only on proof: the device's running build id is the vendor's
+    for item in answer.evidence:
+        if item["kind"] == "vendor-kernel":
+            assert item["build_id"] == build_id
     for item in answer.not_counted:
         if (
             item["kind"] == "certificate"

@@ -17,6 +17,8 @@ from harness.registry.store import LOCAL_ADMIN
 
 VENDOR, MODEL = "Acme Boards", "AB-100"
 KERNEL = "6.1.0-27-arm64"
+KB1 = "3d1a0c2b9e8f7a6554433221100ffeeddccbbaa9"  # GNU build id of the vendor's build
+OTHER = "0123456789abcdef0123456789abcdef01234567"  # another build of the same release
 
 
 @dataclass
@@ -55,8 +57,9 @@ def device(
     kernel: str = KERNEL,
     model: str = MODEL,
     version: str = "",
+    build_id: str = "",
 ) -> Device:
-    return Device(VENDOR, model, revision, os_release, kernel, version)
+    return Device(VENDOR, model, revision, os_release, kernel, version, build_id)
 
 
 CASES = [
@@ -114,63 +117,89 @@ CASES = [
     ),
     Case(
         "vendor kernel for all revisions of the model",
-        device(revision="C3", kernel="6.6.0-acme1"),
+        device(revision="C3", kernel="6.6.0-acme1", build_id=KB1),
         Status.VENDOR_KERNEL,
-        kernels=[Kernel("kb-1")],
-        rests_on={"kb-1"},
+        kernels=[Kernel(KB1)],
+        rests_on={KB1},
     ),
     Case(
         "vendor kernel for another revision does not count",
-        device(revision="C3", kernel="6.6.0-acme1"),
+        device(revision="C3", kernel="6.6.0-acme1", build_id=KB1),
         Status.NOT_ELIGIBLE,
-        kernels=[Kernel("kb-1", boards=[(MODEL, "A1")])],
-        skipped_because={"kb-1": "built for Acme Boards AB-100 rev A1"},
+        kernels=[Kernel(KB1, boards=[(MODEL, "A1")])],
+        skipped_because={KB1: "built for Acme Boards AB-100 rev A1"},
     ),
     Case(
         "vendor kernel of another board model does not count",
-        device(kernel="6.6.0-acme1"),
+        device(kernel="6.6.0-acme1", build_id=KB1),
         Status.NOT_ELIGIBLE,
-        kernels=[Kernel("kb-1", boards=[("XY-7", "")])],
-        skipped_because={"kb-1": "built for Acme Boards XY-7"},
+        kernels=[Kernel(KB1, boards=[("XY-7", "")])],
+        skipped_because={KB1: "built for Acme Boards XY-7"},
     ),
     Case(
         "device runs a different kernel than the vendor built",
-        device(kernel="6.6.0-custom"),
+        device(kernel="6.6.0-custom", build_id=OTHER),
         Status.NOT_ELIGIBLE,
-        kernels=[Kernel("kb-1")],
-        skipped_because={"kb-1": "built for kernel 6.6.0-acme1"},
+        kernels=[Kernel(KB1)],
+        skipped_because={KB1: "built for kernel 6.6.0-acme1"},
     ),
     Case(
         "same release but another build of the vendor kernel",
-        device(kernel="6.6.0-acme1", version="#2 SMP rebuilt"),
+        device(kernel="6.6.0-acme1", build_id=KB1, version="#2 SMP rebuilt"),
         Status.NOT_ELIGIBLE,
-        kernels=[Kernel("kb-1", version="#1 SMP acme")],
-        skipped_because={"kb-1": "different build"},
+        kernels=[Kernel(KB1, version="#1 SMP acme")],
+        skipped_because={KB1: "different build"},
+    ),
+    Case(
+        "same release, another build id: not the vendor's build",
+        device(kernel="6.6.0-acme1", build_id=OTHER.upper()),
+        Status.NOT_ELIGIBLE,
+        kernels=[Kernel(KB1)],
+        skipped_because={
+            KB1: f"release matches 6.6.0-acme1, build id differs: not the vendor's build "
+            f"(vendor build {KB1}, the device runs {OTHER})"
+        },
+    ),
+    Case(
+        "same release, build id unknown: not proven",
+        device(kernel="6.6.0-acme1"),
+        Status.NOT_ELIGIBLE,
+        kernels=[Kernel(KB1)],
+        skipped_because={KB1: "release matches 6.6.0-acme1, build id unknown"},
+    ),
+    Case(
+        "a certified board needs no build id",
+        device(kernel="6.6.0-acme1"),
+        Status.CERTIFIED,
+        [Cert("r1")],
+        [Kernel(KB1)],
+        rests_on={"r1"},
+        skipped_because={KB1: "build id unknown"},
     ),
     Case(
         "expired certificate but vendor kernel still makes it eligible",
-        device(kernel="6.6.0-acme1"),
+        device(kernel="6.6.0-acme1", build_id=KB1),
         Status.VENDOR_KERNEL,
         [Cert("r1", days_ago=366)],
-        [Kernel("kb-1")],
-        rests_on={"kb-1"},
+        [Kernel(KB1)],
+        rests_on={KB1},
         skipped_because={"r1": "expired"},
     ),
     Case(
         "certificate wins over vendor kernel and both are cited",
-        device(kernel="6.6.0-acme1"),
+        device(kernel="6.6.0-acme1", build_id=KB1),
         Status.CERTIFIED,
         [Cert("r1")],
-        [Kernel("kb-1")],
-        rests_on={"r1", "kb-1"},
+        [Kernel(KB1)],
+        rests_on={"r1", KB1},
     ),
     Case(
         "vendor kernel beats a related certificate",
-        device(revision="B2", kernel="6.6.0-acme1"),
+        device(revision="B2", kernel="6.6.0-acme1", build_id=KB1),
         Status.VENDOR_KERNEL,
         [Cert("r1")],
-        [Kernel("kb-1")],
-        rests_on={"kb-1"},
+        [Kernel(KB1)],
+        rests_on={KB1},
         skipped_because={"r1": "revision A1, not B2"},
     ),
     Case(

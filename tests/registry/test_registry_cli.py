@@ -78,9 +78,12 @@ def test_admin_and_query_commands_against_the_database(
     ]
 
     answer = json.loads(harness(*db, "eligible", "--vendor", "Harness Virtual Lab", "--model", "VX-86", "--revision", "A1",
-                                "--os-release", "Debian 12", "--kernel", "6.6.0-vx1", "--json").stdout)  # fmt: skip
+                                "--os-release", "Debian 12", "--kernel", "6.6.0-vx1", "--build-id", "vx-build-1",
+                                "--json").stdout)  # fmt: skip
     assert answer["status"] == "eligible-vendor-kernel"
     assert [e["build_id"] for e in answer["evidence"]] == ["vx-build-1"]
+    # typed in, not extracted from an artifact: shown as unverified
+    assert [e["build_id_verified"] for e in answer["evidence"]] == [False]
     assert any("lab clock was wrong" in n["why"] for n in answer["not_counted"])
 
     opened = harness(*db, "cases", "open", "--id", "CASE-9", "--customer-ref", "CUST-1", "--severity", "high",

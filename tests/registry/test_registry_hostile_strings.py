@@ -111,7 +111,13 @@ def test_hostile_text_round_trips_and_never_executes(api, make_bundle_bytes, tex
     # eligibility with hostile device fields answers from the vendor kernel, verbatim
     answer = api.client.get(
         "/eligibility",
-        params={**board, "os_release": text, "kernel_release": text, "kernel_version": text},
+        params={
+            **board,
+            "os_release": text,
+            "kernel_release": text,
+            "kernel_version": text,
+            "kernel_build_id": "build " + text,
+        },
     ).json()
     assert answer["status"] == "eligible-vendor-kernel"
     assert answer["device"]["vendor"] == text

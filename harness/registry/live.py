@@ -1,0 +1,129 @@
+"""`harness eligible`: read a live unit's identity and ask the registry whether it is eligible.
+
+What the unit says about itself is read on the unit (board identity from its
+profile; OS release, kernel release and the running kernel's GNU build id
+from the unit, see harness/lab/kernel_identity.py), so the answer is about the
+kernel that actually runs, not about what someone typed. The unit is reached
+through a labgrid environment file (`--env`, as `harness run` does) or, for a
+virtual board started with `harness lab up`, by its name (`--board`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.errors import Location, UserError
+from harness.model.board import BoardProfile, find_board
+from harness.registry.cli import Backend, print_answer
+from harness.registry.eligibility import Device
+
+
+def _profile_of_env(env: Path) -> BoardProfile:
+    from labgrid import Environment
+
+    from harness.vlab.envfile import OPT_PROFILE
+
+    try:
+        profile = Environment(str(env)).config.get_option(OPT_PROFILE, None)
+    except Exception as exc:  # labgrid reports bad files with many exception types
+        raise UserError(
+            f"not a usable labgrid environment: {exc}", Location(str(env), None, "--env")
+        ) from None
+    if not profile:
+        raise UserError(
+            f"the environment names no board profile (option {OPT_PROFILE}): give --board PROFILE",
+            Location(str(env), None, f"options.{OPT_PROFILE}"),
+        )
+    return find_board(str(profile))
+
+
+def _unit(board_ref: str | None, env: Path | None) -> tuple[BoardProfile, Path]:
+    """(profile, env file) of the unit to read."""
+    if env is not None:
+        if not env.is_file():
+            raise UserError("labgrid environment file not found", Location(str(env), None, "--env"))
+        return (find_board(board_ref) if board_ref else _profile_of_env(env)), env
+    if not board_ref:
+        raise UserError(
+            "give --env ENV (a unit in a lab) or --board NAME (a running virtual board)",
+            Location(field="--env"),
+        )
+    from harness.vlab import state as lab_state
+
+    running = lab_state.find(lab_state.lab_dir(), board_ref)
+    return find_board(running.profile), Path(running.env_file)
+
+
+def read_device(profile: BoardProfile, env_file: Path, console_log: Path) -> dict[str, Any]:
+    """Open the unit, read its OS and kernel identity, close it (console logged out)."""
+    from harness.run.boardlink import kernel_identity, open_board, software_identity
+    from harness.run.facts import discover_facts
+
+    board = open_board(profile, env_file, console_log)
+    try:
+        facts = discover_facts(board)
+        software = software_identity(board, facts)
+        kernel = kernel_identity(board)
+    finally:
+        board.close()
+    return {"software": software, "kernel": kernel}
+
+
+@click.command()
+@click.option(
+    "--env",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="labgrid environment file of the unit",
+)
+@click.option(
+    "--board",
+    "board_ref",
+    help="with --env: the unit's board profile (default: the env file's); "
+    "alone: the name of a running virtual board (`harness lab up`)",
+)
+@click.option("--db", help="registry database (default: the local registry file)")
+@click.option("--url", help="HTTP registry (default: $HARNESS_REGISTRY_URL)")
+@click.option("--token", help="bearer token for --url")
+@click.option("--console-log", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="JSON for machines instead of text")
+def eligible(
+    env: Path | None,
+    board_ref: str | None,
+    db: str | None,
+    url: str | None,
+    token: str | None,
+    console_log: Path | None,
+    as_json: bool,
+) -> None:
+    """Read a live unit (its running kernel's build id, release, OS) and ask the registry."""
+    profile, env_file = _unit(board_ref, env)
+    if db and "://" not in db:
+        db = f"sqlite:///{Path(db).absolute()}"
+    backend = Backend(db, url, token)  # a bad registry setting fails before the unit is touched
+    with tempfile.TemporaryDirectory(prefix="harness-eligible-") as scratch:
+        found = read_device(profile, env_file, console_log or Path(scratch) / "console.log")
+    software, kernel = found["software"], found["kernel"]
+    if not software.get("kernel_release") or not software.get("os_release"):
+        raise UserError(
+            "the unit did not report its kernel release and OS release", Location(str(env_file))
+        )
+    identity = profile.identity
+    device = Device(
+        identity.vendor,
+        identity.model,
+        identity.revision,
+        software["os_release"],
+        software["kernel_release"],
+        software.get("kernel_version") or "",
+        kernel.get("build_id") or "",
+    )
+    answer = backend.call("eligibility", device)
+    if as_json:
+        answer = {**answer, "kernel_identity": kernel}
+    elif kernel.get("problem"):
+        click.echo(f"note: {kernel['problem']}", err=True)
+    print_answer(answer, as_json)
