@@ -241,9 +241,11 @@ class ConsoleSession:
             )
         self.drain()
         self._raise_if_crashed(None)
-        start_marker = b"\x1eS" + token + b"\x1e\r\n"
+        # A marker ends at its closing \x1e: a kernel message may land between it and the
+        # newline the shell prints next (seen under load), so the newline is not required.
+        start_marker = b"\x1eS" + token + b"\x1e"
         end = re.compile(
-            rb"\r\n\x1eE" + token + rb":(\d+)\x1e\r?\n|\x1eX" + self._loop + rb":(\d+)\x1e\r?\n"
+            rb"(?:\r\n)?\x1eE" + token + rb":(\d+)\x1e|\x1eX" + self._loop + rb":(\d+)\x1e"
         )
         crashes_before = len(self.watch.events)
         self._buffer.clear()
@@ -270,6 +272,7 @@ class ConsoleSession:
         begin = body.find(start_marker)
         if begin >= 0:
             body = body[begin + len(start_marker) :]
+            body = body.removeprefix(b"\r\n")
         # The terminal turns every "\n" into "\r\n" (onlcr); undoing exactly that gives the
         # bytes the command wrote. (Kept on: labgrid's console logger splits on "\r\n".)
         body = body.replace(b"\r\n", b"\n")
@@ -295,7 +298,7 @@ class ConsoleSession:
             f"{command!r} ended the machine shell (status {status}); a fresh one starts "
             "(cwd and variables are reset)"
         )
-        if self._wait_for(re.compile(rb"\x1eL" + self._loop + rb"\x1e\r?\n"), 10.0) is None:
+        if self._wait_for(re.compile(rb"\x1eL" + self._loop + rb"\x1e"), 10.0) is None:
             self.ready = False
             raise ShellUnresponsive(
                 "the machine shell ended and the login shell did not restart it"
@@ -329,7 +332,7 @@ class ConsoleSession:
         token = self._token()
         self._buffer.clear()
         self._write(PROBE.format(token=token.decode()).encode(), "<resync>")
-        match = self._wait_for(re.compile(rb"\x1eR" + token + rb":([0-9a-f]*)\x1e\r?\n"), wait)
+        match = self._wait_for(re.compile(rb"\x1eR" + token + rb":([0-9a-f]*)\x1e"), wait)
         return None if match is None else match.group(1).decode()
 
     def resync(self, wait: float) -> bool:
@@ -392,7 +395,7 @@ class ConsoleSession:
         loop = self._token()
         self._buffer.clear()
         self._write(OUTER_SETUP.format(loop=loop.decode()).encode(), "<start machine shell>")
-        if self._wait_for(re.compile(rb"\x1eL" + loop + rb"\x1e\r?\n"), 10.0) is None:
+        if self._wait_for(re.compile(rb"\x1eL" + loop + rb"\x1e"), 10.0) is None:
             raise ShellUnresponsive("the console shell did not start the machine shell within 10 s")
         self._loop = loop
         if self._probe(10.0) != loop.decode():
