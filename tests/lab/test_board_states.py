@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pexpect
 import pytest
 
 from harness.lab.console import ConsoleSession
@@ -22,6 +21,7 @@ from harness.lab.prompt import Prompts
 from harness.lab.states import BoardState, ConsoleEvidence
 from harness.model.board import Bootloader, Console
 from harness.model.bootloaders import resolve
+from tests.lab.scripted_console import ScriptedConsole
 
 UBOOT = resolve("u-boot", Bootloader())
 BAREBOX = resolve("barebox", Bootloader())
@@ -90,22 +90,15 @@ def test_a_typed_line_is_read_back_as_a_person_sees_it() -> None:
     assert evidence.typed_line(re.compile("=> ")) == "boot"
 
 
-class ScriptedUBoot:
-    """A labgrid ConsoleProtocol stand-in: a U-Boot prompt that drops the first key of the
-    first line typed at it, echoes the rest, and boots a kernel on `boot`."""
+class ScriptedUBoot(ScriptedConsole):
+    """A U-Boot prompt that drops the first key of the first line typed at it, echoes the
+    rest, and boots a kernel on `boot`."""
 
     def __init__(self) -> None:
-        self.output = bytearray(b"U-Boot 2023.01\r\nHit any key to stop autoboot:  0 \r\n=> ")
+        super().__init__(b"U-Boot 2023.01\r\nHit any key to stop autoboot:  0 \r\n=> ")
         self.line = ""
         self.dropped = False
         self.lines: list[str] = []
-
-    def read(self, size: int = 1, timeout: float = 0.0, max_size: int | None = None) -> bytes:
-        if not self.output:
-            raise pexpect.TIMEOUT("no output")
-        count = max_size or size
-        data, self.output = bytes(self.output[:count]), self.output[count:]
-        return data
 
     def write(self, data: bytes) -> None:
         for char in data.decode():

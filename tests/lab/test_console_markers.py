@@ -11,29 +11,21 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pexpect
-
 from harness.lab.console import ConsoleSession
 from harness.lab.consolelog import ConsoleLog
 from harness.model.board import Console
+from tests.lab.scripted_console import ScriptedConsole
 
 KERNEL_LINE = b"[   71.570514] hrtimer: interrupt took 35875232 ns\r\n"
 
 
-class InterruptedShell:
+class InterruptedShell(ScriptedConsole):
     """Answers each framed command with its markers, a kernel message wedged in after `where`."""
 
     def __init__(self, output: bytes, where: str) -> None:
-        self.output = bytearray()
+        super().__init__()
         self.reply = output
         self.where = where
-
-    def read(self, size: int = 1, timeout: float = 0.0, max_size: int | None = None) -> bytes:
-        if not self.output:
-            raise pexpect.TIMEOUT("no output")
-        count = max_size or size
-        data, self.output = bytes(self.output[:count]), self.output[count:]
-        return data
 
     def write(self, data: bytes) -> None:
         token = re.search(rb"\\036S%s\\036\\n' (\w+);", data)
