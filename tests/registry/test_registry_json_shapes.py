@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from harness.registry.cli import registry
 from harness.registry.store import LOCAL_ADMIN
-from tests.registry.runfolder import make_run_folder
+from tests.registry.runfolder import make_run_folder, repro_fields
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "registry.md"
 
@@ -70,6 +70,10 @@ def test_json_output_of_every_registry_command_has_the_documented_keys(
 ) -> None:
     cert = store.submit_bundle(make_bundle_bytes("shape-run"), lab)
     store.submit_bundle(make_bundle_bytes("shape-run-2"), lab)
+    # a case is attached to and verified with repro runs of that case (docs/repro.md)
+    store.submit_bundle(make_bundle_bytes("shape-repro", **repro_fields("C-1")), lab)
+    fixed = repro_fields("C-1", "verify", reproduced=0)
+    store.submit_bundle(make_bundle_bytes("shape-verify", **fixed), lab)
     store.register_kernel(
         "6.6.0-x", "", "build-1", [{"vendor": "Acme Boards", "model": "AB-100"}], LOCAL_ADMIN
     )
@@ -134,8 +138,8 @@ def test_json_output_of_every_registry_command_has_the_documented_keys(
             ([*db, "cases", "open", "--id", "C-1", *case], {}),
             ([*db, "cases"], {}),
             ([*db, "cases", "show", "C-1"], {}),
-            ([*db, "cases", "attach", "C-1", "shape-run"], {}),
-            ([*db, "cases", "verify", "C-1", "--verdict", "resolved", "--run", "shape-run-2"], {}),
+            ([*db, "cases", "attach", "C-1", "shape-repro"], {}),
+            ([*db, "cases", "verify", "C-1", "--verdict", "resolved", "--run", "shape-verify"], {}),
         ],
         "`runs`": [([*db, "runs"], {})],
         "`audit`": [([*db, "audit"], {})],
