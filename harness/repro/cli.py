@@ -16,8 +16,9 @@ import click
 
 from harness.errors import EXIT_INFRA, InfraError, Location, UserError
 from harness.model.case import load_case
-from harness.report.runfolder import RUN_ID, SUBMISSION, RunFolder, iso, new_run_id, utc_now
+from harness.report.runfolder import RUN_ID, SUBMISSION, iso, new_run_id, utc_now
 from harness.repro import stats
+from harness.repro.folder import ReproFolder
 from harness.repro.records import IterationRecord, Summary
 from harness.repro.report import write_report
 from harness.repro.session import Plan, ReproSession, load_baseline, open_or_fail
@@ -121,7 +122,7 @@ def repro(
     if resume_id is not None:
         if not RUN_ID.match(resume_id):
             raise UserError(f"{resume_id!r} is not a run id", Location(field="--resume"))
-        RunFolder.open_existing(results_root, resume_id)
+        ReproFolder.open_existing(results_root, resume_id)
     needed = stats.iterations_needed(base.rate) if base is not None else None
     plan = Plan(
         repeat=repeat or needed or case.spec.settings.iterations,
@@ -168,7 +169,7 @@ def repro(
             session.close()
     folder = results_root / run_id
     html = write_report(folder)
-    run = RunFolder(folder).read_run_json()
+    run = ReproFolder(folder).read_run_json()
     summary = run.get("summary") or {}
     click.echo(
         f"{run['verdict']}: {summary.get('reproduced', 0)}/{summary.get('iterations', 0)} "
@@ -183,7 +184,7 @@ def repro(
     )
     if not no_submit:
         delivery = _submit(folder)
-        RunFolder(folder).write_json(SUBMISSION, {"status": delivery, "at": iso(utc_now())})
+        ReproFolder(folder).write_json(SUBMISSION, {"status": delivery, "at": iso(utc_now())})
         click.echo(f"registry: {delivery}", err=True)
     if code == EXIT_INFRA and run["verdict"] == "incomplete":
         raise InfraError(f"no iteration could be counted; continue with --resume {run_id}")

@@ -14,7 +14,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from harness.durable import write_atomic
-from harness.report.runfolder import RunFolder
+from harness.repro.folder import ReproFolder
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
@@ -27,7 +27,7 @@ _templates = Environment(
 
 
 def build_report(folder: Path, comparison: dict[str, Any] | None = None) -> dict[str, Any]:
-    run_folder = RunFolder(folder)
+    run_folder = ReproFolder(folder)
     run = run_folder.read_run_json()
     iterations = run_folder.read_results()
     return {"run": run, "iterations": iterations, "comparison": comparison}

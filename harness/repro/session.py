@@ -26,9 +26,10 @@ from harness.errors import HarnessError, InfraError, Location, UserError
 from harness.lab.errors import BoardFault
 from harness.model.board import BoardProfile
 from harness.model.case import Case
-from harness.report.runfolder import INVENTORY, RunFolder, iso, new_run_id, utc_now
+from harness.report.runfolder import INVENTORY, iso, new_run_id, utc_now
 from harness.repro import stats
 from harness.repro.fingerprint import log_fingerprints
+from harness.repro.folder import ReproFolder
 from harness.repro.iteration import IterationRunner
 from harness.repro.records import (
     Baseline,
@@ -117,7 +118,7 @@ def load_baseline(source: Path, case: Case) -> Baseline:
     where = Location(str(source), None, "--baseline")
     try:
         if source.is_dir():
-            run = RunFolder(source).read_run_json()
+            run = ReproFolder(source).read_run_json()
         else:
             data = source.read_bytes()
             report = verify_bundle(data, label=str(source))
@@ -188,7 +189,7 @@ class ReproSession:
             self.customer.extend(log_fingerprints(path))
         if resume:
             assert run_id is not None
-            self.folder = RunFolder.open_existing(results_root, run_id)
+            self.folder = ReproFolder.open_existing(results_root, run_id)
             self.run = RunRecord.model_validate(self.folder.read_run_json())
             if self.run.case.sha256 != case.sha256:
                 raise UserError(
@@ -202,7 +203,7 @@ class ReproSession:
                     Location(field="--board"),
                 )
         else:
-            self.folder = RunFolder.create(results_root, run_id or new_run_id(profile.name))
+            self.folder = ReproFolder.create(results_root, run_id or new_run_id(profile.name))
             self.run = self._initial(lab_kind, lab_name, operator)
         self.run.status = "running"
         self.run.sessions.append(
