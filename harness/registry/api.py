@@ -118,6 +118,7 @@ class VerifyIn(_Body):
 # Certificate ids are 63-bit row ids; anything else is refused as a 422 naming the field
 # (it used to overflow the database driver: HTTP 500).
 CertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="certificate id")]
+TokenId = Annotated[int, Path(ge=1, le=2**63 - 1, description="token id")]
 
 
 def _kernel_board(spec: str, index: int) -> dict[str, str]:
@@ -234,11 +235,11 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
         return store.list_tokens()
 
     @app.post("/tokens/{token_id}/revoke", tags=["admin"])
-    def revoke_token(token_id: int, who: Admin) -> dict[str, Any]:
+    def revoke_token(token_id: TokenId, who: Admin) -> dict[str, Any]:
         return store.revoke_token(token_id, who)
 
     @app.post("/tokens/{token_id}/rotate", status_code=201, tags=["admin"])
-    def rotate_token(token_id: int, who: Admin, body: RotateIn | None = None) -> dict[str, Any]:
+    def rotate_token(token_id: TokenId, who: Admin, body: RotateIn | None = None) -> dict[str, Any]:
         """Revoke the token and issue its replacement; the answer holds the new secret."""
         days = body.expires_in_days if body is not None else None
         return store.rotate_token(token_id, who, expires_in_days=days)

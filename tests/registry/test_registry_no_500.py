@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from harness.labkey import LabIdentity, load_or_create_identity
+from harness.labkey import LabIdentity
 from tests.bundle.hostile import nested_json, resign, sparse_bundle
 
 
@@ -29,6 +29,15 @@ def test_out_of_range_certificate_id_is_a_4xx_naming_it(api, cert_id: str) -> No
     )
     assert revoked.status_code == 422, revoked.text
     assert "cert_id" in revoked.json()["detail"]
+
+
+@pytest.mark.parametrize("token_id", ["99999999999999999999", str(2**63), "-1", "0"])
+def test_out_of_range_token_id_is_a_4xx_naming_it(api, token_id: str) -> None:
+    """Found by the schemathesis run after token revocation was added: an HTTP 500."""
+    for action in ("revoke", "rotate"):
+        answer = api.client.post(f"/tokens/{token_id}/{action}", headers=api.headers("admin"))
+        assert answer.status_code == 422, answer.text
+        assert "token_id" in answer.json()["detail"]
 
 
 def test_largest_valid_certificate_id_is_simply_not_found(api) -> None:
@@ -115,12 +124,11 @@ def test_control_characters_in_a_bundles_run_json_are_refused(api, make_bundle_b
 
 
 def test_control_characters_in_a_cli_name_exit_2_with_the_reason(tmp_path) -> None:
-    key = load_or_create_identity().public_key_text
     result = subprocess.run(
         [sys.executable, "-m", "harness", "registry", "--db", str(tmp_path / "r.db"),
-         "labs", "add", "lab\x07bell", "--public-key", key],
+         "tokens", "create", "--role", "reader", "--label", "ops\x07bell"],
         capture_output=True, text=True, env=dict(os.environ), timeout=120,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
-    assert "field 'name' contains a control character (U+0007" in result.stderr
+    assert "field 'label' contains a control character (U+0007" in result.stderr
     assert "Traceback" not in result.stderr
