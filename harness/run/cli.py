@@ -241,7 +241,7 @@ def run(
     if (
         status == pytest.ExitCode.INTERRUPTED
         and (folder / "run.json").is_file()
-        and RunFolder(folder).read_run_json().get("status") != "finished"
+        and RunFolder(folder).read_run().status != "finished"
     ):
         click.echo(
             f"harness: run {run_id} stopped by {stopped_by[0]}; nothing finished is lost: "
