@@ -12,7 +12,6 @@ and, for `--verify`, the verdict of the sequential test.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import socket
 import time
@@ -43,6 +42,7 @@ from harness.repro.records import (
 )
 from harness.run.boardlink import open_board, software_identity
 from harness.run.facts import discover_facts
+from harness.run.session import operator_name
 
 MAX_CONSECUTIVE_ERRORS = 3
 TECHNICAL = "technical.json"
@@ -148,15 +148,7 @@ def load_baseline(source: Path, case: Case) -> Baseline:
 
 
 def _operator(given: str | None) -> str:
-    if given:
-        return given
-    for name in ("HARNESS_OPERATOR", "USER", "LOGNAME"):
-        if os.environ.get(name):
-            return os.environ[name]
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"
+    return given or operator_name()
 
 
 class ReproSession:

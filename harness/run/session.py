@@ -167,7 +167,7 @@ class RunSession:
                 kind=lab_kind,
                 name=lab_name,
                 host=socket.gethostname(),
-                operator=operator or _operator(),
+                operator=operator or operator_name(),
             ),
             software=SoftwareInfo(),
             started_at=iso(utc_now()),
@@ -375,7 +375,8 @@ class RunSession:
             self._executor = None
 
 
-def _operator() -> str:
+def operator_name() -> str:
+    """Who runs this: $HARNESS_OPERATOR, else the login name (run.json's `lab.operator`)."""
     for name in ("HARNESS_OPERATOR", "USER", "LOGNAME"):
         if os.environ.get(name):
             return os.environ[name]
