@@ -196,6 +196,16 @@ PATTERNS: tuple[CrashPattern, ...] = (
     ),
     _p(
         "kernel-banner",
+        # The built-in simulated board (`harness lab up sim`) has no kernel of its own: its
+        # init prints this line at every power-on, where a real board prints `Linux version`.
+        r"^\*\*\* Harness SIMULATED board \S+: not hardware",
+        "fatal",
+        "the simulated board started",
+        2,
+        boot_marker="kernel",
+    ),
+    _p(
+        "kernel-banner",
         r"(?:^|[\s\]])Linux version \d+\.\d+\S* \(",
         "fatal",
         "a kernel started",

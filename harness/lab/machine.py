@@ -341,10 +341,15 @@ class BoardMachine:
         if wants_prompt or (detail == "autoboot" and loader.on_autoboot == "interrupt"):
             # A key that arrives before the countdown starts stops it too: send one per
             # chunk of new output until the prompt shows.
-            self._count("stop autoboot")
+            # Only keys sent after a long silence count towards "stuck": a bootloader that
+            # prints its banners slowly (a loaded host, a network probe) is still making
+            # progress, and the boot deadline bounds it anyway.
+            self.stats.actions["stop autoboot"] += 1
             self.evidence.forget_tail()
             self.console.type(loader.interrupt, "<stop autoboot>")
             self._read(READ_SLICE)
+            if time.monotonic() - self.evidence.last_output >= QUIET_BEFORE_POKE["bootloader"]:
+                self._actions_here += 1
             return
         self._wait_or_poke("bootloader", time.monotonic() + READ_SLICE)
 

@@ -238,6 +238,13 @@ class TestExecutor:
                 error_class=error_class,
             )
         measurements = [m.as_dict() for m in result.measurements]
+        crash = self._new_crash(crashes_before)
+        if crash is not None:
+            # The steps got their answers, but the board crashed or reset on its own while
+            # the test ran (say, while coming back from a reboot the test asked for, which
+            # the board drives through): that is never a pass.
+            transcript.note("the steps finished, but the board crashed or reset during the test")
+            return self._crash_attempt(crash, transcript, ctx)
         if result.problems:
             return Attempt(
                 Outcome.FAIL,

@@ -184,6 +184,17 @@ def test_infrastructure_error_is_retried_after_recovery_and_the_retry_passes(
     assert run.code == 0
 
 
+def test_reset_during_a_test_fails_it_even_when_every_command_answered(
+    sim_board, results_root: Path
+) -> None:
+    run = harness_run(sim_board, "reset-absorbed.yaml", results_root, env=fault_env(sim_board))
+    assert run.outcomes() == {"reset-then-recover": "fail", "afterwards": "pass"}, run.stderr
+    record = run.result("reset-then-recover")
+    assert record["reason"].startswith("board crashed: unexpected-reset"), record
+    assert record["error_class"] == "board-fault"
+    assert run.code == 1
+
+
 def test_lf_reruns_only_the_tests_that_failed_last_time(sim_board, results_root: Path) -> None:
     first = harness_run(sim_board, "blocker-fails.yaml", results_root)
     assert first.code == 1

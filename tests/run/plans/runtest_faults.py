@@ -87,6 +87,21 @@ def reset_during_command(ctx: TestContext) -> None:
     ctx.run(f"{MARKER_COMMAND}; sleep 600; echo survived-reset", timeout=BLOCKED_COMMAND_TIMEOUT)
 
 
+def reset_absorbed_by_recovery(ctx: TestContext) -> None:
+    """The board resets on its own between two commands, and the step drives it back to a
+    shell before its next command (as a reboot test does while the board comes up): every
+    command answers, yet the board reset during the test."""
+    ctx.run("echo before-reset", timeout=60)
+    board = _board()
+    since = board.console_mark()
+    _inject("reset")
+    from harness.vlab.bench import wait_for_console
+
+    wait_for_console(board.console_log, ctx.profile.console.login_prompt, MARKER_GUARD, since)
+    ctx.board.ensure_shell()
+    ctx.run("echo after-reset", timeout=60)
+
+
 def power_loss_during_ssh(ctx: TestContext) -> None:
     """The SSH link drops because the board lost power while an SSH command runs."""
     tty = ctx.run("tty", timeout=60, transport="console").stdout.strip()
