@@ -5,12 +5,17 @@ profile; OS release, kernel release and the running kernel's GNU build id
 from the unit, see harness/lab/kernel_identity.py), so the answer is about the
 kernel that actually runs, not about what someone typed. The unit is reached
 through a labgrid environment file (`--env`, as `harness run` does) or, for a
-virtual board started with `harness lab up`, by its name (`--board`).
+virtual board, by its name (`--board`): a board already started with `harness lab up`
+is read as it runs; otherwise the board is started for the check and stopped after it,
+as `harness run --board` does.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,21 +46,41 @@ def _profile_of_env(env: Path) -> BoardProfile:
     return find_board(str(profile))
 
 
-def _unit(board_ref: str | None, env: Path | None) -> tuple[BoardProfile, Path]:
-    """(profile, env file) of the unit to read."""
+@contextlib.contextmanager
+def _unit(board_ref: str | None, env: Path | None) -> Iterator[tuple[BoardProfile, Path]]:
+    """(profile, env file) of the unit to read, for as long as the check needs it."""
     if env is not None:
         if not env.is_file():
             raise UserError("labgrid environment file not found", Location(str(env), None, "--env"))
-        return (find_board(board_ref) if board_ref else _profile_of_env(env)), env
+        yield (find_board(board_ref) if board_ref else _profile_of_env(env)), env
+        return
     if not board_ref:
         raise UserError(
-            "give --env ENV (a unit in a lab) or --board NAME (a running virtual board)",
-            Location(field="--env"),
+            "give --env ENV (a unit in a lab) or --board NAME (a virtual board)",
+            Location(field="--board"),
         )
+    from harness.vlab import bench
     from harness.vlab import state as lab_state
 
-    running = lab_state.find(lab_state.lab_dir(), board_ref)
-    return find_board(running.profile), Path(running.env_file)
+    base = lab_state.lab_dir()
+    running = next((s for s in lab_state.running(base) if s.name == board_ref), None)
+    if running is not None:
+        yield find_board(running.profile), Path(running.env_file)
+        return
+    profile = bench.resolve_board(board_ref)
+    if profile.lab.virtual is None:
+        raise UserError(
+            f"board {profile.name} is not a virtual board and none named {board_ref!r} is "
+            "running: give the unit's labgrid environment with --env",
+            Location(field="--board"),
+        )
+    name = f"eligible-{os.getpid()}"
+    click.echo(f"starting virtual board {profile.name} for the check …", err=True)
+    started = bench.start_bench(profile, name, lab_dir=base, owner=os.getpid())
+    try:
+        yield find_board(started.profile), Path(started.env_file)
+    finally:
+        bench.stop_bench(started)
 
 
 def read_device(profile: BoardProfile, env_file: Path, console_log: Path) -> dict[str, Any]:
@@ -83,7 +108,8 @@ def read_device(profile: BoardProfile, env_file: Path, console_log: Path) -> dic
     "--board",
     "board_ref",
     help="with --env: the unit's board profile (default: the env file's); "
-    "alone: the name of a running virtual board (`harness lab up`)",
+    "alone: a virtual board: the name of one running (`harness lab up`), or a board "
+    "profile to start for the check",
 )
 @click.option("--db", help="registry database (default: the local registry file)")
 @click.option("--url", help="HTTP registry (default: $HARNESS_REGISTRY_URL)")
@@ -100,11 +126,13 @@ def eligible(
     as_json: bool,
 ) -> None:
     """Read a live unit (its running kernel's build id, release, OS) and ask the registry."""
-    profile, env_file = _unit(board_ref, env)
     if db and "://" not in db:
         db = f"sqlite:///{Path(db).absolute()}"
     backend = Backend(db, url, token)  # a bad registry setting fails before the unit is touched
-    with tempfile.TemporaryDirectory(prefix="harness-eligible-") as scratch:
+    with (
+        _unit(board_ref, env) as (profile, env_file),
+        tempfile.TemporaryDirectory(prefix="harness-eligible-") as scratch,
+    ):
         found = read_device(profile, env_file, console_log or Path(scratch) / "console.log")
     software, kernel = found["software"], found["kernel"]
     if not software.get("kernel_release") or not software.get("os_release"):
