@@ -116,6 +116,9 @@ def _show_eligibility(run: dict[str, Any]) -> None:
 )
 @click.option("--no-submit", is_flag=True, help="do not submit the run to the registry")
 @click.option("--json", "as_json", is_flag=True, help="print run.json instead of the summary")
+@click.option(
+    "--param", "params", multiple=True, metavar="NAME=VALUE", help="override a plan parameter"
+)
 @click.pass_context
 def certify(
     ctx: click.Context,
@@ -126,6 +129,7 @@ def certify(
     results_root: Path,
     no_submit: bool,
     as_json: bool,
+    params: tuple[str, ...] = (),
 ) -> int:
     """Certify a board (default: the built-in virtual board), feed the registry, show the verdict."""
     import time
@@ -139,6 +143,7 @@ def certify(
         place=place,
         results_root=results_root,
         no_submit=no_submit,
+        params=params,
     )
     if code in (130, 143):  # stopped by SIGINT/SIGTERM: the run is resumable, there is no verdict
         return int(code)

@@ -42,7 +42,7 @@ from harness.lab.console import ConsoleSession
 from harness.lab.consolelog import ConsoleLog
 from harness.lab.crash_patterns import CrashPattern
 from harness.lab.crashwatch import CrashEvent, CrashWatch
-from harness.lab.errors import BoardCrashed, BootFailed, ShellUnresponsive
+from harness.lab.errors import BoardCrashed, BootFailed, NoRestart, ShellUnresponsive
 from harness.lab.hostkeys import HostKeyPolicy
 from harness.lab.machine import BoardMachine, MachineStats
 from harness.lab.settle import SettleReport, wait_for_devices
@@ -244,8 +244,13 @@ class Board:
         self.machine.power_cycle()
         return self._come_up(started, previous)
 
-    def reboot(self) -> float:
-        """`reboot` on the console shell; confirmed by a new boot id; seconds until back."""
+    def reboot(self, command: str = "reboot", restart_within: float | None = None) -> float:
+        """`reboot` (or another command that resets the board, e.g. arming a watchdog) on the
+        console shell; confirmed by a new boot id; seconds until back.
+
+        With `restart_within`, a board that shows no sign of restarting in that many seconds
+        raises NoRestart (a board fault: the command did not reset it) instead of BootFailed.
+        """
         previous = self.boot_id()
         self.console.drain()
         self.watch.expect_boot()
@@ -253,8 +258,8 @@ class Board:
         if self._ssh is not None:
             self._ssh.close()
         started = time.monotonic()
-        self.log.note("reboot requested")
-        self.console.send("reboot\n")
+        self.log.note(f"reboot requested: {command}")
+        self.console.send(command + "\n")
         self.console.ready = False
         # Wait for a sign of the restart before driving the board, so the old shell, still
         # alive for a moment, cannot answer a probe and pass for the new one.
@@ -262,8 +267,14 @@ class Board:
         if self.profile.boot.loader is not None and self.profile.boot.loader.banner:
             signs.append(self.profile.boot.loader.banner)
         try:
-            self.console.expect(signs, self.profile.boot.timeout)
+            self.console.expect(signs, restart_within or self.profile.boot.timeout)
         except ShellUnresponsive as exc:
+            if restart_within is not None:
+                self.watch.arm()  # no boot came: a banner from now on is a reset again
+                raise NoRestart(
+                    f"board {self.profile.name} did not restart within {restart_within:g} s "
+                    f"of {command!r}"
+                ) from exc
             raise BootFailed(
                 f"board {self.profile.name} showed no sign of rebooting: {exc}"
             ) from exc

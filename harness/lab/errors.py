@@ -123,3 +123,7 @@ class PowerFault(InfraError):
 
 class BootFailed(InfraError):
     """The board did not reach a logged-in shell, or did not really reboot, in time."""
+
+
+class NoRestart(BoardFault):
+    """A command that must reset the board (a watchdog left to fire) did not: the board failed."""

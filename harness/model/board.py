@@ -144,6 +144,34 @@ class Inventory(Strict):
     rtc: bool = False
 
 
+class NetworkPeer(Strict):
+    """The lab host as a peer for network transfers: the harness serves and receives data there."""
+
+    address: str = Field(min_length=1, description="the lab host's address as the board reaches it")
+    bind: str = Field(
+        default="0.0.0.0", description="where the harness listens on the lab host for the board"
+    )
+
+
+class UartLoopback(Strict):
+    """A UART whose TX is wired to its own RX (or to another UART's RX): bytes sent come back."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$", description="instance name, e.g. ttyS1")
+    tx: str = Field(min_length=1, description="device that sends, e.g. /dev/ttyS1")
+    rx: str | None = Field(default=None, description="device that receives; default: tx itself")
+    baud: int = Field(default=115200, gt=0)
+
+
+class Fixtures(Strict):
+    """What the lab has wired to each unit; a test that needs a missing fixture is skipped."""
+
+    network_peer: NetworkPeer | None = None
+    uart_loopbacks: list[UartLoopback] = []
+    operator: bool = Field(
+        default=False, description="a person is at the bench to answer manual steps"
+    )
+
+
 class VirtualDisk(Strict):
     size_mib: int = Field(gt=0, le=4096)
 
@@ -196,6 +224,10 @@ class BoardProfile(Strict):
     boot: Boot = Boot()
     inventory: Inventory
     lab: Lab
+    fixtures: Fixtures = Fixtures()
+    parameters: dict[str, int | float | str] = Field(
+        default={}, description="this lab's values for plan parameters (the command line wins)"
+    )
 
     # Filled in by load_board, not by the YAML.
     source: Path | None = Field(default=None, exclude=True)

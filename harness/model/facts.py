@@ -47,4 +47,6 @@ class Facts(BaseModel):
     serial_ports: int | None = None
     watchdog: bool | None = None
     rtc: bool | None = None
+    cpufreq: bool | None = None
+    thermal_zones: int | None = None
     boot_id: str | None = None

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib
 import re
-import sys
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -24,11 +22,15 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from harness.model.board import BoardProfile
 from harness.model.facts import Facts
+from harness.model.pysteps import python_step_problem
 from harness.model.requires import Expr, RequiresError, parse
 from harness.model.requires import Path as ExprPath
 from harness.model.yamlsource import SourceDoc, load_yaml, validate
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+# A test id, or one instance of a template test: `storage-rw[vda]` (see harness/model/expand.py).
+INSTANCE_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*(\[[A-Za-z0-9._:/-]+\])?$"
+PARAM_PATTERN = r"^[a-z][a-z0-9_]*$"
 REFERENCE = re.compile(r"^\$\{([^}]+)\}$")
 
 # The names a `requires` expression or a `${...}` reference may start with, and their schema.
@@ -250,10 +252,17 @@ class TestSpec(Strict):
     blocker: bool | None = None
     timeout: float | None = Field(default=None, gt=0, le=24 * 3600)
     requires: str | None = None
+    for_each: str | None = Field(
+        default=None,
+        description="a template: one instance per item of this list, e.g. "
+        "'board.inventory.block_devices' gives storage-rw[vda], storage-rw[vdb]",
+    )
     transport: Literal["console", "ssh"] | None = None
     steps: list[Step] = Field(min_length=1)
 
     _requires_expr: Expr | None = PrivateAttr(default=None)
+    _item: Any = PrivateAttr(default=None)
+    _params: dict[str, Any] = PrivateAttr(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)
     _line: int | None = PrivateAttr(default=None)
 
@@ -266,6 +275,25 @@ class TestSpec(Strict):
             except RequiresError as exc:
                 raise ValueError(f"in requires expression: {exc}") from None
         return text
+
+    @field_validator("for_each")
+    @classmethod
+    def _valid_for_each(cls, text: str | None) -> str | None:
+        if text is not None:
+            parts = parse_reference("${" + text + "}")
+            if parts[0] != "board":
+                raise ValueError("for_each must name a list in the board profile ('board.…')")
+        return text
+
+    @property
+    def item(self) -> Any:
+        """The device or fixture this instance of a template test is about (None otherwise)."""
+        return self._item
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The plan's parameters after lab and command-line overrides (see expand.py)."""
+        return self._params
 
     @property
     def requires_expr(self) -> Expr | None:
@@ -291,7 +319,7 @@ class Defaults(Strict):
 class Waiver(Strict):
     """A known failure accepted until `expires` (inclusive); after that it is a plain fail again."""
 
-    test: str = Field(pattern=ID_PATTERN)
+    test: str = Field(pattern=INSTANCE_ID_PATTERN)
     reason: str = Field(min_length=3)
     expires: dt.date
     ticket: str | None = None
@@ -311,8 +339,20 @@ class PlanFile(Strict):
     description: str | None = None
     includes: list[str] = []
     defaults: Defaults = Defaults()
+    parameters: dict[str, int | float | str] = Field(
+        default={},
+        description="named values with defaults; a lab or the command line overrides them",
+    )
     tests: list[TestSpec] = []
     waivers: list[Waiver] = []
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameter_names(cls, value: dict[str, int | float | str]) -> dict[str, int | float | str]:
+        for name in value:
+            if not re.fullmatch(PARAM_PATTERN, name):
+                raise ValueError(f"parameter name {name!r} must match {PARAM_PATTERN}")
+        return value
 
     @field_validator("version", mode="before")
     @classmethod
@@ -337,6 +377,7 @@ class Plan(BaseModel):
     )
     tests: list[TestSpec]
     waivers: list[Waiver]
+    parameters: dict[str, int | float | str] = {}
 
     def test(self, test_id: str) -> TestSpec:
         return next(test for test in self.tests if test.id == test_id)
@@ -354,7 +395,7 @@ def load_plan(file: str | Path) -> Plan:
     seen_tests: dict[str, TestSpec] = {}
     top = _load_one(file, [], loaded, tests, waivers, seen_tests)
     for waiver, doc, index in waivers:
-        if waiver.test not in seen_tests:
+        if waiver.test.split("[")[0] not in seen_tests:
             raise doc.error(
                 f"waiver for unknown test id {waiver.test!r}", ("waivers", index, "test")
             )
@@ -370,6 +411,7 @@ def load_plan(file: str | Path) -> Plan:
         sha256=digest.hexdigest(),
         tests=tests,
         waivers=[waiver for waiver, _, _ in waivers],
+        parameters=top.parameters,
     )
 
 
@@ -447,31 +489,3 @@ def _check_steps(doc: SourceDoc, test: TestSpec, where: tuple[str | int, ...], b
             problem = python_step_problem(step.python, base)
             if problem:
                 raise doc.error(problem, (*at, "python"))
-
-
-def import_python_step(target: str, base: Path | None = None) -> Any:
-    """Import `module:function`, looking next to the plan file first so plans can carry helpers."""
-    module_name, attr = target.split(":")
-    added = base is not None and str(base) not in sys.path
-    if added:
-        sys.path.insert(0, str(base))
-    try:
-        module = importlib.import_module(module_name)
-    finally:
-        if added:
-            sys.path.remove(str(base))
-    return getattr(module, attr)
-
-
-def python_step_problem(target: str, base: Path | None) -> str | None:
-    try:
-        function = import_python_step(target, base)
-    except ModuleNotFoundError as exc:
-        return f"cannot import python step {target!r}: no module named {exc.name!r}"
-    except AttributeError:
-        return f"python step {target!r}: the module has no such function"
-    except Exception as exc:  # the user's module itself is broken; say how, without a traceback
-        return f"cannot import python step {target!r}: {type(exc).__name__}: {exc}"
-    if not callable(function):
-        return f"python step {target!r} is not a function"
-    return None

@@ -38,7 +38,7 @@ from pydantic import (
 )
 
 from harness.durable import write_atomic
-from harness.model.plan import ID_PATTERN
+from harness.model.plan import INSTANCE_ID_PATTERN
 
 SCHEMA_VERSION = 1
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "report" / "schemas"
@@ -186,7 +186,7 @@ class ResultRecord(_Record):
         },
     )
 
-    id: str = Field(pattern=ID_PATTERN)
+    id: str = Field(pattern=INSTANCE_ID_PATTERN)
     title: str
     category: str
     blocker: bool

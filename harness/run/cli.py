@@ -25,6 +25,7 @@ import pytest
 
 from harness.errors import EXIT_BAD_INPUT, EXIT_INFRA, InfraError, Location, UserError
 from harness.model.board import BoardProfile, find_board
+from harness.model.expand import expand_plan, parse_overrides
 from harness.model.labenv import check_env_file
 from harness.model.plan import Plan, load_plan
 from harness.report.runfolder import RUN_ID, SUBMISSION, RunFolder, iso, new_run_id, utc_now
@@ -181,6 +182,13 @@ def _submit(run_dir: Path) -> str:
 )
 @click.option("--operator", help="who runs this (default: $USER)")
 @click.option("--plain", is_flag=True, help="plain progress lines even on a terminal")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="override a plan parameter, e.g. --param warm_reboots=3 (repeatable)",
+)
 def run(
     board_ref: str,
     plan_file: Path,
@@ -197,6 +205,7 @@ def run(
     results_root: Path,
     operator: str | None,
     plain: bool,
+    params: tuple[str, ...] = (),
 ) -> int:
     """Run a test plan on a board; results go to results/<run-id>/.
 
@@ -213,6 +222,7 @@ def run(
         raise UserError("labgrid environment file not found", Location(str(env), None, "--env"))
     profile = _load_board(board_ref)
     plan = load_plan(plan_file)
+    expand_plan(plan, profile, parse_overrides(params))  # bad parameters: exit 2 before the lab
     if resume_id is not None:
         _check_resume(results_root, resume_id, plan, profile)
     run_id = resume_id or new_run_id(profile.name)
@@ -235,6 +245,8 @@ def run(
             last_failed,
             junitxml,
         )
+        for pair in params:
+            args[-1:-1] = ["--param", pair]
         with _stop_on_sigterm() as stopped_by:
             status = pytest.main(args, plugins=[progress])
     folder = results_root / run_id

@@ -81,6 +81,18 @@ class TestContext:
     transcript: Transcript
     transport: str
     measurements: list[Measurement] = field(default_factory=list)
+    # What one step of a test leaves for a later step of the same test (e.g. a pattern's sha256).
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def item(self) -> Any:
+        """In an instance of a template test, the device or fixture it is about (a dict or str)."""
+        return self.test.item
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The plan's parameters, after the lab's and the command line's overrides."""
+        return self.test.params
 
     @property
     def log(self) -> StepLog:

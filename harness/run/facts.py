@@ -32,6 +32,8 @@ _DISCOVERY_LINES = [
     ' $(ls -d /sys/class/tty/ttyAMA* /sys/class/tty/ttyPS* 2>/dev/null | wc -l)"',
     'if ls -d /sys/class/watchdog/watchdog* >/dev/null 2>&1; then echo "@watchdog yes"; else echo "@watchdog no"; fi',
     'if [ -e /sys/class/rtc/rtc0 ]; then echo "@rtc yes"; else echo "@rtc no"; fi',
+    'if [ -d /sys/devices/system/cpu/cpu0/cpufreq ]; then echo "@cpufreq yes"; else echo "@cpufreq no"; fi',
+    'echo "@thermal $(ls -d /sys/class/thermal/thermal_zone* 2>/dev/null | wc -l)"',
     'echo "@boot_id $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"',
 ]
 # One line (console sessions send one line per command), in a subshell so `. /etc/os-release`
@@ -105,7 +107,9 @@ def parse_facts(output: str) -> Facts:
         elif tag == "serial":
             counts = [int(part) for part in rest.split() if part.isdigit()]
             values["serial_ports"] = sum(counts) if counts else None
-        elif tag in ("watchdog", "rtc"):
+        elif tag == "thermal" and rest.isdigit():
+            values["thermal_zones"] = int(rest)
+        elif tag in ("watchdog", "rtc", "cpufreq"):
             values[tag] = rest == "yes"
     return Facts(**values)
 

@@ -25,6 +25,7 @@ import pytest
 
 from harness.errors import UserError
 from harness.model.board import BoardProfile, find_board
+from harness.model.expand import expand_plan, parse_overrides
 from harness.model.plan import Plan, TestSpec, load_plan
 from harness.run.session import ResultsUnwritable, RunListener, RunSession
 
@@ -59,6 +60,12 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     )
     group.addoption("--operator", default=None, help="who runs this (default: $USER)")
     group.addoption(
+        "--param",
+        action="append",
+        default=[],
+        help="NAME=VALUE: override a plan parameter (repeatable)",
+    )
+    group.addoption(
         "--lab-kind", default=None, help="virtual|env|place for run.json (set by `harness run`)"
     )
     group.addoption("--lab-name", default=None, help="lab name for run.json (set by `harness run`)")
@@ -72,8 +79,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not board_ref:
         raise pytest.UsageError("harness: --plan needs --board")
     try:
-        plan = load_plan(plan_file)
         profile = find_board(board_ref)
+        plan = expand_plan(
+            load_plan(plan_file), profile, parse_overrides(config.getoption("param") or [])
+        )
     except UserError as exc:
         raise pytest.UsageError(f"harness: {exc}") from None
     env = getattr(config.option, "lg_env", None) or os.environ.get("LG_ENV")

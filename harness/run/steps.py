@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.model.plan import Step, import_python_step
+from harness.model.plan import Step
+from harness.model.pysteps import import_python_step
 from harness.run.context import StepFailed, TestContext
 from harness.run.expect import Measurement, check_expectations, take_measurements
 

@@ -9,6 +9,7 @@ the way a real board's storage does.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -69,6 +70,11 @@ def boot_overlay(run_dir: Path) -> Path:
     return run_dir / "boot-disk.qcow2"
 
 
+def uart_loop(run_dir: Path) -> Path:
+    """The FIFO behind the extra UART's loopback."""
+    return run_dir / "uart1.fifo"
+
+
 def prepare_run_dir(profile: BoardProfile, artifacts: ArchArtifacts, run_dir: Path) -> None:
     """Create the board's disks in `run_dir` if they are not there yet (idempotent).
 
@@ -78,6 +84,8 @@ def prepare_run_dir(profile: BoardProfile, artifacts: ArchArtifacts, run_dir: Pa
     """
     virtual = _virtual(profile)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if virtual.extra_uart and not uart_loop(run_dir).exists():
+        os.mkfifo(uart_loop(run_dir))
     for index, disk in enumerate(virtual.disks):
         _sparse_file(run_dir / f"disk{index}.img", disk.size_mib)
     if virtual.usb_storage is not None:
@@ -203,8 +211,10 @@ def qemu_command(
         "-serial", "chardev:console0",
     ]  # fmt: skip
     if virtual.extra_uart:
+        # The second UART's TX is wired back to its own RX (a loopback fixture): one FIFO that
+        # QEMU both writes and reads, so every byte the board sends arrives on the same port.
         argv += [
-            "-chardev", f"file,id=uart1,path={_escape(str(run_dir / 'uart1.log'))}",
+            "-chardev", f"pipe,id=uart1,path={_escape(str(uart_loop(run_dir)))}",
             "-serial", "chardev:uart1",
         ]  # fmt: skip
     argv += ["-qmp", f"unix:{_escape(_socket_path(qmp_socket, 'QMP'))},server=on,wait=off"]

@@ -308,6 +308,20 @@ class SimMachine:
                 os.kill(pid, sig)
 
 
+def _host_uarts() -> int:
+    """UARTs the host's kernel registers: the board sees the host's /proc/tty and /sys."""
+    try:
+        text = Path("/proc/tty/driver/serial").read_text()
+    except OSError:
+        text = ""
+    count = sum(1 for line in text.splitlines() if "uart:" in line and "uart:unknown" not in line)
+    return (
+        count
+        + len(list(Path("/sys/class/tty").glob("ttyAMA*")))
+        + len(list(Path("/sys/class/tty").glob("ttyPS*")))
+    )
+
+
 def realize_profile(template: Path, state_dir: Path) -> BoardProfile:
     """The sim profile with the facts this host gives the board (CPUs, memory, arch).
 
@@ -321,6 +335,7 @@ def realize_profile(template: Path, state_dir: Path) -> BoardProfile:
     with open("/proc/meminfo") as meminfo:
         total_kib = int(meminfo.readline().split()[1])
     inventory["memory_mib"] = total_kib // 1024
+    inventory["serial_ports"] = _host_uarts()
     arch = platform.machine()
     if arch in ("x86_64", "aarch64", "riscv64"):
         data["identity"]["arch"] = arch

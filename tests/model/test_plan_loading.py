@@ -81,23 +81,27 @@ def test_plan_fingerprint_changes_when_an_included_file_changes(tmp_path: Path) 
 
 def test_shipped_precert_plan_covers_the_issue_checklist() -> None:
     plan = load_plan(REPO / "testplans" / "precert.yaml")
-    assert (plan.id, plan.version) == ("precert", "1.0")
+    assert (plan.id, plan.version) == ("precert", "2.0")
     ids = {test.id for test in plan.tests}
     assert {
         "console-login",
+        "boot-time",
         "software-identity",
-        "cpu-count",
-        "memory-size",
-        "block-devices",
-        "network-interfaces",
-        "usb-devices",
-        "watchdog",
-        "rtc-readable",
-        "ssh-command",
-        "sftp-roundtrip",
-        "reboot",
+        "kernel-not-tainted",
+        "cpu-load",
+        "memory-pattern",
+        "storage-rw",
+        "network-transfer",
+        "uart-loopback",
+        "watchdog-reset",
+        "rtc-advancing",
+        "reboot-warm",
+        "power-cycle",
+        "stress",
         "dmesg-clean",
     } <= ids
+    templates = {test.id for test in plan.tests if test.for_each}
+    assert templates == {"storage-rw", "network-link", "network-transfer", "uart-loopback"}
     assert plan.test("usb-devices").requires == "board.inventory.usb_devices"
     assert plan.test("watchdog").requires == "board.inventory.watchdog"
 

@@ -1,0 +1,72 @@
+"""Pre-certification 2.0 on the simulated board: per-device instances, parameters, a missing disk.
+
+The simulated board has no disks of its own, so a profile that promises one is exactly the
+"disk the board lacks" case: the instance named after that disk fails and the run is
+not-certified. Each test runs only the tests it needs (`-k`), so each takes seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from tests.run.conftest import REPO, harness_run
+
+PRECERT = REPO / "testplans" / "precert.yaml"
+
+
+def _profile_with_disk(board, tmp_path: Path, disk: str) -> Path:
+    data = yaml.safe_load(Path(board.profile.source).read_text())
+    data["inventory"]["block_devices"] = [{"name": disk, "size_mib": 8}]
+    data["boot"]["settle_timeout"] = 2  # the disk never appears: do not wait the default minute
+    path = tmp_path / "sim-with-disk.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_a_profiled_disk_the_board_lacks_fails_its_own_instance_and_blocks(
+    sim_board, tmp_path: Path, results_root: Path
+) -> None:
+    board = sim_board
+    board.profile.source = _profile_with_disk(board, tmp_path, "vdz")
+    run = harness_run(board, PRECERT, results_root, "-k", "storage-rw[vdz] or console-login")
+    assert run.code == 1, run.stderr
+    assert run.run_json()["verdict"] == "not-certified"
+    failed = run.result("storage-rw[vdz]")
+    assert failed["outcome"] == "fail"
+    assert "no block device /dev/vdz" in failed["reason"]
+    outcomes = run.outcomes()
+    assert outcomes["console-login"] == "pass"
+    assert outcomes["memory-pattern"] == "not-run", "-k selected the one instance, not the plan"
+    assert "storage-rw[vdz]" in run.run_json()["plan"]["tests"]
+
+
+def test_a_parameter_given_on_the_command_line_changes_how_many_power_cycles_run(
+    sim_board, results_root: Path
+) -> None:
+    run = harness_run(
+        sim_board, PRECERT, results_root, "-k", "power-cycle", "--param", "power_cycles=2"
+    )
+    assert run.code == 3, "only one test ran: the run is incomplete, not certified"
+    result = run.result("power-cycle")
+    assert result["outcome"] == "pass", result["reason"]
+    boots = sorted(m["name"] for m in result["measurements"] if m["name"].startswith("boot_time"))
+    assert boots == ["boot_time_1", "boot_time_2"]
+
+
+def test_an_unknown_parameter_is_refused_before_any_board_is_touched(
+    tmp_path: Path, results_root: Path
+) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--board", "sim", "--plan", str(PRECERT),
+         "--param", "reboots=3", "--results", str(results_root), "--no-submit"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "plan 'precert' has no parameter 'reboots'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not results_root.exists()
