@@ -153,7 +153,7 @@ def power(lab_dir: Path, name: str, action: str) -> None:
 @click.option("--bytes", "count", type=click.IntRange(1, 1 << 20), default=64, show_default=True)
 @click.pass_obj
 def fault(lab_dir: Path, name: str, kind: str, count: int) -> None:
-    """Inject a fault: hang, resume, reset, panic, power-off, power-on, noise."""
+    """Inject a fault: hang, resume, reset, panic, power-off, power-on, noise, watchdog-inert|live."""
     state = lab_state.find(lab_dir, name)
     message: dict[str, object] = {"cmd": "fault", "kind": kind}
     if kind == "noise":

@@ -12,6 +12,11 @@ bench, so the harness's reaction to it can be tested without a broken board:
 | power-off | QEMU killed                        | namespace killed                     | plug pulled               |
 | power-on  | QEMU relaunched, same ports        | namespace restarted, new boot id     | plug back in              |
 | noise     | N random bytes to the console client (both kinds)                         | bad cable / ground loop   |
+| watchdog-inert | QMP `watchdog-set-action none` | refused: the board has no watchdog   | reset line not wired      |
+| watchdog-live  | QMP `watchdog-set-action reset` (the default) | refused               | (line repaired)           |
+
+A watchdog that fires without resetting the board is how a certification's watchdog test is
+proven to fail; the setting lasts until `watchdog-live` or the next power-on.
 """
 
 from __future__ import annotations
@@ -21,7 +26,17 @@ from typing import Any, Protocol
 from harness.errors import InfraError
 from harness.vlab.relay import ConsoleRelay
 
-FAULT_KINDS = ("hang", "resume", "reset", "panic", "power-off", "power-on", "noise")
+FAULT_KINDS = (
+    "hang",
+    "resume",
+    "reset",
+    "panic",
+    "power-off",
+    "power-on",
+    "noise",
+    "watchdog-inert",
+    "watchdog-live",
+)
 POWER_ACTIONS = ("on", "off", "cycle")
 MAX_NOISE_BYTES = 1 << 20
 
@@ -45,6 +60,7 @@ class Machine(Protocol):
     async def resume(self) -> None: ...
     async def reset(self) -> None: ...
     async def panic(self) -> None: ...
+    async def watchdog_resets(self, resets: bool) -> None: ...
     def status(self) -> dict[str, object]: ...
     async def close(self) -> None: ...
 
@@ -84,4 +100,6 @@ async def apply_fault(
         await machine.reset()
     elif kind == "panic":
         await machine.panic()
+    elif kind in ("watchdog-inert", "watchdog-live"):
+        await machine.watchdog_resets(kind == "watchdog-live")
     return {}

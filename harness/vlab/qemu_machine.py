@@ -185,6 +185,10 @@ class QemuMachine:
         finally:
             agent.close()
 
+    async def watchdog_resets(self, resets: bool) -> None:
+        """What the emulated watchdog does when it expires: reset the board, or nothing."""
+        await self._qmp("watchdog-set-action", action="reset" if resets else "none")
+
     def status(self) -> dict[str, object]:
         if not self.powered or self.qmp is None:
             facts: dict[str, object] = {"run_state": "off", "last_exit": self.last_exit}
@@ -203,13 +207,13 @@ class QemuMachine:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    async def _qmp(self, command: str) -> None:
+    async def _qmp(self, command: str, **arguments: Any) -> None:
         self._require_power(command)
         assert self.qmp is not None
         if not self.qmp.connected:
             # A timed-out command leaves the QMP stream unusable; QEMU accepts a new client.
             await asyncio.to_thread(self.qmp.connect, SOCKET_WAIT)
-        await asyncio.to_thread(self.qmp.execute, command)
+        await asyncio.to_thread(self.qmp.execute, command, **arguments)
 
     def _require_power(self, what: str) -> None:
         if not self.powered or self.qmp is None:

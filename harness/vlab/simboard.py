@@ -250,6 +250,9 @@ class SimMachine:
         self._require_power("reset")
         await self.power_cycle()
 
+    async def watchdog_resets(self, resets: bool) -> None:
+        raise InfraError("the simulated board has no watchdog to change")
+
     async def panic(self) -> None:
         self._require_power("panic")
         self._signal_all(signal.SIGSTOP)

@@ -50,6 +50,26 @@ def test_precert_plan_certifies_the_qemu_x86_64_board(qemu_board, results_root: 
     _valid(run)
 
 
+def test_a_disk_that_corrupts_data_and_a_watchdog_that_does_not_reset_are_not_certified(
+    qemu_board, results_root: Path
+) -> None:
+    board = qemu_board(BOARD)
+    run = harness_run(board, "precert-faults.yaml", results_root, env=fault_env(board))
+    assert run.outcomes() == {
+        "storage-rw[vda]": "fail",
+        "watchdog-reset": "fail",
+        "after-faults": "pass",
+    }, run.stderr
+    assert run.code == 1 and run.run_json()["verdict"] == "not-certified"
+    storage = run.result("storage-rw[vda]")["reason"]
+    assert "data read back from /dev/vda differs from what was written" in storage
+    # The flipped byte, by cmp (1-based) in the test area: the mismatch is shown, not summarised.
+    assert "differ: char 12306" in storage, storage
+    watchdog = run.result("watchdog-reset")["reason"]
+    assert "watchdog armed with a 2 s timeout and left unfed" in watchdog
+    assert "did not restart within" in watchdog
+
+
 def test_sigkill_then_resume_on_qemu_runs_each_finished_test_once(
     qemu_board, results_root: Path
 ) -> None:

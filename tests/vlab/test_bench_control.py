@@ -40,6 +40,14 @@ def test_fault_on_a_powered_off_board_is_refused_with_the_reason(sim_board):
         sim_board.fault("melt")
 
 
+def test_a_watchdog_fault_on_the_simulated_board_is_refused_and_the_board_keeps_running(
+    sim_board,
+):
+    with pytest.raises(BenchRefused, match="the simulated board has no watchdog"):
+        sim_board.fault("watchdog-inert")
+    assert request(sim_board.state().control, {"cmd": "status"})["power"] == "on"
+
+
 def test_sim_panic_prints_the_panic_line_and_freezes_the_board(sim_board, console_client):
     console = console_client(sim_board.console_port)
     sim_board.fault("panic")
