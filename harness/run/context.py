@@ -9,6 +9,7 @@ inherit its crash watch; they fail by raising AssertionError (or calling
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,6 +110,17 @@ class TestContext:
             via, command, result.exit_status, result.stdout + result.stderr, result.duration
         )
         return result
+
+    def integer(self, command: str, timeout: float = 30.0) -> int | None:
+        """The number a command prints on a line of its own; None if it printed none.
+
+        On a console the kernel may print in the middle of a command's output (seen on a
+        loaded aarch64 board: `[ 76.5] hrtimer: interrupt took …` right after `262144`), so
+        the output is searched for the number's line instead of being taken whole.
+        """
+        result = self.run(command, timeout=timeout)
+        match = re.search(r"^\s*(\d+)\s*$", result.stdout, re.MULTILINE)
+        return int(match.group(1)) if result.exit_status == 0 and match else None
 
     def measure(self, name: str, value: float, unit: str) -> None:
         self.measurements.append(Measurement(name, float(value), unit))

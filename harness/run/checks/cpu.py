@@ -16,8 +16,7 @@ from harness.run.context import TestContext
 
 def checksum_load_per_core(ctx: TestContext) -> None:
     mib = max(1, int(ctx.params.get("cpu_load_mib", 8)))
-    online = ctx.run("nproc").stdout.strip()
-    cores = int(online) if online.isdigit() else 1
+    cores = ctx.integer("nproc") or 1
     expected = hashlib.sha256(bytes(mib * 2**20)).hexdigest()
     script = (
         f"for c in $(seq 0 {cores - 1}); do ( s=$(cut -d' ' -f1 /proc/uptime); "

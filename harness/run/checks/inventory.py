@@ -31,11 +31,11 @@ def block_devices_match_profile(ctx: TestContext) -> None:
         timeout=SETTLE_SECONDS + 10,
     )
     for device in ctx.profile.inventory.block_devices:
-        result = ctx.run(f"cat /sys/block/{device.name}/size")
-        if result.exit_status != 0 or not result.stdout.strip().isdigit():
+        sectors = ctx.integer(f"cat /sys/block/{device.name}/size")
+        if sectors is None:
             problems.append(f"{device.name} is missing")
             continue
-        size_mib = int(result.stdout.strip()) * SECTOR / MIB
+        size_mib = sectors * SECTOR / MIB
         ctx.measure(f"{device.name}_size", round(size_mib, 1), "MiB")
         if device.size_mib is not None:
             slack = max(1.0, device.size_mib * SIZE_TOLERANCE)

@@ -63,8 +63,8 @@ def write_pattern(ctx: TestContext) -> None:
         state.update(target=f"{mounts[1].rstrip('/')}/.harness-storage-rw.bin", offset=0)
         ctx.log.info("%s is mounted on %s: testing through a file there", dev, mounts[1])
     else:
-        sectors = ctx.run(f"cat /sys/block/{dev}/size").stdout.strip()
-        size_mib = int(sectors) * 512 // (1024 * 1024) if sectors.isdigit() else 0
+        sectors = ctx.integer(f"cat /sys/block/{dev}/size") or 0
+        size_mib = sectors * 512 // (1024 * 1024)
         if size_mib < mib + 2:
             ctx.fail(f"/dev/{dev} has {size_mib} MiB, too small for a {mib} MiB test area")
         offset = size_mib - mib - 1

@@ -20,7 +20,7 @@ ROUND_MIB = 4
 
 def cpu_memory_storage(ctx: TestContext) -> None:
     seconds = max(1, int(ctx.params.get("stress_seconds", 5)))
-    cores = int(ctx.run("nproc").stdout.strip() or 1)
+    cores = ctx.integer("nproc") or 1
     expected = hashlib.sha256(bytes(ROUND_MIB * 2**20)).hexdigest()
     disks = [d.name for d in ctx.profile.inventory.block_devices]
     clock = "$(cut -d. -f1 /proc/uptime)"
