@@ -50,6 +50,7 @@ def test_precert_plan_certifies_the_qemu_x86_64_board(qemu_board, results_root: 
     _valid(run)
 
 
+@pytest.mark.slow  # ~45 s on the module's board, which is up by now; 100 s when it boots first
 def test_a_disk_that_corrupts_data_and_a_watchdog_that_does_not_reset_are_not_certified(
     qemu_board, results_root: Path
 ) -> None:
