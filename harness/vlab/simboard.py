@@ -71,7 +71,10 @@ ln -sf /bin/busybox "$root/bin/ash"
 mount --bind "$d/boot_id" "$root/proc/sys/kernel/random/boot_id"
 hostname "$SIM_HOSTNAME"
 cd "$root"
-exec chroot "$root" /bin/busybox env -i CONSOLE="$SIM_TTY" PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/busybox init
+# The board shares the host's kernel, but the host's kernel log is not the board's: without
+# CAP_SYSLOG (and with the kernel's dmesg_restrict, Debian's default) nothing on the board
+# can read it, so an oops of some host process never reads as a crash of this board.
+exec setpriv --bounding-set -syslog chroot "$root" /bin/busybox env -i CONSOLE="$SIM_TTY" PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/busybox init
 """
 
 
