@@ -249,7 +249,7 @@ def eligible(
         except UserError:
             if profile != "sim":
                 raise
-            from harness.vlab.bench import resolve_board  # the built-in simulated board
+            from harness.vlab.boardhost import resolve_board  # the built-in simulated board
 
             identity = resolve_board(profile).identity
         given.update(vendor=identity.vendor, model=identity.model, revision=identity.revision)

@@ -1,7 +1,7 @@
 """A/B comparison and bisection of a case over builds (on the virtual lab: Debian kernel packages).
 
 Each build gets a board of its own (a bench started with that kernel package, see
-`harness.vlab.bench.start_bench(kernel_package=…)`) and an ordinary repro run, so every
+`harness.vlab.boardhost.start_bench(kernel_package=…)`) and an ordinary repro run, so every
 number in the table below has a run folder and a report behind it.
 
 Bisection handles intermittent cases (docs/repro.md, "Bisection"): the newest build is run
@@ -55,12 +55,12 @@ def run_build(
     progress: Progress | None = None,
 ) -> BuildRun:
     """One repro run of the case on a fresh virtual board booting kernel package `build`."""
-    from harness.vlab import bench
+    from harness.vlab import boardhost
     from harness.vlab import state as lab_state
 
     run_id = new_run_id(profile.name)
     name = f"build-{run_id.rsplit('-', 1)[-1]}-{os.getpid()}"
-    started = bench.start_bench(
+    started = boardhost.start_bench(
         profile, name, lab_dir=lab_state.lab_dir(), owner=os.getpid(), kernel_package=build
     )
     try:
@@ -82,7 +82,7 @@ def run_build(
         finally:
             session.close()
     finally:
-        bench.stop_bench(started)
+        boardhost.stop_bench(started)
     summary = session.run.summary
     assert summary is not None
     return BuildRun(

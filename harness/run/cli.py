@@ -38,7 +38,7 @@ def _load_board(ref: str) -> BoardProfile:
     except UserError:
         # Built-in virtual boards that live with the virtual lab (e.g. `sim`).
         try:
-            from harness.vlab.bench import resolve_board
+            from harness.vlab.boardhost import resolve_board
         except ImportError:
             raise
         return resolve_board(ref)
@@ -112,19 +112,19 @@ def _lab(
         with place_env_file(profile.lab.place, run_id) as path:
             yield profile, path, "place", profile.lab.place
         return
-    from harness.vlab import bench
+    from harness.vlab import boardhost
     from harness.vlab import state as lab_state
 
     name = f"run-{run_id.rsplit('-', 1)[-1]}-{os.getpid()}"
     click.echo(f"starting virtual board {profile.name} as {name} …", err=True)
-    started = bench.start_bench(profile, name, lab_dir=lab_state.lab_dir(), owner=os.getpid())
+    started = boardhost.start_bench(profile, name, lab_dir=lab_state.lab_dir(), owner=os.getpid())
     try:
         served = profile
         if Path(started.profile).is_file() and Path(started.profile) != profile.source:
             served = find_board(started.profile)  # e.g. the sim board, with the host's real numbers
         yield served, Path(started.env_file), "virtual", profile.name
     finally:
-        bench.stop_bench(started)
+        boardhost.stop_bench(started)
 
 
 def _submit(run_dir: Path) -> str:

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from harness.model.board import load_board
-from harness.vlab.bench import SIM_PROFILE, resolve_board
-from harness.vlab.bench import wait_for_console as _wait_for_log
+from harness.vlab.boardhost import SIM_PROFILE, resolve_board
+from harness.vlab.boardhost import wait_for_console as _wait_for_log
 from harness.vlab.handle import RunningBoard
 
 _serial = itertools.count(1)
