@@ -21,9 +21,9 @@ from typing import Any
 
 from harness.model.board import BoardProfile
 from harness.model.case import Case
+from harness.model.case_records import IterationRecord, Summary
 from harness.report.runfolder import new_run_id
 from harness.repro import stats
-from harness.repro.records import IterationRecord, Summary
 from harness.repro.report import write_report
 from harness.repro.session import Plan, ReproSession, open_or_fail
 
@@ -88,7 +88,7 @@ def run_build(
     return BuildRun(
         build=build,
         run_id=run_id,
-        kernel_release=session.run.software.get("kernel_release"),
+        kernel_release=session.run.software.kernel_release,
         reproduced=summary.reproduced,
         iterations=summary.iterations,
         errors=summary.errors,

@@ -16,10 +16,10 @@ import click
 
 from harness.errors import EXIT_INFRA, InfraError, Location, UserError
 from harness.model.case import load_case
+from harness.model.case_records import IterationRecord, Summary
 from harness.report.runfolder import RUN_ID, SUBMISSION, iso, new_run_id, utc_now
 from harness.repro import stats
 from harness.repro.folder import ReproFolder
-from harness.repro.records import IterationRecord, Summary
 from harness.repro.report import write_report
 from harness.repro.session import Plan, ReproSession, load_baseline, open_or_fail
 
@@ -169,16 +169,14 @@ def repro(
             session.close()
     folder = results_root / run_id
     html = write_report(folder)
-    run = ReproFolder(folder).read_run_json()
-    summary = run.get("summary") or {}
+    run = ReproFolder(folder).read_run()
+    summary = run.summary
+    interval = summary.interval if summary else None
     click.echo(
-        f"{run['verdict']}: {summary.get('reproduced', 0)}/{summary.get('iterations', 0)} "
-        f"reproduced, rate {_pct(summary.get('rate'))}"
-        + (
-            f" (95% CI {_pct(summary['interval']['low'])}-{_pct(summary['interval']['high'])})"
-            if summary.get("interval")
-            else ""
-        )
+        f"{run.verdict}: {summary.reproduced if summary else 0}/"
+        f"{summary.iterations if summary else 0} reproduced, "
+        f"rate {_pct(summary.rate if summary else None)}"
+        + (f" (95% CI {_pct(interval.low)}-{_pct(interval.high)})" if interval else "")
         + f"; {session.stop_reason}; report: {html}",
         err=True,
     )
@@ -186,7 +184,7 @@ def repro(
         delivery = _submit(folder)
         ReproFolder(folder).write_json(SUBMISSION, {"status": delivery, "at": iso(utc_now())})
         click.echo(f"registry: {delivery}", err=True)
-    if code == EXIT_INFRA and run["verdict"] == "incomplete":
+    if code == EXIT_INFRA and run.verdict == "incomplete":
         raise InfraError(f"no iteration could be counted; continue with --resume {run_id}")
     return code
 
