@@ -63,8 +63,8 @@ def _show_verdict(run: dict[str, Any], folder: Path) -> None:
 
 
 def _show_eligibility(run: dict[str, Any]) -> None:
-    from harness.registry.cli import Backend
     from harness.registry.eligibility import Device
+    from harness.registry.interface import open_registry
 
     board, software = run["board"], run.get("software", {})
     if not software.get("os_release") or not software.get("kernel_release"):
@@ -79,7 +79,11 @@ def _show_eligibility(run: dict[str, Any]) -> None:
         software.get("kernel_version") or "",
         software.get("kernel_build_id") or "",
     )
-    answer = Backend(None, None, None).call("eligibility", device)
+    registry = open_registry()
+    try:
+        answer = registry.eligibility(device)
+    finally:
+        registry.close()
     click.echo("")
     click.secho(f"eligibility: {answer['status']}", bold=True)
     click.echo(f"  {answer['summary']}")

@@ -23,57 +23,18 @@ from harness.registry.config import (
     ENV_REGISTRY_TOKEN,
     ENV_REGISTRY_URL,
     default_db_url,
-    remote_registry,
 )
 from harness.registry.eligibility import Device
+from harness.registry.interface import Registry, open_registry
+from harness.registry.rules import CASE_VERDICTS, EXPIRY_DAYS, MAX_ROW_ID, ROLES, SEVERITIES
 
 
-class Backend:
-    """Local Store or RemoteStore behind the same calls the commands need."""
-
-    def __init__(self, db: str | None, url: str | None, token: str | None):
-        self.remote = None
-        self.store = None
-        configured = remote_registry()
-        if db is None and (url or configured):
-            from harness.registry.remote import RemoteStore
-
-            if token is None:
-                token = configured.token if configured else ""
-            self.remote = RemoteStore(url or configured.url, token)  # type: ignore[union-attr]
-        else:
-            from harness.registry.store import Store
-
-            self.store = Store(db or default_db_url())
-
-    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        if self.remote is not None:
-            return getattr(self.remote, name)(*args, **kwargs)
-        from harness.registry.store import LOCAL_ADMIN
-
-        method = getattr(self.store, name)
-        if name in (
-            "revoke_certificate",
-            "register_kernel",
-            "register_kernel_artifact",
-            "open_case",
-            "attach_run",
-            "verify_case",
-            "add_lab",
-            "create_token",
-            "create_token_record",
-            "revoke_token",
-            "rotate_token",
-            "register_board",
-        ):
-            kwargs["actor"] = LOCAL_ADMIN
-        result = method(*args, **kwargs)
-        return result.as_dict() if name == "eligibility" else result
-
-
-def _backend(ctx: click.Context) -> Backend:
+def _backend(ctx: click.Context) -> Registry:
+    """The registry the command talks to (harness/registry/interface.py), closed with the command."""
     options = ctx.find_object(dict) or {}
-    return Backend(options.get("db"), options.get("url"), options.get("token"))
+    registry = open_registry(options.get("db"), options.get("url"), options.get("token"))
+    ctx.call_on_close(registry.close)
+    return registry
 
 
 def _emit(
@@ -280,7 +241,7 @@ def eligible(
         given.get("kernel_version", ""),
         given.get("kernel_build_id", ""),
     )
-    print_answer(_backend(ctx).call("eligibility", device), as_json)
+    print_answer(_backend(ctx).eligibility(device), as_json)
 
 
 def print_answer(answer: dict[str, Any], as_json: bool) -> None:
@@ -315,7 +276,7 @@ def _describe(item: dict[str, Any]) -> str:
 @click.pass_context
 def boards(ctx: click.Context, as_json: bool) -> None:
     """Board models with their revisions and current certification status."""
-    data = _backend(ctx).call("list_boards")
+    data = _backend(ctx).list_boards()
     if as_json:
         _emit(data, True)
         return
@@ -349,8 +310,8 @@ def certs(
     as_json: bool,
 ) -> None:
     """Certificates (valid, expired and revoked), optionally filtered."""
-    data = _backend(ctx).call(
-        "list_certificates", vendor=vendor, model=model, revision=revision, os_release=os_release
+    data = _backend(ctx).list_certificates(
+        vendor=vendor, model=model, revision=revision, os_release=os_release
     )
     _emit(
         data,
@@ -383,7 +344,7 @@ def certs(
 @click.pass_context
 def revoke(ctx: click.Context, cert_id: int, reason: str, as_json: bool) -> None:
     """Revoke a certificate (admin)."""
-    cert = _backend(ctx).call("revoke_certificate", cert_id, reason)
+    cert = _backend(ctx).revoke_certificate(cert_id, reason)
     _emit(
         cert,
         as_json,
@@ -397,7 +358,7 @@ def revoke(ctx: click.Context, cert_id: int, reason: str, as_json: bool) -> None
 def kernels(ctx: click.Context, as_json: bool) -> None:
     """Vendor-built kernels (lists them; `kernels add` registers one)."""
     if ctx.invoked_subcommand is None:
-        data = _backend(ctx).call("list_kernels")
+        data = _backend(ctx).list_kernels()
         for k in data:
             k["boards"] = [
                 f"{b['vendor']} {b['model']}" + (f" rev {b['revision']}" if b["revision"] else "")
@@ -478,8 +439,7 @@ def kernels_add(
             )
         if not artifact.is_file():
             raise UserError("kernel artifact not found", Location(str(artifact), None, "ARTIFACT"))
-        data = _backend(ctx).call(
-            "register_kernel_artifact",
+        data = _backend(ctx).register_kernel_artifact(
             artifact,
             boards,
             kernel_release=release,
@@ -492,7 +452,7 @@ def kernels_add(
                     f"give a kernel ARTIFACT, or both --release and --build-id ({name} is missing)",
                     Location(field=name),
                 )
-        data = _backend(ctx).call("register_kernel", release, kversion, build_id, boards)
+        data = _backend(ctx).register_kernel(release, kversion, build_id, boards)
     _emit(
         data,
         as_json,
@@ -513,7 +473,7 @@ def kernels_add(
 def cases(ctx: click.Context, as_json: bool) -> None:
     """Customer cases (lists them; see the sub-commands to open, attach runs and verify)."""
     if ctx.invoked_subcommand is None:
-        _emit(_backend(ctx).call("list_cases"), as_json, _CASE_COLUMNS, "Customer cases")
+        _emit(_backend(ctx).list_cases(), as_json, _CASE_COLUMNS, "Customer cases")
 
 
 _CASE_COLUMNS = [
@@ -535,7 +495,7 @@ _CASE_COLUMNS = [
 @click.argument("case_file", required=False, type=click.Path(path_type=Path))
 @click.option("--id", "case_id")
 @click.option("--customer-ref")
-@click.option("--severity", type=click.Choice(["critical", "high", "medium", "low"]))
+@click.option("--severity", type=click.Choice(SEVERITIES))
 @click.option("--subsystem")
 @click.option("--summary", default="")
 @click.option("--vendor")
@@ -580,14 +540,13 @@ def cases_open(
                     f"give a case file, or {option} and the other case fields",
                     Location(field=option),
                 )
-    data = _backend(ctx).call("open_case", {**fields, "opened_at": opened_at})
+    data = _backend(ctx).open_case({**fields, "opened_at": opened_at})
     _emit(data, as_json, _CASE_COLUMNS)
 
 
 def _case_file_fields(case_file: Path) -> dict[str, Any]:
     """The registry's fields of a case, from a `kind: case` file (loaded as untrusted input)."""
     from harness.model.case import load_case
-    from harness.registry.store import SEVERITIES
 
     spec = load_case(case_file).spec
     seen = spec.seen_on
@@ -612,7 +571,7 @@ def _case_file_fields(case_file: Path) -> dict[str, Any]:
 @click.pass_context
 def cases_show(ctx: click.Context, case_id: str, as_json: bool) -> None:
     """One case with its response target, reproduction runs and verification."""
-    data = _backend(ctx).call("get_case", case_id)
+    data = _backend(ctx).get_case(case_id)
     _emit(data, as_json, [*_CASE_COLUMNS, ("runs", "reproduction_runs")])
 
 
@@ -623,12 +582,12 @@ def cases_show(ctx: click.Context, case_id: str, as_json: bool) -> None:
 @click.pass_context
 def cases_attach(ctx: click.Context, case_id: str, run_id: str, as_json: bool) -> None:
     """Attach a stored reproduction run to a case."""
-    _emit(_backend(ctx).call("attach_run", case_id, run_id), as_json, _CASE_COLUMNS)
+    _emit(_backend(ctx).attach_run(case_id, run_id), as_json, _CASE_COLUMNS)
 
 
 @cases.command("verify")
 @click.argument("case_id")
-@click.option("--verdict", required=True, type=click.Choice(["resolved", "not-resolved"]))
+@click.option("--verdict", required=True, type=click.Choice(CASE_VERDICTS))
 @click.option("--run", "run_id", required=True, help="the run that verified the resolution")
 @json_option
 @click.pass_context
@@ -636,7 +595,7 @@ def cases_verify(
     ctx: click.Context, case_id: str, verdict: str, run_id: str, as_json: bool
 ) -> None:
     """Record the customer's verification of the resolution."""
-    _emit(_backend(ctx).call("verify_case", case_id, verdict, run_id), as_json, _CASE_COLUMNS)
+    _emit(_backend(ctx).verify_case(case_id, verdict, run_id), as_json, _CASE_COLUMNS)
 
 
 @registry.command()
@@ -645,7 +604,7 @@ def cases_verify(
 def runs(ctx: click.Context, as_json: bool) -> None:
     """Every stored run: run id, lab, verdict, bundle hash, when it was received."""
     _emit(
-        _backend(ctx).call("list_runs"),
+        _backend(ctx).list_runs(),
         as_json,
         [("run", "run_id"), ("lab", "lab"), ("verdict", "verdict"), ("received", "received_at"),
          ("bundle sha256", "bundle_sha256")],
@@ -660,7 +619,7 @@ def runs(ctx: click.Context, as_json: bool) -> None:
 def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
     """The newest entries of the audit log (admin): who changed what, and when."""
     _emit(
-        _backend(ctx).call("audit_entries", limit),
+        _backend(ctx).audit_entries(limit),
         as_json,
         [("at", "at"), ("actor", "actor"), ("action", "action"), ("entity", "entity"),
          ("key", "entity_key"), ("detail", "detail")],
@@ -740,7 +699,7 @@ def labs(ctx: click.Context, as_json: bool) -> None:
     """Labs allowed to submit (lists them; `labs add` registers one, `labs self` shows this machine's)."""
     if ctx.invoked_subcommand is None:
         _emit(
-            _backend(ctx).call("list_labs"),
+            _backend(ctx).list_labs(),
             as_json,
             [
                 ("name", "name"),
@@ -780,17 +739,7 @@ def labs_add(ctx: click.Context, name: str | None, enrolment_file: Path, as_json
             f"register it as {enrolment.name!r} (leave NAME out), or on the lab run "
             f"`harness registry labs self --name {name} --json` and register that output",
         )
-    backend = _backend(ctx)
-    if backend.remote is not None:
-        data = backend.remote.add_lab(enrolment.name, enrolment.public_key, enrolment.signature)
-    else:
-        token = backend.call(
-            "add_lab", enrolment.name, enrolment.public_key, signature=enrolment.signature
-        )
-        data = {
-            **next(lab for lab in backend.call("list_labs") if lab["name"] == enrolment.name),
-            "token": token,
-        }
+    data = _backend(ctx).add_lab(enrolment.name, enrolment.public_key, enrolment.signature)
     if as_json:
         _emit(data, True)
         return
@@ -842,7 +791,7 @@ _TOKEN_COLUMNS = [
 expires_option = click.option(
     "--expires-in",
     "expires_in_days",
-    type=click.IntRange(1, 3650),
+    type=click.IntRange(*EXPIRY_DAYS),
     help="days until the token stops working (default: never, until revoked)",
 )
 
@@ -867,7 +816,7 @@ def _emit_secret(data: dict[str, Any], as_json: bool, what: str) -> None:
 
 
 @tokens.command("create")
-@click.option("--role", required=True, type=click.Choice(["admin", "lab", "reader"]))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--label", required=True, help="who holds it, for the audit log")
 @click.option("--lab", help="lab name (lab tokens only)")
 @expires_option
@@ -882,9 +831,7 @@ def tokens_create(
     as_json: bool,
 ) -> None:
     """Create a token (printed once; only its hash is stored)."""
-    data = _backend(ctx).call(
-        "create_token_record", role, label, lab, expires_in_days=expires_in_days
-    )
+    data = _backend(ctx).create_token(role, label, lab, expires_in_days=expires_in_days)
     _emit_secret(data, as_json, "new")
 
 
@@ -893,20 +840,20 @@ def tokens_create(
 @click.pass_context
 def tokens_list(ctx: click.Context, as_json: bool) -> None:
     """Every token issued (never the secret): role, holder, expiry, last use and state."""
-    _emit(_backend(ctx).call("list_tokens"), as_json, _TOKEN_COLUMNS, "Tokens")
+    _emit(_backend(ctx).list_tokens(), as_json, _TOKEN_COLUMNS, "Tokens")
 
 
 @tokens.command("revoke")
-@click.argument("token_id", type=click.IntRange(1, 2**62))
+@click.argument("token_id", type=click.IntRange(1, MAX_ROW_ID))
 @json_option
 @click.pass_context
 def tokens_revoke(ctx: click.Context, token_id: int, as_json: bool) -> None:
     """Revoke a token now (e.g. a leaked one); its next request is refused with 401."""
-    _emit(_backend(ctx).call("revoke_token", token_id), as_json, _TOKEN_COLUMNS)
+    _emit(_backend(ctx).revoke_token(token_id), as_json, _TOKEN_COLUMNS)
 
 
 @tokens.command("rotate")
-@click.argument("token_id", type=click.IntRange(1, 2**62))
+@click.argument("token_id", type=click.IntRange(1, MAX_ROW_ID))
 @expires_option
 @json_option
 @click.pass_context
@@ -914,5 +861,5 @@ def tokens_rotate(
     ctx: click.Context, token_id: int, expires_in_days: int | None, as_json: bool
 ) -> None:
     """Revoke a token and issue its replacement (same role, holder and lab); prints the new one."""
-    data = _backend(ctx).call("rotate_token", token_id, expires_in_days=expires_in_days)
+    data = _backend(ctx).rotate_token(token_id, expires_in_days=expires_in_days)
     _emit_secret(data, as_json, f"replacement of #{token_id}:")
