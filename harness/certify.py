@@ -17,12 +17,12 @@ from typing import Any
 import click
 
 from harness.errors import InfraError
+from harness.model.plan import PLANS_DIR
 from harness.report.runfolder import RUN_JSON, read_run_record
 from harness.run.cli import run as run_command
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_BOARD = "qemu-x86_64"
-DEFAULT_PLAN = REPO / "testplans" / "precert.yaml"
+DEFAULT_BOARD = "qemu-x86_64"  # a name in boards/ of the working directory, like the plan
+DEFAULT_PLAN = PLANS_DIR / "precert.yaml"
 
 
 def _newest_run(results_root: Path, board: str, since: float) -> Path:

@@ -14,6 +14,7 @@ never changes the exit code (the submission is queued by the client).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -31,16 +32,16 @@ from harness.report.runfolder import RUN_ID, SUBMISSION, RunFolder, iso, new_run
 from harness.run.place import place_env_file
 from harness.run.progress import RunProgress
 
+log = logging.getLogger(__name__)
+
 
 def _load_board(ref: str) -> BoardProfile:
     try:
         return find_board(ref)
     except UserError:
         # Built-in virtual boards that live with the virtual lab (e.g. `sim`).
-        try:
-            from harness.vlab.boardhost import resolve_board
-        except ImportError:
-            raise
+        from harness.vlab.boardhost import resolve_board
+
         return resolve_board(ref)
 
 
@@ -135,6 +136,7 @@ def _submit(run_dir: Path) -> str:
     try:
         return str(submit_run(run_dir))
     except Exception as exc:  # the registry never changes the verdict, and never loses the run
+        log.info("submitting %s failed", run_dir, exc_info=True)
         return f"unavailable: {type(exc).__name__}: {exc}"
 
 

@@ -50,9 +50,9 @@ def board_kind(profile: BoardProfile) -> str:
 
 def resolve_board(ref: str, boards_dir: Path | None = None) -> BoardProfile:
     """A profile path, a name in boards/, or `sim` for the built-in simulated board."""
-    from harness.model.board import find_board
+    from harness.model.board import BOARDS_DIR, find_board
 
-    if ref == "sim" and not (boards_dir or Path.cwd() / "boards").joinpath("sim.yaml").exists():
+    if ref == "sim" and not (boards_dir or BOARDS_DIR).joinpath("sim.yaml").exists():
         return load_board(SIM_PROFILE)
     return find_board(ref, boards_dir)
 
