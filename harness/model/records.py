@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -33,6 +33,7 @@ from pydantic import (
     model_serializer,
 )
 
+from harness.model.board import BoardProfile
 from harness.model.plan import ID_PATTERN
 
 SCHEMA_VERSION = 1
@@ -232,6 +233,8 @@ class PlanInfo(_Record):
 
 
 class BoardInfo(_Record):
+    """Which board a run was on: its profile's name and identity."""
+
     name: str
     vendor: str
     model: str
@@ -240,6 +243,20 @@ class BoardInfo(_Record):
     arch: str
     compatible: str
     profile_sha256: Sha256 | Literal[""]
+
+    @classmethod
+    def of(cls, profile: BoardProfile) -> Self:
+        identity = profile.identity
+        return cls(
+            name=profile.name,
+            vendor=identity.vendor,
+            model=identity.model,
+            revision=identity.revision,
+            soc=identity.soc,
+            arch=identity.arch,
+            compatible=identity.compatible,
+            profile_sha256=profile.sha256 or "",
+        )
 
 
 class LabInfo(_Record):

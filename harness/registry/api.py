@@ -37,6 +37,7 @@ from harness.registry.rules import (
     CaseVerdict,
     Role,
     Severity,
+    board_spec,
 )
 from harness.registry.store import Principal, Store
 
@@ -140,17 +141,6 @@ class VerifyIn(_Body):
 # (it used to overflow the database driver: HTTP 500).
 CertId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="certificate id")]
 TokenId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="token id")]
-
-
-def _kernel_board(spec: str, index: int) -> dict[str, str]:
-    """VENDOR/MODEL or VENDOR/MODEL@REVISION (the query form of KernelBoardIn)."""
-    head, _, revision = spec.partition("@")
-    vendor, sep, model = head.partition("/")
-    if not sep or not vendor or not model:
-        raise Invalid(
-            f"field 'board.{index}': {spec!r} must be VENDOR/MODEL or VENDOR/MODEL@REVISION"
-        )
-    return {"vendor": vendor, "model": model, "revision": revision}
 
 
 def _field_error(exc: RequestValidationError) -> str:
@@ -362,7 +352,7 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
         hostile artifact is 422. The body is read only after the token is checked."""
         from harness.kernelid.artifact import MAX_ARTIFACT_BYTES
 
-        boards = [_kernel_board(spec, i) for i, spec in enumerate(board)]
+        boards = [board_spec(spec, f"board.{i}") for i, spec in enumerate(board)]
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_ARTIFACT_BYTES):
             raise Invalid(f"field 'body': a kernel artifact is at most {MAX_ARTIFACT_BYTES} bytes")

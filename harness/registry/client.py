@@ -25,7 +25,8 @@ from harness.errors import HarnessError
 from harness.labkey import LabIdentity, load_or_create_identity
 from harness.registry.config import default_db_url, outbox_dir, remote_registry
 from harness.registry.interface import Registry
-from harness.report.bundle import BundleUnreadable, make_bundle, read_run_json, verify_bundle
+from harness.report.bundle import make_bundle, read_run_json
+from harness.report.bundle_read import BundleUnreadable, verify_bundle
 from harness.report.runfolder import SUBMISSION, RunFolder, iso, utc_now
 
 Delivery = Literal["delivered", "queued"]

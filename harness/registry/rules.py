@@ -99,3 +99,15 @@ def opened_at(value: Any) -> datetime:
             Location(field="opened_at"),
         )
     return value
+
+
+def board_spec(spec: str, name: str) -> dict[str, str]:
+    """VENDOR/MODEL or VENDOR/MODEL@REVISION (a board on a command line or in a URL query)."""
+    head, _, revision = spec.partition("@")
+    vendor, sep, model = head.partition("/")
+    if not sep or not vendor or not model:
+        raise Invalid(
+            f"field '{name}': {spec!r} must be VENDOR/MODEL or VENDOR/MODEL@REVISION",
+            Location(field=name),
+        )
+    return {"vendor": vendor, "model": model, "revision": revision}

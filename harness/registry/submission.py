@@ -18,7 +18,7 @@ from harness.model.case_records import CaseVerdict, SignatureMatch, VerifyVerdic
 from harness.model.records import Verdict
 from harness.registry.errors import Invalid
 from harness.registry.textrules import check_text
-from harness.report.bundle import (
+from harness.report.bundle_read import (
     BundleUnreadable,
     MemberTooLarge,
     load_json_bounded,

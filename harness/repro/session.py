@@ -118,7 +118,7 @@ def summarize(records: list[IterationRecord]) -> Summary:
 
 def load_baseline(source: Path, case: Case) -> Baseline:
     """The rate a fix is verified against: a repro run folder, or a bundle of one."""
-    from harness.report.bundle import BundleUnreadable, read_member, verify_bundle
+    from harness.report.bundle_read import BundleUnreadable, read_member, verify_bundle
 
     where = Location(str(source), None, "--baseline")
     try:
@@ -221,7 +221,6 @@ class ReproSession:
         return self.folder.run_id
 
     def _initial(self, lab_kind: str, lab_name: str, operator: str | None) -> CaseRunRecord:
-        identity = self.profile.identity
         return CaseRunRecord(
             run_id=self.folder.run_id,
             harness_version=__version__,
@@ -229,16 +228,7 @@ class ReproSession:
             mode="verify" if self.baseline is not None else "repro",
             case=case_ref(self.case, self.customer),
             plan=CasePlan(id=f"case:{self.case.id}", version=self.case.spec.version),
-            board=CaseBoard(
-                name=self.profile.name,
-                vendor=identity.vendor,
-                model=identity.model,
-                revision=identity.revision,
-                soc=identity.soc,
-                arch=identity.arch,
-                compatible=identity.compatible,
-                profile_sha256=self.profile.sha256 or "",
-            ),
+            board=CaseBoard.of(self.profile),
             lab=LabInfo(
                 kind=lab_kind,  # type: ignore[arg-type]
                 name=lab_name,

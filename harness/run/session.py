@@ -144,7 +144,6 @@ class RunSession:
         return fold_results(self.folder.read_results())
 
     def _initial_run(self, lab_kind: str, lab_name: str, operator: str | None) -> RunRecord:
-        identity = self.profile.identity
         return RunRecord(
             run_id=self.folder.run_id,
             harness_version=__version__,
@@ -157,16 +156,7 @@ class RunSession:
                 file=str(self.plan.file),
                 tests=[test.id for test in self.plan.tests],
             ),
-            board=BoardInfo(
-                name=self.profile.name,
-                vendor=identity.vendor,
-                model=identity.model,
-                revision=identity.revision,
-                soc=identity.soc,
-                arch=identity.arch,
-                compatible=identity.compatible,
-                profile_sha256=self.profile.sha256 or "",
-            ),
+            board=BoardInfo.of(self.profile),
             lab=LabInfo(
                 kind=lab_kind,
                 name=lab_name,

@@ -44,7 +44,7 @@ from harness.model.records import (
     SoftwareInfo,
 )
 from harness.report.bundle import FORMAT, MANIFEST, RUN_PREFIX, SIGNATURE, canonical_json
-from harness.report.bundle import _write_canonical as write_canonical_tar
+from harness.report.bundle import write_canonical as write_canonical_tar
 from harness.report.junit import write_junit
 from harness.report.runfolder import INVENTORY, RUN_JSON, SUBMISSION, RunFolder
 from harness.repro.folder import ReproFolder

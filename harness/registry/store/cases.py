@@ -173,19 +173,15 @@ class Cases(Certificates, Runs):
     def attach_run(self, case_id: str, run_id: str, actor: Principal) -> dict[str, Any]:
         with self._tx(write=True) as conn:
             _case, _row, run_pk = self._repro_run(conn, case_id, run_id, actor)
-            if self._insert_ignore(
-                conn,
-                case_runs,
-                {
-                    "case_id": case_id,
-                    "run_pk": run_pk,
-                    "run_id": run_id,
-                    "attached_at": self.clock(),
-                },
-                ["case_id", "run_pk"],
-            ):
+            if self._attach(conn, case_id, run_id, run_pk):
                 self._audit(conn, actor, "attach", "case", case_id, {"run_id": run_id})
         return self.get_case(case_id)
+
+    def _attach(self, conn: Connection, case_id: str, run_id: str, run_pk: int) -> bool:
+        """Attach a stored run to a case unless it already is; True when it was new."""
+        values = {"case_id": case_id, "run_pk": run_pk, "run_id": run_id,
+                  "attached_at": self.clock()}  # fmt: skip
+        return bool(self._insert_ignore(conn, case_runs, values, ["case_id", "run_pk"]))
 
     def verify_case(
         self, case_id: str, verdict: str, run_id: str, actor: Principal
@@ -212,17 +208,7 @@ class Cases(Certificates, Runs):
                         "'resolved' verdict needs a run on a board of the case's model",
                         Location(field="run_id"),
                     )
-            self._insert_ignore(
-                conn,
-                case_runs,
-                {
-                    "case_id": case_id,
-                    "run_pk": run_pk,
-                    "run_id": run_id,
-                    "attached_at": self.clock(),
-                },
-                ["case_id", "run_pk"],
-            )
+            self._attach(conn, case_id, run_id, run_pk)
             conn.execute(
                 cases.update()
                 .where(cases.c.case_id == case_id)

@@ -247,7 +247,7 @@ class Runs(BoardsAndKernels):
 
     def run_report(self, run_id: str) -> bytes:
         """The HTML report inside a stored repro run's bundle (verified when it was stored)."""
-        from harness.report.bundle import read_member
+        from harness.report.bundle_read import read_member
 
         data = self.get_bundle(run_id)
         try:
