@@ -19,6 +19,7 @@ import click
 from harness.errors import InfraError
 from harness.model.plan import PLANS_DIR
 from harness.report.runfolder import RUN_JSON, read_run_record
+from harness.run.cli import results_option
 from harness.run.cli import run as run_command
 
 DEFAULT_BOARD = "qemu-x86_64"  # a name in boards/ of the working directory, like the plan
@@ -111,13 +112,7 @@ def _show_eligibility(run: dict[str, Any]) -> None:
     "--env", type=click.Path(path_type=Path), help="labgrid environment file of a physical unit"
 )
 @click.option("--place", help="labgrid coordinator place")
-@click.option(
-    "--results",
-    "results_root",
-    type=click.Path(path_type=Path),
-    default=Path("results"),
-    show_default=True,
-)
+@results_option
 @click.option("--no-submit", is_flag=True, help="do not submit the run to the registry")
 @click.option("--json", "as_json", is_flag=True, help="print run.json instead of the summary")
 @click.pass_context

@@ -60,15 +60,12 @@ def labs_add(ctx: click.Context, name: str | None, enrolment_file: Path, as_json
             f"`harness registry labs self --name {name} --json` and register that output",
         )
     data = backend(ctx).add_lab(enrolment.name, enrolment.public_key, enrolment.signature)
-    if as_json:
-        emit(data, True)
-        return
-    click.echo(
+    _emit_secret(
+        data,
+        as_json,
         f"lab {data['name']!r} registered (key {data['fingerprint']}); "
         "its submit token (shown once) follows on standard output",
-        err=True,
     )
-    click.echo(data["token"])
 
 
 @labs.command("self")
@@ -121,18 +118,21 @@ def tokens() -> None:
     """Bearer tokens for the HTTP registry: create, list, revoke, rotate (admin)."""
 
 
-def _emit_secret(data: dict[str, Any], as_json: bool, what: str) -> None:
-    """The secret alone on stdout (for `$(...)`), what it is on stderr; or all of it as JSON."""
+def _emit_secret(data: dict[str, Any], as_json: bool, said: str) -> None:
+    """The secret alone on stdout (for `$(...)`), `said` (what it is) on stderr; or all as JSON."""
     if as_json:
         emit(data, True)
         return
-    expires = data.get("expires_at") or "never (until revoked)"
-    click.echo(
-        f"{what} token #{data['id']} ({data['role']}, {data['label']}); expires {expires}; "
-        "shown once, only its hash is stored",
-        err=True,
-    )
+    click.echo(said, err=True)
     click.echo(data["token"])
+
+
+def _token_said(data: dict[str, Any], what: str) -> str:
+    expires = data.get("expires_at") or "never (until revoked)"
+    return (
+        f"{what} token #{data['id']} ({data['role']}, {data['label']}); expires {expires}; "
+        "shown once, only its hash is stored"
+    )
 
 
 @tokens.command("create")
@@ -152,7 +152,7 @@ def tokens_create(
 ) -> None:
     """Create a token (printed once; only its hash is stored)."""
     data = backend(ctx).create_token(role, label, lab, expires_in_days=expires_in_days)
-    _emit_secret(data, as_json, "new")
+    _emit_secret(data, as_json, _token_said(data, "new"))
 
 
 @tokens.command("list")
@@ -182,4 +182,4 @@ def tokens_rotate(
 ) -> None:
     """Revoke a token and issue its replacement (same role, holder and lab); prints the new one."""
     data = backend(ctx).rotate_token(token_id, expires_in_days=expires_in_days)
-    _emit_secret(data, as_json, f"replacement of #{token_id}:")
+    _emit_secret(data, as_json, _token_said(data, f"replacement of #{token_id}:"))

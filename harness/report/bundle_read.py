@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from harness.errors import Location, UserError
+from harness.errors import Location, UserError, reading_user_file
 from harness.labkey import fingerprint, verify_signature
 from harness.report.bundle import (
     BLOCK,
@@ -385,14 +385,8 @@ def _opened(source: Path | bytes | BinaryIO, label: str | None) -> Iterator[tupl
         yield source, label or "<upload>"
         return
     label = label or str(source)
-    try:
+    with reading_user_file(source, "a bundle file", BundleUnreadable, "bundle file not found"):
         fh = Path(source).open("rb")  # noqa: SIM115 - closed by the with below
-    except FileNotFoundError:
-        raise BundleUnreadable("bundle file not found", Location(source)) from None
-    except IsADirectoryError:
-        raise BundleUnreadable("is a directory, expected a bundle file", Location(source)) from None
-    except OSError as exc:
-        raise BundleUnreadable(f"cannot read: {exc.strerror}", Location(source)) from None
     with fh:
         if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
             raise BundleUnreadable(

@@ -22,6 +22,7 @@ from harness.repro import stats
 from harness.repro.folder import ReproFolder
 from harness.repro.report import write_report
 from harness.repro.session import Plan, ReproSession, load_baseline, open_or_fail
+from harness.run.cli import results_option
 
 
 def _pct(value: float | None) -> str:
@@ -61,13 +62,7 @@ def _progress(record: IterationRecord, summary: Summary) -> None:
     type=click.Path(path_type=Path),
     help="repro run folder or bundle whose rate a fix is verified against",
 )
-@click.option(
-    "--results",
-    "results_root",
-    type=click.Path(path_type=Path),
-    default=Path("results"),
-    show_default=True,
-)
+@results_option
 @click.option("--no-submit", is_flag=True, help="do not deliver the run to the registry")
 @click.option("--operator", help="who runs this (default: $USER)")
 @click.option(

@@ -35,6 +35,18 @@ from harness.run.progress import RunProgress
 log = logging.getLogger(__name__)
 
 
+# Where run folders go (relative to the working directory, like boards/ and testplans/);
+# shared by `harness run`, `certify` and `repro`.
+results_option = click.option(
+    "--results",
+    "results_root",
+    type=click.Path(path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="folder that holds the run folders",
+)
+
+
 def _load_board(ref: str) -> BoardProfile:
     try:
         return find_board(ref)
@@ -173,14 +185,7 @@ def _submit(run_dir: Path) -> str:
 @click.option(
     "--junitxml", type=click.Path(path_type=Path), help="also write pytest's own JUnit XML here"
 )
-@click.option(
-    "--results",
-    "results_root",
-    type=click.Path(path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="folder that holds the run folders",
-)
+@results_option
 @click.option("--operator", help="who runs this (default: $USER)")
 @click.option("--plain", is_flag=True, help="plain progress lines even on a terminal")
 def run(

@@ -79,16 +79,10 @@ class LabsAndTokens(AuditLog):
             raise NotFound(f"lab {name!r} is not registered", Location(field="lab"))
         return Principal(role="lab", label=f"lab {row.name}", lab_id=row.id, lab_name=row.name)
 
-    def create_token(
-        self,
-        role: str,
-        label: str,
-        lab: str | None = None,
-        actor: Principal = LOCAL_ADMIN,
-        expires_in_days: int | None = None,
-    ) -> str:
-        """A new bearer token (the secret is returned once; only its sha256 is stored)."""
-        return self.create_token_record(role, label, lab, actor, expires_in_days)["token"]
+    def create_token(self, role: str, label: str, lab: str | None = None, **options: Any) -> str:
+        """Only the new token's secret (shown once; only its sha256 is stored): for local setup
+        and tests. `options` are create_token_record's `actor` and `expires_in_days`."""
+        return self.create_token_record(role, label, lab, **options)["token"]
 
     def create_token_record(
         self,
