@@ -17,12 +17,12 @@ import click
 from harness.errors import EXIT_INFRA, InfraError, Location, UserError
 from harness.model.case import load_case
 from harness.model.case_records import IterationRecord, Summary
+from harness.options import results_option
 from harness.report.runfolder import RUN_ID, SUBMISSION, iso, new_run_id, utc_now
 from harness.repro import stats
 from harness.repro.folder import ReproFolder
 from harness.repro.report import write_report
 from harness.repro.session import Plan, ReproSession, load_baseline, open_or_fail
-from harness.run.cli import results_option
 
 
 def _pct(value: float | None) -> str:
@@ -100,7 +100,7 @@ def repro(
     report.html. With --verify --baseline RUN, runs until the failure rate is shown to
     be below the baseline's (or the case reproduces).
     """
-    from harness.run.cli import _lab, _load_board, _submit
+    from harness.run.launch import lab, load_board, submit
 
     case = load_case(case_file)
     if env is not None and place is not None:
@@ -112,7 +112,7 @@ def repro(
             "--verify and --baseline go together",
             Location(field="--baseline" if verify else "--verify"),
         )
-    profile = _load_board(board_ref)
+    profile = load_board(board_ref)
     base = load_baseline(baseline, case) if baseline is not None else None
     if resume_id is not None:
         if not RUN_ID.match(resume_id):
@@ -141,7 +141,7 @@ def repro(
             "--bisect needs the builds: --build PKG (at least two)", Location(field="--build")
         )
     run_id = resume_id or new_run_id(profile.name)
-    with _lab(profile, env, place, run_id) as (served, env_file, lab_kind, lab_name):
+    with lab(profile, env, place, run_id) as (served, env_file, lab_kind, lab_name):
         session = ReproSession(
             case,
             served,
@@ -176,7 +176,7 @@ def repro(
         err=True,
     )
     if not no_submit:
-        delivery = _submit(folder)
+        delivery = submit(folder)
         ReproFolder(folder).write_json(SUBMISSION, {"status": delivery, "at": iso(utc_now())})
         click.echo(f"registry: {delivery}", err=True)
     if code == EXIT_INFRA and run.verdict == "incomplete":
