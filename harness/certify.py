@@ -16,24 +16,13 @@ from typing import Any
 
 import click
 
-from harness.errors import InfraError
+from harness.model.plan import PLANS_DIR
+from harness.options import results_option
 from harness.report.runfolder import RUN_JSON, read_run_record
-from harness.run.cli import run as run_command
+from harness.run.launch import RunRequest, run_plan
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_BOARD = "qemu-x86_64"
-DEFAULT_PLAN = REPO / "testplans" / "precert.yaml"
-
-
-def _newest_run(results_root: Path, board: str, since: float) -> Path:
-    runs = [
-        p
-        for p in results_root.glob(f"*-{board}-*")
-        if (p / "run.json").is_file() and p.stat().st_mtime >= since
-    ]
-    if not runs:
-        raise InfraError(f"no run folder for {board} appeared under {results_root}")
-    return max(runs, key=lambda p: p.name)
+DEFAULT_BOARD = "qemu-x86_64"  # a name in boards/ of the working directory, like the plan
+DEFAULT_PLAN = PLANS_DIR / "precert.yaml"
 
 
 def _show_verdict(run: dict[str, Any], folder: Path) -> None:
@@ -63,8 +52,8 @@ def _show_verdict(run: dict[str, Any], folder: Path) -> None:
 
 
 def _show_eligibility(run: dict[str, Any]) -> None:
-    from harness.registry.cli import Backend
     from harness.registry.eligibility import Device
+    from harness.registry.interface import open_registry
 
     board, software = run["board"], run.get("software", {})
     if not software.get("os_release") or not software.get("kernel_release"):
@@ -79,7 +68,11 @@ def _show_eligibility(run: dict[str, Any]) -> None:
         software.get("kernel_version") or "",
         software.get("kernel_build_id") or "",
     )
-    answer = Backend(None, None, None).call("eligibility", device)
+    registry = open_registry()
+    try:
+        answer = registry.eligibility(device)
+    finally:
+        registry.close()
     click.echo("")
     click.secho(f"eligibility: {answer['status']}", bold=True)
     click.echo(f"  {answer['summary']}")
@@ -107,18 +100,10 @@ def _show_eligibility(run: dict[str, Any]) -> None:
     "--env", type=click.Path(path_type=Path), help="labgrid environment file of a physical unit"
 )
 @click.option("--place", help="labgrid coordinator place")
-@click.option(
-    "--results",
-    "results_root",
-    type=click.Path(path_type=Path),
-    default=Path("results"),
-    show_default=True,
-)
+@results_option
 @click.option("--no-submit", is_flag=True, help="do not submit the run to the registry")
 @click.option("--json", "as_json", is_flag=True, help="print run.json instead of the summary")
-@click.pass_context
 def certify(
-    ctx: click.Context,
     board_ref: str,
     plan_file: Path,
     env: Path | None,
@@ -128,29 +113,15 @@ def certify(
     as_json: bool,
 ) -> int:
     """Certify a board (default: the built-in virtual board), feed the registry, show the verdict."""
-    import time
-
-    started = time.time() - 1
-    code = ctx.invoke(
-        run_command,
-        board_ref=board_ref,
-        plan_file=plan_file,
-        env=env,
-        place=place,
-        results_root=results_root,
-        no_submit=no_submit,
-    )
+    request = RunRequest(board_ref, plan_file, env, place, results_root, no_submit=no_submit)
+    code, folder = run_plan(request)
     if code in (130, 143):  # stopped by SIGINT/SIGTERM: the run is resumable, there is no verdict
-        return int(code)
-    from harness.run.cli import _load_board
-
-    profile_name = _load_board(board_ref).name
-    folder = _newest_run(results_root, profile_name, started)
+        return code
     run = read_run_record(folder / RUN_JSON).to_json()
     if as_json:
         click.echo(json.dumps(run, indent=2))
-        return int(code)
+        return code
     _show_verdict(run, folder)
     if not no_submit:
         _show_eligibility(run)
-    return int(code)
+    return code

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from harness.labkey import PRIVATE_NAME, key_dir, load_or_create_identity
 from harness.model.board import load_board
 from harness.registry.store import Store
-from harness.vlab.bench import SIM_PROFILE
+from harness.vlab.boardhost import SIM_PROFILE
 from harness.vlab.handle import RunningBoard
 from tests.registry.conftest import Server
 from tests.secrets_scan import Outputs, Secret, find_leaks

@@ -34,7 +34,7 @@ from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent
 from yaml.resolver import Resolver
 
-from harness.errors import Location, UserError
+from harness.errors import Location, UserError, reading_user_file
 
 PathKey = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -232,18 +232,11 @@ def _read_bounded(file: Path, limits: YamlLimits) -> str:
         Location(file),
         "see 'Limits' in docs/plan-format.md",
     )
-    try:
-        with file.open("rb") as stream:
-            info = os.fstat(stream.fileno())
-            if stat.S_ISREG(info.st_mode) and info.st_size > limits.max_bytes:
-                raise too_big
-            raw = stream.read(limits.max_bytes + 1)
-    except FileNotFoundError:
-        raise UserError("file not found", Location(file)) from None
-    except IsADirectoryError:
-        raise UserError("is a directory, expected a YAML file", Location(file)) from None
-    except OSError as exc:
-        raise UserError(f"cannot read: {exc.strerror}", Location(file)) from None
+    with reading_user_file(file, "a YAML file"), file.open("rb") as stream:
+        info = os.fstat(stream.fileno())
+        if stat.S_ISREG(info.st_mode) and info.st_size > limits.max_bytes:
+            raise too_big
+        raw = stream.read(limits.max_bytes + 1)
     if len(raw) > limits.max_bytes:
         raise too_big
     try:

@@ -23,8 +23,9 @@ import click
 
 from harness.errors import Location, UserError
 from harness.model.board import BoardProfile, find_board
-from harness.registry.cli import Backend, print_answer
+from harness.registry.cli import print_answer
 from harness.registry.eligibility import Device
+from harness.registry.interface import open_registry
 
 
 def _profile_of_env(env: Path) -> BoardProfile:
@@ -59,7 +60,7 @@ def _unit(board_ref: str | None, env: Path | None) -> Iterator[tuple[BoardProfil
             "give --env ENV (a unit in a lab) or --board NAME (a virtual board)",
             Location(field="--board"),
         )
-    from harness.vlab import bench
+    from harness.vlab import boardhost as bench
     from harness.vlab import state as lab_state
 
     base = lab_state.lab_dir()
@@ -98,6 +99,30 @@ def read_device(profile: BoardProfile, env_file: Path, console_log: Path) -> dic
     return {"software": software, "kernel": kernel}
 
 
+def _live_device(
+    profile: BoardProfile, env_file: Path, console_log: Path | None
+) -> tuple[Device, dict[str, Any]]:
+    """The device as the unit reports it, and its kernel identity record."""
+    with tempfile.TemporaryDirectory(prefix="harness-eligible-") as scratch:
+        found = read_device(profile, env_file, console_log or Path(scratch) / "console.log")
+    software, kernel = found["software"], found["kernel"]
+    if not software.get("kernel_release") or not software.get("os_release"):
+        raise UserError(
+            "the unit did not report its kernel release and OS release", Location(str(env_file))
+        )
+    identity = profile.identity
+    device = Device(
+        identity.vendor,
+        identity.model,
+        identity.revision,
+        software["os_release"],
+        software["kernel_release"],
+        software.get("kernel_version") or "",
+        kernel.get("build_id") or "",
+    )
+    return device, kernel
+
+
 @click.command()
 @click.option(
     "--env",
@@ -128,28 +153,13 @@ def eligible(
     """Read a live unit (its running kernel's build id, release, OS) and ask the registry."""
     if db and "://" not in db:
         db = f"sqlite:///{Path(db).absolute()}"
-    backend = Backend(db, url, token)  # a bad registry setting fails before the unit is touched
-    with (
-        _unit(board_ref, env) as (profile, env_file),
-        tempfile.TemporaryDirectory(prefix="harness-eligible-") as scratch,
-    ):
-        found = read_device(profile, env_file, console_log or Path(scratch) / "console.log")
-    software, kernel = found["software"], found["kernel"]
-    if not software.get("kernel_release") or not software.get("os_release"):
-        raise UserError(
-            "the unit did not report its kernel release and OS release", Location(str(env_file))
-        )
-    identity = profile.identity
-    device = Device(
-        identity.vendor,
-        identity.model,
-        identity.revision,
-        software["os_release"],
-        software["kernel_release"],
-        software.get("kernel_version") or "",
-        kernel.get("build_id") or "",
-    )
-    answer = backend.call("eligibility", device)
+    registry = open_registry(db, url, token)  # a bad setting fails before the unit is touched
+    try:
+        with _unit(board_ref, env) as (profile, env_file):
+            device, kernel = _live_device(profile, env_file, console_log)
+        answer = registry.eligibility(device)
+    finally:
+        registry.close()
     if as_json:
         answer = {**answer, "kernel_identity": kernel}
     elif kernel.get("problem"):

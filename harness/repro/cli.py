@@ -16,10 +16,11 @@ import click
 
 from harness.errors import EXIT_INFRA, InfraError, Location, UserError
 from harness.model.case import load_case
+from harness.model.case_records import IterationRecord, Summary
+from harness.options import results_option
 from harness.report.runfolder import RUN_ID, SUBMISSION, iso, new_run_id, utc_now
 from harness.repro import stats
 from harness.repro.folder import ReproFolder
-from harness.repro.records import IterationRecord, Summary
 from harness.repro.report import write_report
 from harness.repro.session import Plan, ReproSession, load_baseline, open_or_fail
 
@@ -61,13 +62,7 @@ def _progress(record: IterationRecord, summary: Summary) -> None:
     type=click.Path(path_type=Path),
     help="repro run folder or bundle whose rate a fix is verified against",
 )
-@click.option(
-    "--results",
-    "results_root",
-    type=click.Path(path_type=Path),
-    default=Path("results"),
-    show_default=True,
-)
+@results_option
 @click.option("--no-submit", is_flag=True, help="do not deliver the run to the registry")
 @click.option("--operator", help="who runs this (default: $USER)")
 @click.option(
@@ -105,7 +100,7 @@ def repro(
     report.html. With --verify --baseline RUN, runs until the failure rate is shown to
     be below the baseline's (or the case reproduces).
     """
-    from harness.run.cli import _lab, _load_board, _submit
+    from harness.run.launch import lab, load_board, submit
 
     case = load_case(case_file)
     if env is not None and place is not None:
@@ -117,7 +112,7 @@ def repro(
             "--verify and --baseline go together",
             Location(field="--baseline" if verify else "--verify"),
         )
-    profile = _load_board(board_ref)
+    profile = load_board(board_ref)
     base = load_baseline(baseline, case) if baseline is not None else None
     if resume_id is not None:
         if not RUN_ID.match(resume_id):
@@ -146,7 +141,7 @@ def repro(
             "--bisect needs the builds: --build PKG (at least two)", Location(field="--build")
         )
     run_id = resume_id or new_run_id(profile.name)
-    with _lab(profile, env, place, run_id) as (served, env_file, lab_kind, lab_name):
+    with lab(profile, env, place, run_id) as (served, env_file, lab_kind, lab_name):
         session = ReproSession(
             case,
             served,
@@ -169,24 +164,22 @@ def repro(
             session.close()
     folder = results_root / run_id
     html = write_report(folder)
-    run = ReproFolder(folder).read_run_json()
-    summary = run.get("summary") or {}
+    run = ReproFolder(folder).read_run()
+    summary = run.summary
+    interval = summary.interval if summary else None
     click.echo(
-        f"{run['verdict']}: {summary.get('reproduced', 0)}/{summary.get('iterations', 0)} "
-        f"reproduced, rate {_pct(summary.get('rate'))}"
-        + (
-            f" (95% CI {_pct(summary['interval']['low'])}-{_pct(summary['interval']['high'])})"
-            if summary.get("interval")
-            else ""
-        )
+        f"{run.verdict}: {summary.reproduced if summary else 0}/"
+        f"{summary.iterations if summary else 0} reproduced, "
+        f"rate {_pct(summary.rate if summary else None)}"
+        + (f" (95% CI {_pct(interval.low)}-{_pct(interval.high)})" if interval else "")
         + f"; {session.stop_reason}; report: {html}",
         err=True,
     )
     if not no_submit:
-        delivery = _submit(folder)
+        delivery = submit(folder)
         ReproFolder(folder).write_json(SUBMISSION, {"status": delivery, "at": iso(utc_now())})
         click.echo(f"registry: {delivery}", err=True)
-    if code == EXIT_INFRA and run["verdict"] == "incomplete":
+    if code == EXIT_INFRA and run.verdict == "incomplete":
         raise InfraError(f"no iteration could be counted; continue with --resume {run_id}")
     return code
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from harness.lab.consolelog import BOARD, parse_line
 from harness.lab.crash_patterns import UNEXPECTED_RESET
 from harness.lab.scan import read_log, scan_text
-from harness.repro.records import Fingerprint, SignatureMatch
+from harness.model.case_records import Fingerprint, SignatureMatch
 
 WINDOW = 60  # lines after a crash line searched for its function and frames
 MAX_FRAMES = 5

@@ -29,9 +29,9 @@ from harness.lab.crashwatch import most_severe
 from harness.lab.errors import BoardCrashed, BoardFault, CommandTimeout, ShellUnresponsive
 from harness.model.board import BoardProfile
 from harness.model.case import Case, CaseStep
+from harness.model.case_records import CommandOutput, Evidence, Fingerprint, IterationRecord
 from harness.report.runfolder import iso, utc_now
 from harness.repro import fingerprint as fp
-from harness.repro.records import CommandOutput, Evidence, Fingerprint, IterationRecord
 from harness.run.context import TestContext, Transcript
 from harness.run.steps import run_steps
 

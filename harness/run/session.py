@@ -12,12 +12,11 @@ and run.json is built as a record model (harness/model/records.py).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import getpass
+import logging
 import os
 import socket
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -46,6 +45,8 @@ from harness.run.boardlink import kernel_identity, open_board, software_identity
 from harness.run.executor import TestExecutor
 from harness.run.facts import discover_facts
 from harness.run.outcomes import FINISHED, count_outcomes, decide_verdict, exit_code_for
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -95,9 +96,13 @@ class RunSession:
         operator: str | None = None,
         selection: str | None = None,
         board_opener: Callable[[BoardProfile, Path | None, Path], BoardLink] = open_board,
+        today: Callable[[], dt.date] = dt.date.today,
     ):
         self.plan = plan
         self.profile = profile
+        # The one reading of the clock that decides waivers for this session: the executor
+        # waives with it and run.json's `waivers[].active` says the same, even past midnight.
+        self.waiver_date = today()
         self.env_file = env_file
         self.retries = retries
         self.listeners: list[RunListener] = []
@@ -106,7 +111,6 @@ class RunSession:
         self._board_problem: str | None = None
         self._board_problem_class: ErrorClass | None = None
         self._facts: dict[str, Any] | None = None
-        self._software: dict[str, Any] | None = None
         self._executor: TestExecutor | None = None
         self.stop_reason: str | None = None
         self.stop_class: ErrorClass | None = None
@@ -140,7 +144,6 @@ class RunSession:
         return fold_results(self.folder.read_results())
 
     def _initial_run(self, lab_kind: str, lab_name: str, operator: str | None) -> RunRecord:
-        identity = self.profile.identity
         return RunRecord(
             run_id=self.folder.run_id,
             harness_version=__version__,
@@ -153,16 +156,7 @@ class RunSession:
                 file=str(self.plan.file),
                 tests=[test.id for test in self.plan.tests],
             ),
-            board=BoardInfo(
-                name=self.profile.name,
-                vendor=identity.vendor,
-                model=identity.model,
-                revision=identity.revision,
-                soc=identity.soc,
-                arch=identity.arch,
-                compatible=identity.compatible,
-                profile_sha256=self.profile.sha256 or "",
-            ),
+            board=BoardInfo.of(self.profile),
             lab=LabInfo(
                 kind=lab_kind,
                 name=lab_name,
@@ -177,14 +171,13 @@ class RunSession:
         )
 
     def _waivers(self, applied: set[str]) -> list[WaiverInfo]:
-        today = dt.date.today()
         return [
             WaiverInfo(
                 test=waiver.test,
                 reason=waiver.reason,
                 expires=waiver.expires.isoformat(),
                 ticket=waiver.ticket,
-                active=waiver.active_on(today),
+                active=waiver.active_on(self.waiver_date),
                 applied=waiver.test in applied,
             )
             for waiver in self.plan.waivers
@@ -213,6 +206,7 @@ class RunSession:
             artifacts=self.folder.artifacts,
             console_tail=self.console_tail,
             retries=self.retries,
+            today=self.waiver_date,
         )
         return self._executor
 
@@ -236,7 +230,6 @@ class RunSession:
         software = software_identity(board, facts)
         software["kernel_build_id"] = kernel["build_id"]
         software["kernel_identity"] = kernel
-        self._software = software
         self.run.software = SoftwareInfo.model_validate(software)
         self.folder.write_run(self.run)
 
@@ -266,8 +259,12 @@ class RunSession:
             record = executor.execute(test)
             reboots = any(step.kind in ("reboot", "power-cycle") for step in test.steps)
             if reboots and not executor.needs_recovery:
-                with contextlib.suppress(HarnessError):
+                try:
                     self._refresh_facts()
+                except HarnessError:  # the next test's recovery deals with the board
+                    log.info(
+                        "facts not refreshed after %s rebooted the board", test.id, exc_info=True
+                    )
             if executor.board_lost:
                 self.stop_reason = f"board lost: {executor.state.last_problem}"
                 self.stop_class = ErrorClass.INFRASTRUCTURE
@@ -293,8 +290,8 @@ class RunSession:
         for listener in self.listeners:
             try:
                 call(listener)
-            except Exception as exc:
-                print(f"harness: progress view failed in {event}: {exc!r}", file=sys.stderr)
+            except Exception:
+                log.warning("progress view failed in %s", event, exc_info=True)
 
     def _unrun_record(
         self, test: TestSpec, outcome: Outcome, reason: str, error_class: ErrorClass | None
@@ -369,8 +366,10 @@ class RunSession:
 
     def close_board(self) -> None:
         if self._board is not None:
-            with contextlib.suppress(Exception):
+            try:
                 self._board.close()
+            except Exception:  # results are written; a board that will not log out costs nothing
+                log.info("closing the board did not complete", exc_info=True)
             self._board = None
             self._executor = None
 

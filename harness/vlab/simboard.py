@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from harness.errors import InfraError
+from harness.vlab.faults import ProcessMachine
 from harness.vlab.lifeline import die_with_parent
 from harness.vlab.relay import ConsoleRelay
 
@@ -88,7 +89,7 @@ def _rcs(name: str) -> str:
     )
 
 
-class SimMachine:
+class SimMachine(ProcessMachine):
     """The sim board's "hardware": a namespace tree plus a pty standing in for its UART."""
 
     kind = "sim"
@@ -119,14 +120,6 @@ class SimMachine:
         self.tty_path = os.ttyname(self._slave)
         self._prepare()
         relay.attach(self._master)
-
-    @property
-    def powered(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def machine_pid(self) -> int | None:
-        return self.proc.pid if self.powered and self.proc else None
 
     # -- one-time preparation -----------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness.repro.records import IterationRecord, RunRecord
+from harness.model.case_records import CaseRunRecord, IterationRecord
 
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO / "testplans" / "cases"
@@ -25,9 +25,9 @@ class ReproOutput:
     stderr: str
     folder: Path | None
 
-    def run_json(self) -> RunRecord:
+    def run_json(self) -> CaseRunRecord:
         assert self.folder is not None, self.stderr
-        return RunRecord.model_validate_json((self.folder / "run.json").read_text())
+        return CaseRunRecord.model_validate_json((self.folder / "run.json").read_text())
 
     def iterations(self) -> list[IterationRecord]:
         assert self.folder is not None, self.stderr

@@ -1,0 +1,290 @@
+"""Running a plan on a board from start to submission: what `harness run` and `harness certify` do.
+
+Kept apart from the click command (harness/run/cli.py) so other commands reuse it without
+importing a CLI module. Everything that can be wrong with the input (board profile, plan,
+env file, resume id) is checked before a board is touched or a folder is created, so a
+typo costs nothing and exits 2. Then the pytest plugin (harness/run/plugin.py) does the
+run; this adds what a person at a bench wants around it: live progress, a virtual board
+started when no lab was given, and the submission to the registry.
+
+Exit codes: 0 certified and nothing failed; 1 a test failed; 2 bad input;
+3 infrastructure error or incomplete run; 130/143 stopped by SIGINT/SIGTERM (resumable).
+A registry that cannot be reached never changes the exit code (the client queues the run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+
+from harness.errors import EXIT_INFRA, InfraError, Location, UserError
+from harness.model.board import BoardProfile, find_board
+from harness.model.labenv import check_env_file
+from harness.model.plan import Plan, load_plan
+from harness.report.runfolder import RUN_ID, SUBMISSION, RunFolder, iso, new_run_id, utc_now
+from harness.run.place import place_env_file
+from harness.run.progress import RunProgress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunRequest:
+    """One `harness run`: the board, the plan, where the unit is, and pytest's selection."""
+
+    board_ref: str
+    plan_file: Path
+    env: Path | None = None
+    place: str | None = None
+    results_root: Path = Path("results")
+    retries: int = 1
+    resume_id: str | None = None
+    no_submit: bool = False
+    keyword: str | None = None
+    markexpr: str | None = None
+    exitfirst: bool = False
+    last_failed: bool = False
+    junitxml: Path | None = None
+    operator: str | None = None
+    plain: bool = False
+
+
+def load_board(ref: str) -> BoardProfile:
+    """A profile path, a name in boards/, or a built-in virtual board (`sim`)."""
+    try:
+        return find_board(ref)
+    except UserError:
+        # Built-in virtual boards that live with the virtual lab (e.g. `sim`).
+        from harness.vlab.boardhost import resolve_board
+
+        return resolve_board(ref)
+
+
+def _check_resume(results_root: Path, run_id: str, plan: Plan, profile: BoardProfile) -> None:
+    if not RUN_ID.match(run_id):
+        raise UserError(
+            f"{run_id!r} is not a run id (like 20261128T071500Z-qemu-x86_64-3f2a)",
+            Location(field="--resume"),
+        )
+    run = RunFolder.open_existing(results_root, run_id).read_run()
+    if run.plan.sha256 != plan.sha256:
+        raise UserError(
+            f"plan {plan.file} has changed since run {run_id} started (sha256 {run.plan.sha256[:12]}… "
+            f"then, {plan.sha256[:12]}… now); a resumed run must use the same plan",
+            Location(str(plan.file), None, "--plan"),
+        )
+    if run.board.name != profile.name:
+        raise UserError(
+            f"run {run_id} was on board {run.board.name!r}, not {profile.name!r}",
+            Location(field="--board"),
+        )
+
+
+def _check_env_file(path: Path, target: str) -> None:
+    """A broken environment file is bad input (exit 2), found before a run folder exists."""
+    check_env_file(path, target, "--env")
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[list[str]]:
+    """SIGTERM stops a run as Ctrl-C does: the test under way is abandoned, nothing is written.
+
+    Without this, SIGTERM killed the process outright, leaving the console
+    logged in; with it, the board is closed properly and the exit code says why
+    (130 for SIGINT, 143 for SIGTERM). Either way the run stays resumable.
+    """
+    stopped_by = ["SIGINT"]
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        stopped_by[0] = "SIGTERM"
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield stopped_by
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def lab(
+    profile: BoardProfile, env: Path | None, place: str | None, run_id: str
+) -> Iterator[tuple[BoardProfile, Path, str, str]]:
+    """Yield (profile, env file, lab kind, lab name); start and stop a virtual board if needed."""
+    if env is not None:
+        _check_env_file(env, profile.lab.target)
+        yield profile, env, "env", str(env)
+        return
+    if place is not None:
+        with place_env_file(place, run_id) as path:
+            yield profile, path, "place", place
+        return
+    if profile.lab.env is not None:
+        path = profile.resolve(profile.lab.env)
+        _check_env_file(path, profile.lab.target)
+        yield profile, path, "env", str(path)
+        return
+    if profile.lab.place is not None:
+        with place_env_file(profile.lab.place, run_id) as path:
+            yield profile, path, "place", profile.lab.place
+        return
+    from harness.vlab import boardhost
+    from harness.vlab import state as lab_state
+
+    name = f"run-{run_id.rsplit('-', 1)[-1]}-{os.getpid()}"
+    click.echo(f"starting virtual board {profile.name} as {name} …", err=True)
+    started = boardhost.start_bench(profile, name, lab_dir=lab_state.lab_dir(), owner=os.getpid())
+    try:
+        served = profile
+        if Path(started.profile).is_file() and Path(started.profile) != profile.source:
+            served = find_board(started.profile)  # e.g. the sim board, with the host's real numbers
+        yield served, Path(started.env_file), "virtual", profile.name
+    finally:
+        boardhost.stop_bench(started)
+
+
+def submit(run_dir: Path) -> str:
+    """Deliver the run to the registry: its delivery status, never an exception."""
+    try:
+        from harness.registry.client import submit_run
+    except ImportError:
+        return "unavailable: this harness has no registry client"
+    try:
+        return str(submit_run(run_dir))
+    except Exception as exc:  # the registry never changes the verdict, and never loses the run
+        log.info("submitting %s failed", run_dir, exc_info=True)
+        return f"unavailable: {type(exc).__name__}: {exc}"
+
+
+def run_plan(request: RunRequest) -> tuple[int, Path]:
+    """Run the plan on the board and submit the run: the exit code (see the module docstring)
+    and the run folder."""
+    env, place, resume_id = request.env, request.place, request.resume_id
+    results_root = request.results_root
+    if env is not None and place is not None:
+        raise UserError("give --env or --place, not both", Location(field="--place"))
+    if env is not None and not env.is_file():
+        raise UserError("labgrid environment file not found", Location(str(env), None, "--env"))
+    profile = load_board(request.board_ref)
+    plan = load_plan(request.plan_file)
+    if resume_id is not None:
+        _check_resume(results_root, resume_id, plan, profile)
+    run_id = resume_id or new_run_id(profile.name)
+    progress = RunProgress(live=False if request.plain else None)
+    with lab(profile, env, place, run_id) as (served, env_file, lab_kind, lab_name):
+        args = _pytest_args(request, plan, served, env_file, run_id, lab_kind, lab_name)
+        with stop_on_sigterm() as stopped_by:
+            status = pytest.main(args, plugins=[progress])
+    folder = results_root / run_id
+    if (
+        status == pytest.ExitCode.INTERRUPTED
+        and (folder / "run.json").is_file()
+        and RunFolder(folder).read_run().status != "finished"
+    ):
+        click.echo(
+            f"harness: run {run_id} stopped by {stopped_by[0]}; nothing finished is lost: "
+            f"continue it with --resume {run_id}",
+            err=True,
+        )
+        return (143 if stopped_by[0] == "SIGTERM" else 130), folder
+    if status == pytest.ExitCode.USAGE_ERROR or not (folder / "run.json").is_file():
+        raise InfraError(
+            f"the run did not start (pytest exit {int(status)}); see the messages above"
+        )
+    session_folder = RunFolder(folder)
+    run_record = session_folder.read_run()
+    if run_record.status != "finished":
+        raise InfraError(f"run {run_id} did not finish; continue it with --resume {run_id}")
+    if not request.no_submit:
+        # run.json is not touched after this point: the bundle the registry holds is exactly
+        # the folder; how the delivery went is kept beside it.
+        registry = submit(folder)
+        submission = {"status": registry, "at": iso(utc_now())}
+        if registry == "queued":
+            from harness.registry.delivery import queued_problem_of_folder
+
+            problem = queued_problem_of_folder(folder)
+            if problem is not None:  # shown here, not only in the outbox's .error file
+                submission.update(reason=problem.reason, what_to_do=problem.what_to_do)
+        session_folder.write_json(SUBMISSION, submission)
+        click.echo(f"registry: {registry}", err=True)
+        if "reason" in submission:
+            click.echo(f"  why: {submission['reason']}", err=True)
+            click.echo(f"  what to do: {submission['what_to_do']}", err=True)
+    code = run_record.exit_code
+    return (code if code is not None else EXIT_INFRA), folder
+
+
+def _pytest_args(
+    request: RunRequest,
+    plan: Plan,
+    profile: BoardProfile,
+    env_file: Path,
+    run_id: str,
+    lab_kind: str,
+    lab_name: str,
+) -> list[str]:
+    results_root = request.results_root
+    # Our own settings only: the project's pytest.ini/pyproject (addopts, timeouts) and any
+    # conftest.py lying around must not change how a certification run behaves.
+    args: list[Any] = [
+        "-c",
+        os.devnull,
+        "--noconftest",
+        "--rootdir",
+        str(Path.cwd()),
+        "-p",
+        "harness.run.plugin",
+        "--capture=no",
+        "-p",
+        "no:terminal",
+        "-p",
+        "no:labgrid",
+        "-p",
+        "no:timeout",
+        "-p",
+        "no:randomly",
+        "--board",
+        str(profile.source),
+        "--plan",
+        str(plan.file),
+        "--lg-env",
+        str(env_file),
+        "--run-dir",
+        str(results_root),
+        "--run-id",
+        run_id,
+        "--retries",
+        str(request.retries),
+        "--lab-kind",
+        lab_kind,
+        "--lab-name",
+        lab_name,
+        "-o",
+        "cache_dir=" + str(results_root / ".cache"),
+    ]
+    if request.resume_id is not None:
+        args.append("--resume-run")
+    if request.operator:
+        args += ["--operator", request.operator]
+    if request.keyword:
+        args += ["-k", request.keyword]
+    if request.markexpr:
+        args += ["-m", request.markexpr]
+    if request.exitfirst:
+        args.append("-x")
+    if request.last_failed:
+        args.append("--lf")
+    if request.junitxml is not None:
+        args += ["--junitxml", str(request.junitxml)]
+    args.append(str(plan.file))
+    return [str(arg) for arg in args]
