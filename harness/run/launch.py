@@ -94,6 +94,28 @@ def _check_env_file(path: Path, target: str) -> None:
     check_env_file(path, target, "--env")
 
 
+_AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+
+
+@contextlib.contextmanager
+def installed_plugins_not_loaded() -> Iterator[None]:
+    """Run pytest with our plugin only, not every pytest plugin installed on the host.
+
+    pytest imports (and assertion-rewrites) each installed plugin at start: on the lab's
+    Python that was 5 of the 8.5 s of CPU a smoke-plan run on the simulated board took
+    (schemathesis, hypothesis...), and a stray plugin could change how a run behaves.
+    """
+    previous = os.environ.get(_AUTOLOAD)
+    os.environ[_AUTOLOAD] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_AUTOLOAD, None)
+        else:
+            os.environ[_AUTOLOAD] = previous
+
+
 @contextlib.contextmanager
 def stop_on_sigterm() -> Iterator[list[str]]:
     """SIGTERM stops a run as Ctrl-C does: the test under way is abandoned, nothing is written.
@@ -182,7 +204,7 @@ def run_plan(request: RunRequest) -> tuple[int, Path]:
     progress = RunProgress(live=False if request.plain else None)
     with lab(profile, env, place, run_id) as (served, env_file, lab_kind, lab_name):
         args = _pytest_args(request, plan, served, env_file, run_id, lab_kind, lab_name)
-        with stop_on_sigterm() as stopped_by:
+        with stop_on_sigterm() as stopped_by, installed_plugins_not_loaded():
             status = pytest.main(args, plugins=[progress])
     folder = results_root / run_id
     if (
