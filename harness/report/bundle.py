@@ -85,7 +85,7 @@ def _run_files(run_dir: Path) -> list[tuple[str, Path]]:
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:
     """run.json of a run folder, checked against its record model (a certification or a repro
-    run: harness/model/records.py, harness/repro/records.py)."""
+    run: harness/model/records.py, harness/model/case_records.py)."""
     if not run_dir.is_dir():
         raise UserError("not a run folder (no such directory)", Location(run_dir))
     return read_any_run_json(run_dir / RUN_JSON)

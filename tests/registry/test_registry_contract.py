@@ -10,6 +10,7 @@ missing field) fails here.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import struct
@@ -79,6 +80,18 @@ def _enrol(backend: Backend, identity: LabIdentity) -> Registry:
     enrolment = identity.enrolment()
     lab = backend.admin.add_lab(enrolment["name"], enrolment["public_key"], enrolment["signature"])
     return backend.as_lab(lab["token"])
+
+
+def test_both_backends_implement_every_interface_method_with_its_exact_signature() -> None:
+    methods = {
+        name: inspect.signature(member)
+        for name, member in inspect.getmembers(Registry, inspect.isfunction)
+        if not name.startswith("_")
+    }
+    assert len(methods) == 25
+    for backend in (LocalRegistry, HttpRegistry):
+        for name, signature in methods.items():
+            assert inspect.signature(getattr(backend, name)) == signature, (backend, name)
 
 
 def _kernel_image(build_id: bytes, release: str) -> bytes:

@@ -14,6 +14,8 @@ from harness.registry.store.base import Principal, StoreBase
 
 
 class AuditLog(StoreBase):
+    """The append-only audit log (the database refuses updates and deletes of it)."""
+
     def _audit(
         self,
         conn: Connection,

@@ -26,6 +26,8 @@ from harness.registry.store.base import Principal
 
 
 class BoardsAndKernels(AuditLog):
+    """Board models and revisions, and the vendor kernels registered for them."""
+
     def _board_id(self, conn: Connection, vendor: str, model: str, soc: str = "") -> int:
         self._insert_ignore(
             conn,

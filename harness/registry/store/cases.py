@@ -41,6 +41,8 @@ from harness.registry.store.runs import Runs
 
 
 class Cases(Certificates, Runs):
+    """Customer cases, their reproduction runs and the verification verdict."""
+
     def open_case(self, fields: dict[str, Any], actor: Principal) -> dict[str, Any]:
         """Open a case, compute its response target and check the device's eligibility at intake."""
         case_id = text(fields.get("case_id"), "case_id", limit=NAME_MAX)

@@ -17,6 +17,8 @@ from harness.registry.store.boards import BoardsAndKernels
 
 
 class Certificates(BoardsAndKernels):
+    """Certificates and the eligibility answer that rests on them and on vendor kernels."""
+
     def _cert_query(self) -> Any:
         return select(
             certificates,

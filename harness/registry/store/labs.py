@@ -23,6 +23,8 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class LabsAndTokens(AuditLog):
+    """Labs (registered from their signed enrolment) and bearer tokens."""
+
     def add_lab(
         self,
         name: str,

@@ -27,6 +27,8 @@ from harness.registry.submission import check_bundle
 
 
 class Runs(BoardsAndKernels):
+    """Submitted bundles, stored in pieces; a certified run issues its certificate here."""
+
     def submit_bundle(self, data: bytes | BinaryIO, principal: Principal) -> dict[str, Any]:
         """Store a signed run; a certified verdict issues a certificate. Idempotent per lab and run id.
 
