@@ -13,7 +13,6 @@ as `harness run --board` does.
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,28 +59,26 @@ def _unit(board_ref: str | None, env: Path | None) -> Iterator[tuple[BoardProfil
             "give --env ENV (a unit in a lab) or --board NAME (a virtual board)",
             Location(field="--board"),
         )
-    from harness.vlab import boardhost as bench
+    from harness.report.runfolder import new_run_id
+    from harness.run.launch import lab
     from harness.vlab import state as lab_state
+    from harness.vlab.boardhost import resolve_board
 
     base = lab_state.lab_dir()
     running = next((s for s in lab_state.running(base) if s.name == board_ref), None)
     if running is not None:
         yield find_board(running.profile), Path(running.env_file)
         return
-    profile = bench.resolve_board(board_ref)
-    if profile.lab.virtual is None:
+    profile = resolve_board(board_ref)
+    if profile.lab.virtual is None and profile.lab.env is None and profile.lab.place is None:
         raise UserError(
             f"board {profile.name} is not a virtual board and none named {board_ref!r} is "
             "running: give the unit's labgrid environment with --env",
             Location(field="--board"),
         )
-    name = f"eligible-{os.getpid()}"
-    click.echo(f"starting virtual board {profile.name} for the check …", err=True)
-    started = bench.start_bench(profile, name, lab_dir=base, owner=os.getpid())
-    try:
-        yield find_board(started.profile), Path(started.env_file)
-    finally:
-        bench.stop_bench(started)
+    # The lab `harness run --board` uses: a virtual board is started for the check and stopped.
+    with lab(profile, None, None, new_run_id(profile.name)) as (served, env_file, _, _):
+        yield served, env_file
 
 
 def read_device(profile: BoardProfile, env_file: Path, console_log: Path) -> dict[str, Any]:
