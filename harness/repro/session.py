@@ -25,7 +25,7 @@ from harness.errors import HarnessError, InfraError, Location, UserError
 from harness.lab.errors import BoardFault
 from harness.model.board import BoardProfile
 from harness.model.case import Case
-from harness.report.runfolder import INVENTORY, iso, new_run_id, utc_now
+from harness.report.runfolder import INVENTORY, RUN_JSON, iso, new_run_id, utc_now
 from harness.repro import stats
 from harness.repro.fingerprint import log_fingerprints
 from harness.repro.folder import ReproFolder
@@ -112,39 +112,48 @@ def summarize(records: list[IterationRecord]) -> Summary:
 
 def load_baseline(source: Path, case: Case) -> Baseline:
     """The rate a fix is verified against: a repro run folder, or a bundle of one."""
-    from harness.report.bundle import BundleUnreadable, read_member, verify_bundle
+    from harness.report.bundle import (
+        BundleUnreadable,
+        load_json_bounded,
+        read_member,
+        verify_bundle,
+    )
 
-    run: dict[str, Any]
     where = Location(str(source), None, "--baseline")
     try:
         if source.is_dir():
-            run = ReproFolder(source).read_run_json()
+            data = (source / RUN_JSON).read_bytes()
         else:
-            data = source.read_bytes()
-            report = verify_bundle(data, label=str(source))
+            # Read in pieces, never whole: a bundle carries the whole console log.
+            report = verify_bundle(source)
             if not report.ok:
                 raise UserError(
                     "baseline bundle does not verify: " + "; ".join(report.problems), where
                 )
-            import json
-
-            run = json.loads(read_member(data, "run/run.json"))
+            with source.open("rb") as bundle:
+                data = read_member(bundle, "run/run.json")
+        raw = load_json_bounded(data, "run.json")
     except (OSError, ValueError, KeyError, BundleUnreadable) as exc:
         raise UserError(f"not a repro run folder or bundle ({exc})", where) from None
-    if run.get("kind") != "repro" or not isinstance(run.get("summary"), dict):
-        raise UserError("not a finished repro run (run.json has no repro summary)", where)
-    if run.get("case", {}).get("id") != case.id:
+    if not isinstance(raw, dict) or raw.get("kind") != "repro":
+        raise UserError("not a repro run (run.json is not a repro run's record)", where)
+    try:
+        run = RunRecord.model_validate(raw)
+    except ValueError as exc:
         raise UserError(
-            f"baseline is a run of case {run.get('case', {}).get('id')!r}, not {case.id!r}", where
-        )
-    summary = run["summary"]
-    k, n = int(summary["reproduced"]), int(summary["iterations"])
+            f"run.json of the baseline is not a valid repro record ({exc})", where
+        ) from None
+    if run.summary is None or run.status != "finished":
+        raise UserError("not a finished repro run (run.json has no repro summary)", where)
+    if run.case.id != case.id:
+        raise UserError(f"baseline is a run of case {run.case.id!r}, not {case.id!r}", where)
+    k, n = run.summary.reproduced, run.summary.iterations
     if k == 0 or n == 0:
         raise UserError(
             f"the baseline never reproduced ({k} of {n}): there is no failure rate to verify a fix against",
             where,
         )
-    return Baseline(run_id=str(run["run_id"]), reproduced=k, iterations=n, rate=round(k / n, 6))
+    return Baseline(run_id=run.run_id, reproduced=k, iterations=n, rate=round(k / n, 6))
 
 
 def _operator(given: str | None) -> str:

@@ -35,6 +35,15 @@ class ReproOutput:
         return [IterationRecord.model_validate_json(line) for line in lines]
 
 
+def repro_argv(board: Any, case: Path, results_root: Path, *extra: str) -> list[str]:
+    """The command line of `harness repro` on a running virtual board."""
+    return [
+        sys.executable, "-m", "harness", "repro", str(case),
+        "--board", str(board.profile.source), "--env", str(board.env_file),
+        "--results", str(results_root), *extra,
+    ]  # fmt: skip
+
+
 def harness_repro(
     board: Any,
     case: Path,
@@ -46,20 +55,7 @@ def harness_repro(
     """`harness repro CASE --board B --env ENV` as a user types it."""
     before = set(results_root.iterdir()) if results_root.exists() else set()
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "repro",
-            str(case),
-            "--board",
-            str(board.profile.source),
-            "--env",
-            str(board.env_file),
-            "--results",
-            str(results_root),
-            *extra,
-        ],
+        repro_argv(board, case, results_root, *extra),
         capture_output=True,
         text=True,
         timeout=timeout,
