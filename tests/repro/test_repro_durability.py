@@ -6,84 +6,44 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from harness.repro import stats
-from harness.vlab.fixtures import wait_for_console
 from tests.repro.conftest import (
     CASES,
     REPO,
     fixed_variant,
     harness_repro,
+    holding_case,
     repro_argv,
     seeded_intermittent,
+    wait_for_hold,
 )
-
-HOLD = "HOLD-42"  # printed by the board as HOLD-$((40+2)): the typed command never matches it
-HOLD_WAIT = 180.0  # bounds a hang only
-
-
-def _counting_case(folder: Path, setup_check: str = "true") -> Path:
-    """A case whose board-side counter makes every even trigger reproduce; the third trigger
-    prints HOLD-42 and then blocks for longer than any wait for the kill, so a test can kill
-    the harness in the middle of it."""
-    counter = f"/tmp/repro-count-{secrets.token_hex(6)}"
-    path = folder / "counting.yaml"
-    path.write_text(f"""
-kind: case
-case: {{id: demo-counting, customer_ref: ACME-2001, severity: 3, subsystem: userspace}}
-description: {{summary: every second run of the tool reports an error state}}
-seen_on: {{vendor: Harness Virtual Lab, model: "SIM (simulated, not hardware)", revision: "1"}}
-setup:
-  - run: 'n=$(cat {counter} 2>/dev/null || echo 0); echo $((n + 1)) > {counter}'
-  - run: '{setup_check.replace("COUNTER", counter)}'
-trigger:
-  - run: |
-      n=$(cat {counter}); echo "trigger $n"
-      if [ "$n" = 3 ]; then echo "HOLD-$((40 + 2))"; sleep 30; fi
-      if [ $((n % 2)) = 0 ]; then echo "status: ERROR state"; fi
-signature: {{output: ['ERROR state']}}
-settings: {{iterations: 5, timeout: 120}}
-""")
-    return path
 
 
 def test_sigkill_mid_iteration_then_resume_keeps_every_finished_iteration_once(
     sim_board, tmp_path: Path, results_root: Path
 ) -> None:
-    case = _counting_case(tmp_path)
+    case = holding_case(tmp_path)
     mark = sim_board.console_mark()
-    err = (tmp_path / "killed.stderr").open("w")
     proc = subprocess.Popen(
         repro_argv(sim_board, case, results_root, "--no-submit", "--repeat", "4"),
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, env=dict(os.environ),
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + HOLD_WAIT
-        while True:
-            try:
-                wait_for_console(sim_board, HOLD, 2.0, since=mark)
-                break
-            except Exception:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(
-                        f"no {HOLD} (exit {proc.poll()}): {(tmp_path / 'killed.stderr').read_text()}"
-                    )
+        wait_for_hold(sim_board, proc, mark)
         proc.send_signal(signal.SIGKILL)  # iteration 3 is running on the board right now
         assert proc.wait(timeout=60) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
-        err.close()
+        proc.communicate()
     (folder,) = list(results_root.iterdir())
     finished = (folder / "results.jsonl").read_text().splitlines()
     assert [json.loads(line)["iteration"] for line in finished] == [1, 2]
@@ -170,7 +130,7 @@ def test_infrastructure_errors_are_not_counted_and_three_in_a_row_end_the_run_re
     sim_board, tmp_path: Path, results_root: Path
 ) -> None:
     # the second iteration's setup fails: an error, the rate is over the other three
-    flaky = _counting_case(tmp_path, setup_check='[ "$(cat COUNTER)" != 2 ]')
+    flaky = holding_case(tmp_path, setup_check='[ "$(cat COUNTER)" != 2 ]')
     flaky.write_text(flaky.read_text().replace('"$n" = 3', '"$n" = 99'))
     out = harness_repro(sim_board, flaky, results_root, "--no-submit", "--repeat", "3")
     assert out.code == 1, out.stderr
@@ -195,3 +155,35 @@ def test_infrastructure_errors_are_not_counted_and_three_in_a_row_end_the_run_re
     assert run.verdict == "incomplete" and run.summary.errors == 3
     assert run.summary.iterations == 0 and run.summary.interval is None
     assert f"--resume {lost.folder.name}" in lost.stderr and "Traceback" not in lost.stderr
+
+
+def test_hung_board_is_a_timeout_whose_evidence_is_board_output_never_the_command_text(
+    sim_board, tmp_path: Path, results_root: Path
+) -> None:
+    """The signature regex ('ERROR state') is part of the trigger's own command text; a hang
+    must not make it match through the harness's message quoting that command."""
+    case = holding_case(tmp_path, timeout=5)
+    mark = sim_board.console_mark()
+    proc = subprocess.Popen(
+        repro_argv(sim_board, case, results_root, "--no-submit", "--repeat", "4"),
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )  # fmt: skip
+    try:
+        wait_for_hold(sim_board, proc, mark)
+        sim_board.fault("hang")  # every process of the board stops, mid-trigger
+        _, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, err
+    (folder,) = list(results_root.iterdir())
+    lines = (folder / "results.jsonl").read_text().splitlines()
+    hung = json.loads(lines[2])
+    assert (hung["outcome"], hung["timed_out"]) == ("not-reproduced", True), hung["reason"]
+    assert "the shell stopped answering" in hung["reason"]
+    trigger = [o for o in hung["evidence"]["outputs"] if o["phase"] == "trigger"]
+    assert "HOLD-42" in trigger[0]["output"] and "ERROR state" not in trigger[0]["output"]
+    assert hung["recovery"] == "recovered (working shell)"
+    after = json.loads(lines[3])
+    assert after["outcome"] != "error" and after["boot_id"] != hung["boot_id"], "power-cycled"
