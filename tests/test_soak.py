@@ -228,7 +228,9 @@ def soak_lab(tmp_path: Path, vlab_dir: Path, sim_board: RunningBoard) -> Iterato
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)  # a bound for a hang: the five short cycles took 4.5 min on a loaded host
+@pytest.mark.timeout(
+    2400
+)  # a bound for a hang: the five short cycles took 4.5 min on a loaded host
 def test_soak_cycles_with_faults_reconcile_exactly_with_the_registry(
     soak_lab: SoakLab, request: pytest.FixtureRequest
 ) -> None:

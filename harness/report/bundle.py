@@ -29,6 +29,7 @@ from typing import IO, Any, BinaryIO
 from harness.errors import Location, UserError
 from harness.labkey import LabIdentity, fingerprint, load_or_create_identity, verify_signature
 from harness.report.runfolder import RUN_JSON, read_any_run_json
+from harness.userfile import open_input
 
 FORMAT = "harness-evidence-bundle/1"
 MANIFEST = "manifest.json"
@@ -515,7 +516,7 @@ def _opened(source: Path | bytes | BinaryIO, label: str | None) -> Iterator[tupl
         return
     label = label or str(source)
     try:
-        fh = Path(source).open("rb")  # noqa: SIM115 - closed by the with below
+        fh = open_input(source)  # never blocks on a FIFO; closed by the with below
     except FileNotFoundError:
         raise BundleUnreadable("bundle file not found", Location(source)) from None
     except IsADirectoryError:

@@ -21,7 +21,13 @@ from harness.repro import stats
 from harness.repro.folder import ReproFolder
 from harness.repro.records import IterationRecord, Summary
 from harness.repro.report import write_report
-from harness.repro.session import Plan, ReproSession, load_baseline, open_or_fail
+from harness.repro.session import (
+    Plan,
+    ReproSession,
+    customer_fingerprints,
+    load_baseline,
+    open_or_fail,
+)
 
 
 def _pct(value: float | None) -> str:
@@ -108,6 +114,7 @@ def repro(
     from harness.run.cli import _lab, _load_board, _submit
 
     case = load_case(case_file)
+    customer_fingerprints(case)  # the attached logs are input too: refused before any board
     if env is not None and place is not None:
         raise UserError("give --env or --place, not both", Location(field="--place"))
     if env is not None and not env.is_file():

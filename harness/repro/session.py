@@ -66,6 +66,14 @@ class Plan:
     verify_needed: int | None = None
 
 
+def customer_fingerprints(case: Case) -> list[Fingerprint]:
+    """The crashes in the case's attached logs (bounded reads: a UserError on a bad log)."""
+    found: list[Fingerprint] = []
+    for path in case.attachment_paths():
+        found.extend(log_fingerprints(path))
+    return found
+
+
 def case_ref(case: Case, customer: list[Fingerprint]) -> CaseRef:
     spec = case.spec
     return CaseRef(
@@ -185,9 +193,7 @@ class ReproSession:
         self.plan = plan
         self.baseline = baseline
         self.progress = progress
-        self.customer: list[Fingerprint] = []
-        for path in case.attachment_paths():
-            self.customer.extend(log_fingerprints(path))
+        self.customer = customer_fingerprints(case)
         if resume:
             assert run_id is not None
             self.folder = ReproFolder.open_existing(results_root, run_id)
