@@ -27,6 +27,7 @@ from harness.repro.session import (
     customer_fingerprints,
     load_baseline,
     open_or_fail,
+    resumable,
 )
 
 
@@ -129,7 +130,7 @@ def repro(
     if resume_id is not None:
         if not RUN_ID.match(resume_id):
             raise UserError(f"{resume_id!r} is not a run id", Location(field="--resume"))
-        ReproFolder.open_existing(results_root, resume_id)
+        resumable(results_root, resume_id, case, profile, base)
     needed = stats.iterations_needed(base.rate) if base is not None else None
     plan = Plan(
         repeat=repeat or needed or case.spec.settings.iterations,

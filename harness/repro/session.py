@@ -164,6 +164,52 @@ def load_baseline(source: Path, case: Case) -> Baseline:
     return Baseline(run_id=run.run_id, reproduced=k, iterations=n, rate=round(k / n, 6))
 
 
+def resumable(
+    results_root: Path, run_id: str, case: Case, profile: BoardProfile, baseline: Baseline | None
+) -> tuple[ReproFolder, RunRecord]:
+    """The folder and run.json of a run `--resume` may continue with this case, board and
+    mode; anything else is bad input, found before a board is touched."""
+    from harness.report.bundle import load_json_bounded
+
+    folder = ReproFolder.open_existing(results_root, run_id)
+    try:
+        raw = (folder.path / RUN_JSON).read_bytes()
+        run = RunRecord.model_validate(load_json_bounded(raw, RUN_JSON))
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"run {run_id} has no readable repro run.json ({exc})", Location(field="--resume")
+        ) from None
+    if run.case.sha256 != case.sha256:
+        raise UserError(
+            f"case {case.file} has changed since run {run_id} started; a resumed run "
+            "must use the same case",
+            Location(str(case.file), None, "--resume"),
+        )
+    if run.board.get("name") != profile.name:
+        raise UserError(
+            f"run {run_id} was on board {run.board.get('name')!r}, not {profile.name!r}",
+            Location(field="--board"),
+        )
+    if run.mode == "verify" and baseline is None:
+        raise UserError(
+            f"run {run_id} verifies a fix: resume it with --verify --baseline "
+            f"{run.settings.get('baseline') or 'BASELINE'} (its baseline run)",
+            Location(field="--resume"),
+        )
+    if run.mode == "repro" and baseline is not None:
+        raise UserError(
+            f"run {run_id} is a repro run, not a verify-resolution run: resume it without --verify",
+            Location(field="--verify"),
+        )
+    if baseline is not None and run.settings.get("baseline") not in (None, baseline.run_id):
+        raise UserError(
+            f"run {run_id} verifies against baseline run {run.settings.get('baseline')}, "
+            f"not {baseline.run_id}",
+            Location(field="--baseline"),
+        )
+    return folder, run
+
+
 def _operator(given: str | None) -> str:
     return given or operator_name()
 
@@ -196,19 +242,8 @@ class ReproSession:
         self.customer = customer_fingerprints(case)
         if resume:
             assert run_id is not None
-            self.folder = ReproFolder.open_existing(results_root, run_id)
-            self.run = RunRecord.model_validate(self.folder.read_run_json())
-            if self.run.case.sha256 != case.sha256:
-                raise UserError(
-                    f"case {case.file} has changed since run {run_id} started; a resumed run "
-                    "must use the same case",
-                    Location(str(case.file), None, "--resume"),
-                )
-            if self.run.board.get("name") != profile.name:
-                raise UserError(
-                    f"run {run_id} was on board {self.run.board.get('name')!r}, not {profile.name!r}",
-                    Location(field="--board"),
-                )
+            self.folder, self.run = resumable(results_root, run_id, case, profile, baseline)
+            self.run.settings.update(self._settings())  # what governs from this session on
         else:
             self.folder = ReproFolder.create(results_root, run_id or new_run_id(profile.name))
             self.run = self._initial(lab_kind, lab_name, operator)
@@ -257,15 +292,19 @@ class ReproSession:
                 "os_release": None,
                 "bootloader": None,
             },
-            settings={
-                "repeat": self.plan.repeat,
-                "until_first": self.plan.until_first,
-                "max_time": self.plan.max_time,
-                "between": self.plan.between,
-                "timeout": self.case.spec.settings.timeout,
-            },
+            settings=self._settings(),
             started_at=iso(utc_now()),
         )
+
+    def _settings(self) -> dict[str, object]:
+        return {
+            "repeat": self.plan.repeat,
+            "until_first": self.plan.until_first,
+            "max_time": self.plan.max_time,
+            "between": self.plan.between,
+            "timeout": self.case.spec.settings.timeout,
+            "baseline": self.baseline.run_id if self.baseline is not None else None,
+        }
 
     def _write(self) -> None:
         self.folder.write_run_json(self.run.model_dump(mode="json", by_alias=True))

@@ -79,7 +79,7 @@ def test_sigkill_mid_iteration_then_resume_keeps_every_finished_iteration_once(
     assert [i["iteration"] for i in report["iterations"]] == [1, 2, 3, 4]
 
 
-def test_baseline_given_as_a_signed_bundle_is_verified_and_used(
+def test_baseline_given_as_a_signed_bundle_is_verified_used_and_kept_across_resume(
     sim_board, tmp_path: Path, results_root: Path
 ) -> None:
     env = {"HARNESS_DATA_HOME": str(tmp_path / "home"), "HARNESS_LAB_NAME": "lab-baseline"}
@@ -109,21 +109,28 @@ def test_baseline_given_as_a_signed_bundle_is_verified_and_used(
     assert "tampered.bundle.tar" in refused.stderr and "does not verify" in refused.stderr
     assert "Traceback" not in refused.stderr and refused.folder is None
 
-    fixed = harness_repro(
-        sim_board, fixed_variant(tmp_path), results_root, "--no-submit", "--verify",
-        "--baseline", str(bundle), env=env,
-    )  # fmt: skip
-    assert fixed.code == 0, fixed.stderr
-    verification = fixed.run_json().verification
+    fixed = fixed_variant(tmp_path)
+    verify = ("--no-submit", "--verify", "--baseline", str(bundle))
+    capped = harness_repro(sim_board, fixed, results_root, *verify, "--repeat", "2", env=env)
+    assert capped.code == 3, capped.stderr
+    assert capped.run_json().verification.verdict == "inconclusive"
+    run_id = capped.folder.name
+    as_repro = harness_repro(sim_board, fixed, results_root, "--no-submit", "--resume", run_id)
+    assert as_repro.code == 2 and "resume it with --verify --baseline" in as_repro.stderr
+    assert base.run_id in as_repro.stderr, "names the baseline the run verifies against"
+
+    resumed = harness_repro(sim_board, fixed, results_root, *verify, "--resume", run_id, env=env)
+    assert resumed.code == 0, resumed.stderr
+    verification = resumed.run_json().verification
     assert verification.baseline.run_id == base.run_id
     assert (verification.baseline.reproduced, verification.baseline.iterations) == (
         base.summary.reproduced,
         base.summary.iterations,
     )
     assert verification.verdict == "resolved"
-    assert verification.needed == stats.iterations_needed(
-        base.summary.reproduced / base.summary.iterations
-    )
+    needed = stats.iterations_needed(base.summary.reproduced / base.summary.iterations)
+    assert verification.needed == verification.iterations == needed
+    assert [r.session for r in resumed.iterations()] == [1, 1] + [2] * (needed - 2)
 
 
 def test_infrastructure_errors_are_not_counted_and_three_in_a_row_end_the_run_resumable(
