@@ -330,7 +330,8 @@ class ConsoleSession:
         self.log.note("the shell does not answer")
         raise ShellUnresponsive(
             f"the console shell did not answer after {command!r} timed out "
-            f"({len(RESYNC_WAIT)} Ctrl-C and resync attempts); the board may be hung"
+            f"({len(RESYNC_WAIT)} Ctrl-C and resync attempts); the board may be hung",
+            output=partial,
         )
 
     def _probe(self, wait: float) -> str | None:

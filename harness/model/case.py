@@ -27,6 +27,7 @@ from harness.errors import Location, UserError, reading_user_file
 from harness.lab.crash_patterns import PATTERNS, UNEXPECTED_RESET
 from harness.model.plan import ID_PATTERN, Step, Strict, TestSpec, _compile_regex
 from harness.model.yamlsource import SourceDoc, load_yaml, validate
+from harness.userfile import open_input
 
 # A case file is a page of YAML; anything near this size is not a case.
 MAX_CASE_BYTES = 256 * 1024
@@ -272,7 +273,7 @@ _BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def _read_bounded(file: Path) -> str:
-    with reading_user_file(file, "a case file"), open(file, "rb") as handle:
+    with reading_user_file(file, "a case file"), open_input(file) as handle:
         data = handle.read(MAX_CASE_BYTES + 1)
     if len(data) > MAX_CASE_BYTES:
         raise UserError(

@@ -171,6 +171,9 @@ class CaseSettings(_Record):
     max_time: float | None
     between: str
     timeout: float
+    baseline: str | None = Field(
+        default=None, description="run id of the repro run a verify run compares with"
+    )
 
 
 class CaseSession(SessionInfo):

@@ -35,6 +35,7 @@ from yaml.events import AliasEvent
 from yaml.resolver import Resolver
 
 from harness.errors import Location, UserError, reading_user_file
+from harness.userfile import open_input
 
 PathKey = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -232,7 +233,7 @@ def _read_bounded(file: Path, limits: YamlLimits) -> str:
         Location(file),
         "see 'Limits' in docs/plan-format.md",
     )
-    with reading_user_file(file, "a YAML file"), file.open("rb") as stream:
+    with reading_user_file(file, "a YAML file"), open_input(file) as stream:
         info = os.fstat(stream.fileno())
         if stat.S_ISREG(info.st_mode) and info.st_size > limits.max_bytes:
             raise too_big

@@ -32,6 +32,7 @@ from harness.report.bundle import (
     SIGNATURE,
     write_canonical,
 )
+from harness.userfile import open_input
 
 # Limits a verifier enforces from tar headers alone, before reading any content
 # (docs/bundle-format.md "Limits"). Generous for real run folders, small for attackers.
@@ -386,7 +387,7 @@ def _opened(source: Path | bytes | BinaryIO, label: str | None) -> Iterator[tupl
         return
     label = label or str(source)
     with reading_user_file(source, "a bundle file", BundleUnreadable, "bundle file not found"):
-        fh = Path(source).open("rb")  # noqa: SIM115 - closed by the with below
+        fh = open_input(source)  # never blocks on a FIFO; closed by the with below
     with fh:
         if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
             raise BundleUnreadable(

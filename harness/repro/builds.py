@@ -119,6 +119,9 @@ def ab_table(a: BuildRun, b: BuildRun) -> dict[str, Any]:
     }
 
 
+RunOne = Callable[[str, Plan], BuildRun]
+
+
 def bisect(
     case: Case,
     profile: BoardProfile,
@@ -127,10 +130,25 @@ def bisect(
     plan: Plan,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Find the first bad build in `builds` (oldest first); returns the bisection table."""
+    """Find the first bad build in `builds` (oldest first); returns the bisection table, which
+    every build's report carries."""
+
+    def run_one(build: str, probe: Plan) -> BuildRun:
+        return run_build(case, profile, build, results_root, probe, progress)
+
+    table, runs = bisect_table(builds, plan, run_one)
+    for run in runs:
+        write_report(results_root / run.run_id, table)
+    return table
+
+
+def bisect_table(
+    builds: list[str], plan: Plan, run_one: RunOne
+) -> tuple[dict[str, Any], list[BuildRun]]:
+    """The search itself, over `run_one(build, plan)`: newest first, then binary search."""
     runs: dict[int, BuildRun] = {}
     last = len(builds) - 1
-    newest = run_build(case, profile, builds[last], results_root, plan, progress)
+    newest = run_one(builds[last], plan)
     newest.call = "bad" if newest.reproduced else "good"
     runs[last] = newest
     answer: str
@@ -148,7 +166,7 @@ def bisect(
             probe = Plan(
                 repeat=per_build, until_first=True, max_time=plan.max_time, between=plan.between
             )
-            run = run_build(case, profile, builds[mid], results_root, probe, progress)
+            run = run_one(builds[mid], probe)
             if run.reproduced:
                 run.call, bad = "bad", mid
             elif run.iterations >= per_build:
@@ -193,6 +211,4 @@ def bisect(
         "answer": answer,
         "iterations_per_build": per_build,
     }
-    for run in runs.values():
-        write_report(results_root / run.run_id, table)
-    return table
+    return table, list(runs.values())

@@ -22,7 +22,14 @@ from harness.report.runfolder import RUN_ID, SUBMISSION, iso, new_run_id, utc_no
 from harness.repro import stats
 from harness.repro.folder import ReproFolder
 from harness.repro.report import write_report
-from harness.repro.session import Plan, ReproSession, load_baseline, open_or_fail
+from harness.repro.session import (
+    Plan,
+    ReproSession,
+    customer_fingerprints,
+    load_baseline,
+    open_or_fail,
+    resumable,
+)
 
 
 def _pct(value: float | None) -> str:
@@ -103,6 +110,7 @@ def repro(
     from harness.run.launch import lab, load_board, submit
 
     case = load_case(case_file)
+    customer_fingerprints(case)  # the attached logs are input too: refused before any board
     if env is not None and place is not None:
         raise UserError("give --env or --place, not both", Location(field="--place"))
     if env is not None and not env.is_file():
@@ -117,7 +125,7 @@ def repro(
     if resume_id is not None:
         if not RUN_ID.match(resume_id):
             raise UserError(f"{resume_id!r} is not a run id", Location(field="--resume"))
-        ReproFolder.open_existing(results_root, resume_id)
+        resumable(results_root, resume_id, case, profile, base)
     needed = stats.iterations_needed(base.rate) if base is not None else None
     plan = Plan(
         repeat=repeat or needed or case.spec.settings.iterations,

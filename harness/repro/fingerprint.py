@@ -161,7 +161,11 @@ def fingerprints(text: str, file: Path | str = "<console>") -> list[Fingerprint]
 
 
 def log_fingerprints(path: Path) -> list[Fingerprint]:
-    return fingerprints(read_log(path), path)
+    """Fingerprints of a customer's log, read with the attachment size limit (after
+    decompression too: the log is untrusted)."""
+    from harness.model.case import MAX_ATTACHMENT_BYTES
+
+    return fingerprints(read_log(path, limit=MAX_ATTACHMENT_BYTES), path)
 
 
 def compare(board: Fingerprint | None, customer: list[Fingerprint]) -> SignatureMatch:

@@ -72,6 +72,14 @@ class Plan:
     verify_needed: int | None = None
 
 
+def customer_fingerprints(case: Case) -> list[Fingerprint]:
+    """The crashes in the case's attached logs (bounded reads: a UserError on a bad log)."""
+    found: list[Fingerprint] = []
+    for path in case.attachment_paths():
+        found.extend(log_fingerprints(path))
+    return found
+
+
 def case_ref(case: Case, customer: list[Fingerprint]) -> CaseRef:
     spec = case.spec
     return CaseRef(
@@ -125,13 +133,14 @@ def load_baseline(source: Path, case: Case) -> Baseline:
         if source.is_dir():
             raw, label = (source / RUN_JSON).read_bytes(), source / RUN_JSON
         else:
-            data = source.read_bytes()
-            report = verify_bundle(data, label=str(source))
+            # Read in pieces, never whole: a bundle carries the whole console log.
+            report = verify_bundle(source)
             if not report.ok:
                 raise UserError(
                     "baseline bundle does not verify: " + "; ".join(report.problems), where
                 )
-            raw, label = read_member(data, "run/run.json"), source
+            with source.open("rb") as bundle:
+                raw, label = read_member(bundle, "run/run.json"), source
     except (OSError, KeyError, BundleUnreadable) as exc:
         raise UserError(f"not a repro run folder or bundle ({exc})", where) from None
     try:
@@ -139,9 +148,13 @@ def load_baseline(source: Path, case: Case) -> Baseline:
     except (ValueError, AttributeError, RecursionError):
         kind = None
     if kind != "repro":
-        raise UserError("not a repro run (run.json has no `kind: repro`)", where)
-    run = parse_record(CaseRunRecord, raw, label)
-    if run.summary is None:
+        raise UserError("not a repro run (run.json is not a repro run's record)", where)
+    try:
+        run = parse_record(CaseRunRecord, raw, label)
+    except UserError as exc:
+        field = f" (field {exc.location.field})" if exc.location.field else ""
+        raise UserError(f"run.json of the baseline {exc.message}{field}", where) from None
+    if run.summary is None or run.status != "finished":
         raise UserError("not a finished repro run (run.json has no repro summary)", where)
     if run.case.id != case.id:
         raise UserError(f"baseline is a run of case {run.case.id!r}, not {case.id!r}", where)
@@ -152,6 +165,44 @@ def load_baseline(source: Path, case: Case) -> Baseline:
             where,
         )
     return Baseline(run_id=run.run_id, reproduced=k, iterations=n, rate=round(k / n, 6))
+
+
+def resumable(
+    results_root: Path, run_id: str, case: Case, profile: BoardProfile, baseline: Baseline | None
+) -> tuple[ReproFolder, CaseRunRecord]:
+    """The folder and run.json of a run `--resume` may continue with this case, board and
+    mode; anything else is bad input, found before a board is touched."""
+    folder = ReproFolder.open_existing(results_root, run_id)
+    run = folder.read_run()
+    if run.case.sha256 != case.sha256:
+        raise UserError(
+            f"case {case.file} has changed since run {run_id} started; a resumed run "
+            "must use the same case",
+            Location(str(case.file), None, "--resume"),
+        )
+    if run.board.name != profile.name:
+        raise UserError(
+            f"run {run_id} was on board {run.board.name!r}, not {profile.name!r}",
+            Location(field="--board"),
+        )
+    if run.mode == "verify" and baseline is None:
+        raise UserError(
+            f"run {run_id} verifies a fix: resume it with --verify --baseline "
+            f"{run.settings.baseline or 'BASELINE'} (its baseline run)",
+            Location(field="--resume"),
+        )
+    if run.mode == "repro" and baseline is not None:
+        raise UserError(
+            f"run {run_id} is a repro run, not a verify-resolution run: resume it without --verify",
+            Location(field="--verify"),
+        )
+    if baseline is not None and run.settings.baseline not in (None, baseline.run_id):
+        raise UserError(
+            f"run {run_id} verifies against baseline run {run.settings.baseline}, "
+            f"not {baseline.run_id}",
+            Location(field="--baseline"),
+        )
+    return folder, run
 
 
 def _operator(given: str | None) -> str:
@@ -183,24 +234,11 @@ class ReproSession:
         self.plan = plan
         self.baseline = baseline
         self.progress = progress
-        self.customer: list[Fingerprint] = []
-        for path in case.attachment_paths():
-            self.customer.extend(log_fingerprints(path))
+        self.customer = customer_fingerprints(case)
         if resume:
             assert run_id is not None
-            self.folder = ReproFolder.open_existing(results_root, run_id)
-            self.run = self.folder.read_run()
-            if self.run.case.sha256 != case.sha256:
-                raise UserError(
-                    f"case {case.file} has changed since run {run_id} started; a resumed run "
-                    "must use the same case",
-                    Location(str(case.file), None, "--resume"),
-                )
-            if self.run.board.name != profile.name:
-                raise UserError(
-                    f"run {run_id} was on board {self.run.board.name!r}, not {profile.name!r}",
-                    Location(field="--board"),
-                )
+            self.folder, self.run = resumable(results_root, run_id, case, profile, baseline)
+            self.run.settings = self._settings()  # what governs from this session on
         else:
             self.folder = ReproFolder.create(results_root, run_id or new_run_id(profile.name))
             self.run = self._initial(lab_kind, lab_name, operator)
@@ -236,14 +274,18 @@ class ReproSession:
                 operator=_operator(operator),
             ),
             software=SoftwareInfo(),
-            settings=CaseSettings(
-                repeat=self.plan.repeat,
-                until_first=self.plan.until_first,
-                max_time=self.plan.max_time,
-                between=self.plan.between,
-                timeout=self.case.spec.settings.timeout,
-            ),
+            settings=self._settings(),
             started_at=iso(utc_now()),
+        )
+
+    def _settings(self) -> CaseSettings:
+        return CaseSettings(
+            repeat=self.plan.repeat,
+            until_first=self.plan.until_first,
+            max_time=self.plan.max_time,
+            between=self.plan.between,
+            timeout=self.case.spec.settings.timeout,
+            baseline=self.baseline.run_id if self.baseline is not None else None,
         )
 
     def _write(self) -> None:

@@ -220,10 +220,12 @@ def test_a_repro_folder_written_before_the_case_records_reads_and_writes_back_un
     assert line.outcome == "reproduced"
     reopened.write_run(run)
     again = json.loads((folder / "run.json").read_text())
-    # the only changes: the shared board and session blocks name the fields they added, empty
+    # the only changes: the shared board and session blocks and the settings name the fields
+    # they added, empty
     assert again == {
         **OLD_CASE_RUN_JSON,
         "board": {**OLD_CASE_RUN_JSON["board"], "compatible": ""},
+        "settings": {**OLD_CASE_RUN_JSON["settings"], "baseline": None},
         "sessions": [{**OLD_CASE_RUN_JSON["sessions"][0], "selection": None}],
     }
 
