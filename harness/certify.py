@@ -106,7 +106,31 @@ def _show_eligibility(run: dict[str, Any]) -> None:
 @click.option(
     "--env", type=click.Path(path_type=Path), help="labgrid environment file of a physical unit"
 )
-@click.option("--place", help="labgrid coordinator place")
+@click.option(
+    "--place",
+    "place_names",
+    multiple=True,
+    help="labgrid place on the coordinator in $LG_COORDINATOR (repeat to fan out over several)",
+)
+@click.option(
+    "--places",
+    "place_patterns",
+    multiple=True,
+    metavar="TAGS",
+    help="fan out over every place whose tags match, e.g. 'board=qemu-*' (globs allowed)",
+)
+@click.option("--reserve", metavar="TAGS", help="any one place with these tags, e.g. 'board=sim'")
+@click.option("--wait", is_flag=True, help="queue for a place that is taken")
+@click.option(
+    "--wait-timeout", type=click.FloatRange(min=1), help="give up waiting after this many seconds"
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="fan-out: boards run at once",
+)
 @click.option(
     "--results",
     "results_root",
@@ -122,21 +146,47 @@ def certify(
     board_ref: str,
     plan_file: Path,
     env: Path | None,
-    place: str | None,
+    place_names: tuple[str, ...],
+    place_patterns: tuple[str, ...],
+    reserve: str | None,
+    wait: bool,
+    wait_timeout: float | None,
+    parallel: int,
     results_root: Path,
     no_submit: bool,
     as_json: bool,
 ) -> int:
-    """Certify a board (default: the built-in virtual board), feed the registry, show the verdict."""
+    """Certify a board (default: the built-in virtual board), feed the registry, show the verdict.
+
+    With several --place, or --places TAGS, the plan runs on every place (at most --parallel
+    at once), each board in its own run folder; a farm summary with one JUnit file follows,
+    and the exit code is the worst of the runs (docs/farm.md).
+    """
     import time
 
+    if len(place_names) > 1 or place_patterns:
+        return _fan_out(
+            ctx,
+            board_ref,
+            plan_file,
+            env,
+            place_names,
+            place_patterns,
+            reserve,
+            parallel,
+            results_root,
+            no_submit,
+        )
     started = time.time() - 1
     code = ctx.invoke(
         run_command,
         board_ref=board_ref,
         plan_file=plan_file,
         env=env,
-        place=place,
+        place=place_names[0] if place_names else None,
+        reserve=reserve,
+        wait=wait,
+        wait_timeout=wait_timeout,
         results_root=results_root,
         no_submit=no_submit,
     )
@@ -154,3 +204,58 @@ def certify(
     if not no_submit:
         _show_eligibility(run)
     return int(code)
+
+
+def _fan_out(
+    ctx: click.Context,
+    board_ref: str,
+    plan_file: Path,
+    env: Path | None,
+    place_names: tuple[str, ...],
+    place_patterns: tuple[str, ...],
+    reserve: str | None,
+    parallel: int,
+    results_root: Path,
+    no_submit: bool,
+) -> int:
+    from harness.errors import Location, UserError
+    from harness.farm.fanout import fan_out, python_harness
+    from harness.model.plan import load_plan
+    from harness.run.place import require_coordinator
+
+    if env is not None or reserve is not None:
+        raise UserError(
+            "a fan-out (several --place, or --places) takes neither --env nor --reserve",
+            Location(field="--places"),
+        )
+    require_coordinator("--places")
+    load_plan(plan_file)  # a broken plan exits 2 once, not once per board
+    given = ctx.get_parameter_source("board_ref") is not click.core.ParameterSource.DEFAULT
+
+    def command(board: str, place: str, run_id: str) -> list[str]:
+        argv = python_harness(
+            "run",
+            "--board",
+            board,
+            "--plan",
+            str(plan_file),
+            "--place",
+            place,
+            "--wait",
+            "--run-id",
+            run_id,
+            "--results",
+            str(results_root),
+            "--plain",
+        )
+        return [*argv, "--no-submit"] if no_submit else argv
+
+    return fan_out(
+        command=command,
+        patterns=list(place_patterns),
+        names=list(place_names),
+        board_ref=board_ref if given else None,
+        parallel=parallel,
+        results_root=results_root,
+        label=f"plan {plan_file}",
+    )

@@ -169,6 +169,7 @@ class ReproSession:
         lab_name: str = "",
         operator: str | None = None,
         progress: Callable[[IterationRecord, Summary], None] | None = None,
+        lab_lost: Callable[[], str | None] | None = None,
     ):
         self.case = case
         self.profile = profile
@@ -176,6 +177,9 @@ class ReproSession:
         self.plan = plan
         self.baseline = baseline
         self.progress = progress
+        # Whether the lab went away under the run (a held place lost): the iteration
+        # under way is not counted, and the run stops.
+        self.lab_lost = lab_lost or (lambda: None)
         self.customer: list[Fingerprint] = []
         for path in case.attachment_paths():
             self.customer.extend(log_fingerprints(path))
@@ -325,7 +329,20 @@ class ReproSession:
                 if problem:
                     self.between_problems.append(f"before iteration {number + 1}: {problem}")
             number += 1
+            lost = self.lab_lost()
+            if lost:
+                self.stop_reason = f"lab lost: {lost}"
+                return
             record = runner.run(number, self.session_number)
+            lost = self.lab_lost()
+            if lost and record.outcome != "error":
+                record = record.model_copy(
+                    update={
+                        "outcome": "error",
+                        "reason": f"the lab was lost during this iteration ({lost}); its "
+                        f"outcome ({record.outcome}) does not count",
+                    }
+                )
             self.folder.append_result(record.model_dump(mode="json", by_alias=True))
             self.records.append(record)
             if self.progress is not None:

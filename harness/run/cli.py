@@ -17,8 +17,9 @@ import contextlib
 import os
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import pytest
@@ -28,8 +29,11 @@ from harness.model.board import BoardProfile, find_board
 from harness.model.labenv import check_env_file
 from harness.model.plan import Plan, load_plan
 from harness.report.runfolder import RUN_ID, SUBMISSION, RunFolder, iso, new_run_id, utc_now
-from harness.run.place import place_env_file
+from harness.run.place import place_env_file, require_coordinator
 from harness.run.progress import RunProgress
+
+if TYPE_CHECKING:
+    from harness.farm.hold import HoldRequest, PlaceHold
 
 
 def _load_board(ref: str) -> BoardProfile:
@@ -90,27 +94,66 @@ def _stop_on_sigterm() -> Iterator[list[str]]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@dataclass
+class Lab:
+    """How a run reaches its unit: the (served) profile, the env file, and what run.json says."""
+
+    profile: BoardProfile
+    env_file: Path
+    kind: str
+    name: str
+    hold: PlaceHold | None = None  # the place held on a coordinator, and the run's lab guard
+
+
+def hold_request(
+    place: str | None,
+    reserve: str | None,
+    wait: bool,
+    wait_timeout: float | None,
+    health_check: bool = False,
+) -> HoldRequest | None:
+    """The place to hold, from --place/--reserve/--wait; bad combinations exit 2 here."""
+    if place is None and reserve is None:
+        if wait or wait_timeout is not None:
+            raise UserError("--wait needs --place or --reserve", Location(field="--wait"))
+        return None
+    from harness.farm.hold import HoldRequest
+
+    option = "--place" if place is not None else "--reserve"
+    require_coordinator(option)
+    return HoldRequest(
+        place=place,
+        reserve=reserve,
+        wait=wait or wait_timeout is not None,
+        wait_timeout=wait_timeout,
+        health_check=health_check,
+    )
+
+
 @contextlib.contextmanager
 def _lab(
-    profile: BoardProfile, env: Path | None, place: str | None, run_id: str
-) -> Iterator[tuple[BoardProfile, Path, str, str]]:
-    """Yield (profile, env file, lab kind, lab name); start and stop a virtual board if needed."""
+    profile: BoardProfile, env: Path | None, hold: HoldRequest | None, run_id: str
+) -> Iterator[Lab]:
+    """The lab of a run; starts and stops a virtual board, or holds a place, if need be."""
     if env is not None:
         _check_env_file(env, profile.lab.target)
-        yield profile, env, "env", str(env)
+        yield Lab(profile, env, "env", str(env))
         return
-    if place is not None:
-        with place_env_file(place, run_id) as path:
-            yield profile, path, "place", place
-        return
-    if profile.lab.env is not None:
+    if hold is None and profile.lab.env is not None:
         path = profile.resolve(profile.lab.env)
         _check_env_file(path, profile.lab.target)
-        yield profile, path, "env", str(path)
+        yield Lab(profile, path, "env", str(path))
         return
-    if profile.lab.place is not None:
-        with place_env_file(profile.lab.place, run_id) as path:
-            yield profile, path, "place", profile.lab.place
+    if hold is None and profile.lab.place is not None:
+        hold = hold_request(profile.lab.place, None, False, None)
+    if hold is not None:
+        from harness.farm.hold import hold_place
+
+        with (
+            hold_place(hold) as held,
+            place_env_file(held.name, run_id, held.resource_classes()) as path,
+        ):
+            yield Lab(profile, path, "place", held.name, held)
         return
     from harness.vlab import bench
     from harness.vlab import state as lab_state
@@ -122,7 +165,7 @@ def _lab(
         served = profile
         if Path(started.profile).is_file() and Path(started.profile) != profile.source:
             served = find_board(started.profile)  # e.g. the sim board, with the host's real numbers
-        yield served, Path(started.env_file), "virtual", profile.name
+        yield Lab(served, Path(started.env_file), "virtual", profile.name)
     finally:
         bench.stop_bench(started)
 
@@ -146,7 +189,24 @@ def _submit(run_dir: Path) -> str:
     "--plan", "plan_file", required=True, type=click.Path(path_type=Path), help="test plan YAML"
 )
 @click.option("--env", type=click.Path(path_type=Path), help="labgrid environment file of the unit")
-@click.option("--place", help="labgrid coordinator place (acquire it first with labgrid-client)")
+@click.option(
+    "--place", help="labgrid place on the coordinator in $LG_COORDINATOR; held for the run"
+)
+@click.option(
+    "--reserve",
+    metavar="TAGS",
+    help="any place with these tags, e.g. 'board=qemu-x86_64' (a labgrid reservation)",
+)
+@click.option(
+    "--wait", is_flag=True, help="queue for the place if it is taken (labgrid reserve --wait)"
+)
+@click.option(
+    "--wait-timeout",
+    type=click.FloatRange(min=1),
+    help="give up waiting for a place after this many seconds (implies --wait)",
+)
+@click.option("--health-check", is_flag=True, hidden=True, help="this run is a board health check")
+@click.option("--run-id", "new_run_id_", hidden=True, help="id for the new run (fan-out sets it)")
 @click.option(
     "--retries",
     type=click.IntRange(0, 10),
@@ -186,6 +246,11 @@ def run(
     plan_file: Path,
     env: Path | None,
     place: str | None,
+    reserve: str | None,
+    wait: bool,
+    wait_timeout: float | None,
+    health_check: bool,
+    new_run_id_: str | None,
     retries: int,
     resume_id: str | None,
     no_submit: bool,
@@ -200,44 +265,59 @@ def run(
 ) -> int:
     """Run a test plan on a board; results go to results/<run-id>/.
 
-    The unit is reached through --env (a labgrid environment file), --place (a place on
-    the coordinator in $LG_COORDINATOR, acquired beforehand), the profile's own `lab:`
-    entry, or, for a virtual board, a bench this command starts and stops itself.
+    The unit is reached through --env (a labgrid environment file), --place or --reserve
+    (a place on the coordinator in $LG_COORDINATOR, reserved, acquired and always released
+    by this command; see docs/farm.md), the profile's own `lab:` entry, or, for a virtual
+    board, a bench this command starts and stops itself.
 
     Exit status: 0 certified and nothing failed, 1 a test failed, 2 bad input,
     3 infrastructure error or incomplete run (continue it with --resume RUN_ID).
     """
-    if env is not None and place is not None:
-        raise UserError("give --env or --place, not both", Location(field="--place"))
+    if env is not None and (place is not None or reserve is not None):
+        raise UserError("give --env or --place/--reserve, not both", Location(field="--place"))
+    if place is not None and reserve is not None:
+        raise UserError("give --place or --reserve, not both", Location(field="--reserve"))
     if env is not None and not env.is_file():
         raise UserError("labgrid environment file not found", Location(str(env), None, "--env"))
+    hold = hold_request(place, reserve, wait, wait_timeout, health_check)
     profile = _load_board(board_ref)
     plan = load_plan(plan_file)
     if resume_id is not None:
         _check_resume(results_root, resume_id, plan, profile)
-    run_id = resume_id or new_run_id(profile.name)
+    if new_run_id_ is not None and not RUN_ID.match(new_run_id_):
+        raise UserError(f"{new_run_id_!r} is not a run id", Location(field="--run-id"))
+    run_id = resume_id or new_run_id_ or new_run_id(profile.name)
     progress = RunProgress(live=False if plain else None)
-    with _lab(profile, env, place, run_id) as (served, env_file, lab_kind, lab_name):
-        args = _pytest_args(
-            plan,
-            served,
-            env_file,
-            results_root,
-            run_id,
-            resume_id is not None,
-            retries,
-            operator,
-            lab_kind,
-            lab_name,
-            keyword,
-            markexpr,
-            exitfirst,
-            last_failed,
-            junitxml,
-        )
-        with _stop_on_sigterm() as stopped_by:
-            status = pytest.main(args, plugins=[progress])
     folder = results_root / run_id
+    with _stop_on_sigterm() as stopped_by:
+        try:
+            with _lab(profile, env, hold, run_id) as lab:
+                args = _pytest_args(
+                    plan,
+                    lab.profile,
+                    lab.env_file,
+                    results_root,
+                    run_id,
+                    resume_id is not None,
+                    retries,
+                    operator,
+                    lab.kind,
+                    lab.name,
+                    keyword,
+                    markexpr,
+                    exitfirst,
+                    last_failed,
+                    junitxml,
+                )
+                guards = [lab.hold] if lab.hold is not None else []
+                status = pytest.main(args, plugins=[progress, *guards])
+                if lab.hold is not None:
+                    from harness.farm.hold import run_outcome
+
+                    lab.hold.result = run_outcome(folder, health_check)
+        except KeyboardInterrupt:  # while waiting for a place, before any run existed
+            click.echo(f"harness: stopped by {stopped_by[0]} before the run started", err=True)
+            return 143 if stopped_by[0] == "SIGTERM" else 130
     if (
         status == pytest.ExitCode.INTERRUPTED
         and (folder / "run.json").is_file()

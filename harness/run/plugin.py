@@ -26,7 +26,7 @@ import pytest
 from harness.errors import UserError
 from harness.model.board import BoardProfile, find_board
 from harness.model.plan import Plan, TestSpec, load_plan
-from harness.run.session import ResultsUnwritable, RunListener, RunSession
+from harness.run.session import LabGuard, ResultsUnwritable, RunListener, RunSession
 
 PLUGIN_NAME = "harness-run"
 BUILTIN_MARKERS = frozenset(
@@ -213,6 +213,8 @@ class HarnessRunPlugin:
         for plugin in self.config.pluginmanager.get_plugins():
             if isinstance(plugin, RunListener):
                 self.session.listeners.append(plugin)
+            if isinstance(plugin, LabGuard):
+                self.session.guards.append(plugin)
         self.session.run_started()
 
     def _selection(self) -> str | None:

@@ -58,6 +58,17 @@ class RunListener(Protocol):
     def run_finished(self, session: RunSession) -> None: ...
 
 
+@runtime_checkable
+class LabGuard(Protocol):
+    """A pytest plugin that knows whether the lab was lost under the run (a held place, say).
+
+    A test that ends after the lab was lost is an infrastructure error, whatever it
+    reached: someone else may have had the board meanwhile. The run stops there.
+    """
+
+    def lab_lost(self) -> str | None: ...
+
+
 def fold_results(records: Iterable[ResultRecord]) -> dict[str, ResultRecord]:
     """Last line per test id wins, except that a finished outcome is never replaced by not-run."""
     folded: dict[str, ResultRecord] = {}
@@ -101,6 +112,7 @@ class RunSession:
         self.env_file = env_file
         self.retries = retries
         self.listeners: list[RunListener] = []
+        self.guards: list[LabGuard] = []
         self._board_opener = board_opener
         self._board: BoardLink | None = None
         self._board_problem: str | None = None
@@ -256,8 +268,14 @@ class RunSession:
     def execute(self, test: TestSpec) -> dict[str, Any]:
         """Run one test; returns its results.jsonl line (appended and fsync'd already)."""
         self._tell("test_started", lambda listener: listener.test_started(test))
-        executor = self._ensure_board()
-        if executor is None:
+        lost = self._lab_lost()
+        executor = None if lost else self._ensure_board()
+        if lost:
+            self.stop_reason = f"lab lost: {lost}"
+            self.stop_class = ErrorClass.INFRASTRUCTURE
+            record = self._unrun_record(test, Outcome.ERROR, self.stop_reason, self.stop_class)
+            record.attempt = 1
+        elif executor is None:
             self.stop_reason = f"board could not be opened: {self._board_problem}"
             self.stop_class = self._board_problem_class
             record = self._unrun_record(test, Outcome.ERROR, self.stop_reason, self.stop_class)
@@ -270,6 +288,17 @@ class RunSession:
                     self._refresh_facts()
             if executor.board_lost:
                 self.stop_reason = f"board lost: {executor.state.last_problem}"
+                self.stop_class = ErrorClass.INFRASTRUCTURE
+            lost = self._lab_lost()
+            if lost:
+                if record.outcome is not Outcome.ERROR:
+                    record.reason = (
+                        f"the lab was lost during this test ({lost}); its outcome "
+                        f"({record.outcome.value}) does not count"
+                    )
+                    record.outcome = Outcome.ERROR
+                    record.error_class = ErrorClass.INFRASTRUCTURE
+                self.stop_reason = f"lab lost: {lost}"
                 self.stop_class = ErrorClass.INFRASTRUCTURE
         record.session = self.session_number
         record.plan_id = self.plan.id
@@ -284,6 +313,13 @@ class RunSession:
         line = record.line()
         self._tell("test_finished", lambda listener: listener.test_finished(line))
         return line
+
+    def _lab_lost(self) -> str | None:
+        for guard in self.guards:
+            lost = guard.lab_lost()
+            if lost:
+                return lost
+        return None
 
     def run_started(self) -> None:
         self._tell("run_started", lambda listener: listener.run_started(self))
