@@ -62,3 +62,14 @@ class InfraError(HarnessError):
     """The lab or the harness failed (board unreachable, QEMU missing, registry down). Exit 3."""
 
     exit_code = EXIT_INFRA
+
+
+class LabLost(BaseException):
+    """The lab went away under a test (its place was taken over, its exporter died).
+
+    Raised in the run's main thread by the lab guard (harness/farm/hold.py) to stop
+    the test under way at once: nothing may touch a board the run no longer holds,
+    so it is a BaseException that the executor's recovery (which catches Exception)
+    lets through, like KeyboardInterrupt. The run engine records the test as an
+    infrastructure error and stops.
+    """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from pathlib import Path
 
 DEFAULT_COORDINATOR = "127.0.0.1:20408"
 
@@ -19,3 +20,12 @@ def identity() -> str:
     host = os.environ.get("LG_HOSTNAME", socket.gethostname())
     user = os.environ.get("LG_USERNAME", getpass.getuser())
     return f"{host}/{user}"
+
+
+def farm_dir(override: str | Path | None = None) -> Path:
+    """The farm folder: given, else $HARNESS_FARM_DIR, else ~/.cache/harness/farm."""
+    if override:
+        return Path(override)
+    if os.environ.get("HARNESS_FARM_DIR"):
+        return Path(os.environ["HARNESS_FARM_DIR"])
+    return Path.home() / ".cache" / "harness" / "farm"

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")  # fan-out forks while grpc threads live
 
 import grpc
 from labgrid.remote.client import ClientSession

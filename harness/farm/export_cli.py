@@ -19,8 +19,7 @@ from typing import Any
 import click
 
 from harness.errors import Location, UserError
-from harness.farm.export import FarmHost
-from harness.farm.health import farm_dir
+from harness.farm.address import farm_dir
 from harness.model.board import BoardProfile, load_board
 
 
@@ -118,6 +117,8 @@ def export(
             "name boards to export (e.g. `sim sim`), --places-from or --adopt",
             Location(field="BOARDS"),
         )
+    from harness.farm.export import FarmHost
+
     name = exporter or socket.gethostname().split(".")[0].lower()
     virtual, physical = _profiles(boards, places_from, units)
     folder = _folder(farm_dir)
@@ -149,7 +150,7 @@ def _folder(given: Path | None) -> Path:
     return folder
 
 
-def _announce(host: FarmHost) -> None:
+def _announce(host: Any) -> None:
     click.echo(f"coordinator: {host.coordinator}")
     click.echo(f"exporter:    {host.exporter_name} (pid {host.services['exporter'].pid})")
     for unit in host.units:

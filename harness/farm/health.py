@@ -22,20 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.farm.address import farm_dir
 from harness.farm.client import FarmClient, PlaceInfo
 from harness.farm.tags import HEALTH, HELD_PREFIX, STREAK, scheduling_tags
 
+__all__ = ["History", "farm_dir", "is_bad", "mark_bad", "mark_good", "record_run"]
+
 INFRA_STREAK = 2
 COMMENT_PREFIX = "out of service"
-
-
-def farm_dir(override: str | Path | None = None) -> Path:
-    """$HARNESS_FARM_DIR, else ~/.cache/harness/farm."""
-    if override:
-        return Path(override)
-    if os.environ.get("HARNESS_FARM_DIR"):
-        return Path(os.environ["HARNESS_FARM_DIR"])
-    return Path.home() / ".cache" / "harness" / "farm"
 
 
 class History:

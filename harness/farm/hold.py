@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,11 +28,13 @@ from typing import IO, Any
 
 import click
 
-from harness.errors import InfraError, Location, UserError
+from harness.errors import InfraError, LabLost, Location, UserError
 from harness.farm.address import coordinator_address
 from harness.farm.tags import parse_filter
 
 RELEASE_GUARD = 60.0  # a bound for a hang only: a release takes well under a second
+# Sent by the keeper's reader thread to the main thread when the place is lost mid-test.
+LOST_SIGNAL = signal.SIGUSR1
 
 
 @dataclass
@@ -74,9 +77,38 @@ class PlaceHold:
     holder: str
     result: dict[str, Any] | None = None
     _lost: list[str] = field(default_factory=list)
+    _gate: bool = False
+    _main: int = field(default_factory=lambda: threading.main_thread().ident or 0)
 
     def lab_lost(self) -> str | None:
         return self._lost[0] if self._lost else None
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """While inside, a lost place raises LabLost in the main thread at once.
+
+        The reader thread signals the main thread (LOST_SIGNAL); the handler runs
+        there, between two bytecodes or out of a blocking call, and raises only
+        while the gate is open, so no code outside a test is ever interrupted.
+        """
+        if self._lost:
+            raise LabLost(self._lost[0])
+        self._gate = True
+        try:
+            yield
+        finally:
+            self._gate = False
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._gate and self._lost:
+            self._gate = False  # once
+            raise LabLost(self._lost[0])
+
+    def _notify_lost(self, reason: str) -> None:
+        """From the reader thread: remember why, and stop the test under way."""
+        self._lost.append(reason)
+        if self._gate:
+            signal.pthread_kill(self._main, LOST_SIGNAL)
 
     def resource_classes(self) -> set[str]:
         return {path[2] for path in self.resources if len(path) == 4}
@@ -114,12 +146,12 @@ class _Keeper:
             except ValueError:
                 continue
             if event.get("event") == "lost" and self.hold is not None:
-                self.hold._lost.append(str(event.get("reason")))
+                self.hold._notify_lost(str(event.get("reason")))
             if event.get("event") == "released":
                 self.released.set()
             self.events.put(event)
         if self.hold is not None and not self.released.is_set() and not self.hold._lost:
-            self.hold._lost.append(f"the keeper of place {self.hold.name} died: {self.tail()}")
+            self.hold._notify_lost(f"the keeper of place {self.hold.name} died: {self.tail()}")
         self.released.set()
         self.events.put(None)
 
@@ -165,6 +197,7 @@ def _raise(event: dict[str, Any], request: HoldRequest) -> None:
 def hold_place(request: HoldRequest) -> Iterator[PlaceHold]:
     """Hold a place for the `with` block; released on every way out of it."""
     keeper = _Keeper(request)
+    previous = signal.getsignal(LOST_SIGNAL)
     try:
         started = time.monotonic()
         while True:
@@ -186,6 +219,7 @@ def hold_place(request: HoldRequest) -> Iterator[PlaceHold]:
                     borrowed=bool(event.get("borrowed")),
                     holder=str(event.get("holder")),
                 )
+                signal.signal(LOST_SIGNAL, keeper.hold._on_signal)
                 how = "already held by you" if keeper.hold.borrowed else "acquired"
                 click.echo(
                     f"harness: place {keeper.hold.name} {how} as {keeper.hold.holder} "
@@ -195,6 +229,9 @@ def hold_place(request: HoldRequest) -> Iterator[PlaceHold]:
                 break
         yield keeper.hold
     finally:
+        if keeper.hold is not None:
+            keeper.hold._gate = False
+        signal.signal(LOST_SIGNAL, previous)
         keeper.release(keeper.hold.result if keeper.hold is not None else None)
         if keeper.hold is not None and not keeper.hold.borrowed:
             click.echo(f"harness: place {keeper.hold.name} released", err=True)

@@ -215,7 +215,7 @@ def repro(
             lab_name=lab.name,
             operator=operator,
             progress=_progress,
-            lab_lost=lab.hold.lab_lost if lab.hold is not None else None,
+            guard=lab.hold,
         )
         try:
             open_or_fail(session)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.errors import HarnessError, InfraError, Location, UserError
+from harness.errors import HarnessError, InfraError, LabLost, Location, UserError
 from harness.lab.errors import BoardFault
 from harness.model.board import BoardProfile
 from harness.model.case import Case
@@ -169,7 +169,7 @@ class ReproSession:
         lab_name: str = "",
         operator: str | None = None,
         progress: Callable[[IterationRecord, Summary], None] | None = None,
-        lab_lost: Callable[[], str | None] | None = None,
+        guard: Any = None,
     ):
         self.case = case
         self.profile = profile
@@ -177,9 +177,9 @@ class ReproSession:
         self.plan = plan
         self.baseline = baseline
         self.progress = progress
-        # Whether the lab went away under the run (a held place lost): the iteration
-        # under way is not counted, and the run stops.
-        self.lab_lost = lab_lost or (lambda: None)
+        # The lab guard (harness/run/session.py LabGuard) of a held place: when the lab
+        # goes away under the run, the iteration under way is not counted, and the run stops.
+        self.guard = guard
         self.customer: list[Fingerprint] = []
         for path in case.attachment_paths():
             self.customer.extend(log_fingerprints(path))
@@ -329,12 +329,19 @@ class ReproSession:
                 if problem:
                     self.between_problems.append(f"before iteration {number + 1}: {problem}")
             number += 1
-            lost = self.lab_lost()
+            lost = self.guard.lab_lost() if self.guard is not None else None
             if lost:
                 self.stop_reason = f"lab lost: {lost}"
                 return
-            record = runner.run(number, self.session_number)
-            lost = self.lab_lost()
+            try:
+                with self.guard.interruptible() if self.guard else contextlib.nullcontext():
+                    record = runner.run(number, self.session_number)
+            except LabLost as gone:
+                self.stop_reason = f"lab lost: {gone}"
+                return
+            lost = self.guard.lab_lost() if self.guard is not None else None
+            if lost:
+                self.stop_reason = f"lab lost: {lost}"
             if lost and record.outcome != "error":
                 record = record.model_copy(
                     update={
