@@ -175,7 +175,7 @@ class Keeper:
         if is_bad(place) and not self.args.health_check:
             raise Failed(
                 "infra",
-                f"place {name} is out of service (health=bad): {place.comment or 'no reason given'}",
+                f"place {name} is marked bad: {place.comment or 'no reason given'}",
             )
         return place
 
