@@ -148,15 +148,16 @@ class Keeper:
                 name = await self._by_reservation(wanted, self._candidates(wanted))
             if name is None:
                 return None
-            problem = None if self.args.health_check else await self._pre_job_check(name)
+            problem = await self._pre_job_check(name)
             if problem is None:
                 return name
+            check = "health check" if self.args.health_check else "pre-job check"
             place = self.client.place(name)
             if place is not None:
-                await mark_bad(self.client, place, f"pre-job check failed: {problem}", self.history)
+                await mark_bad(self.client, place, f"{check} failed: {problem}", self.history)
             await self._release_held()
             if self.args.place:
-                raise Failed("infra", f"place {name} failed its pre-job check: {problem}")
+                raise Failed("infra", f"place {name} failed its {check}: {problem}")
             emit(
                 "waiting",
                 message=f"place {name} failed its pre-job check ({problem}); it is "

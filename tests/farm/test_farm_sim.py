@@ -115,6 +115,7 @@ def test_two_harnesses_reserving_one_tag_never_share_a_board_the_second_waits_th
     _, first_err = first.communicate(timeout=RUN_GUARD)
     assert first.returncode == 143, first_err
     assert f"place {LAB1_B} released" in first_err
+    farm.on_board(LAB1_B, "touch /tmp/release-hold")  # ends the stopped job's command
     _, second_err = second.communicate(timeout=RUN_GUARD)
     assert second.returncode == 0, second_err
     assert "waiting for a place with board=sim" in second_err
@@ -253,6 +254,7 @@ def test_an_unhealthy_board_is_marked_bad_skipped_by_reservations_and_returns_af
         assert checked.returncode == 1, checked.stdout + checked.stderr
         state = farm.status()[LAB1_A]
         assert state["state"] == "bad" and "health check failed" in state["comment"]
+        assert "power switch" in state["comment"] and "503" in state["comment"]
         shown = farm.client("-p", LAB1_A, "show")  # what labgrid users see
         tags = next(line for line in shown.splitlines() if "tags:" in line)
         assert "bad_board=sim" in tags and "board=sim" not in tags.replace("bad_board=sim", "")
@@ -264,7 +266,10 @@ def test_an_unhealthy_board_is_marked_bad_skipped_by_reservations_and_returns_af
         assert LAB1_A not in refused.stderr  # only the colleague's places were candidates
     finally:
         httpx.put(fault, content="ok").raise_for_status()
-    healed = farm.run("farm", "health", LAB1_A, "--results", str(tmp_path))
+    # A short plan stands in for testplans/health.yaml: the test is about the state changes.
+    healed = farm.run(
+        "farm", "health", LAB1_A, "--plan", str(PLANS / "quick.yaml"), "--results", str(tmp_path)
+    )
     assert healed.returncode == 0, healed.stdout + healed.stderr
     state = farm.status()[LAB1_A]
     assert state["state"] == "good" and state["tags"]["board"] == "sim" and not state["comment"]
