@@ -26,7 +26,7 @@ import pytest
 
 from harness.errors import EXIT_BAD_INPUT, EXIT_INFRA, InfraError, Location, UserError
 from harness.model.board import BoardProfile, find_board
-from harness.model.labenv import check_env_file
+from harness.model.labenv import check_env_file, power_needs_a_person
 from harness.model.plan import Plan, load_plan
 from harness.report.runfolder import RUN_ID, SUBMISSION, RunFolder, iso, new_run_id, utc_now
 from harness.run.place import place_env_file, require_coordinator
@@ -68,9 +68,18 @@ def _check_resume(results_root: Path, run_id: str, plan: Plan, profile: BoardPro
         )
 
 
-def _check_env_file(path: Path, target: str) -> None:
-    """A broken environment file is bad input (exit 2), found before a run folder exists."""
-    check_env_file(path, target, "--env")
+def _check_env_file(path: Path, target: str, needs_power: bool = False) -> None:
+    """A broken environment file is bad input (exit 2), found before a run folder exists;
+    so is a plan that power-cycles on a target whose power switch is a person nobody can ask."""
+    report = check_env_file(path, target, "--env")
+    if needs_power and power_needs_a_person(report, target):
+        raise UserError(
+            f"the plan power-cycles the board, but target {target!r}'s power driver is "
+            "ManualPowerDriver, which asks a person, and this run has no terminal: give the "
+            "target a power switch the harness can drive (NetworkPowerDriver, ExternalPowerDriver, "
+            "PDUDaemonDriver) or run it from a terminal",
+            Location(str(path), None, f"targets.{target}.drivers"),
+        )
 
 
 @contextlib.contextmanager
@@ -132,16 +141,20 @@ def hold_request(
 
 @contextlib.contextmanager
 def _lab(
-    profile: BoardProfile, env: Path | None, hold: HoldRequest | None, run_id: str
+    profile: BoardProfile,
+    env: Path | None,
+    hold: HoldRequest | None,
+    run_id: str,
+    needs_power: bool = False,
 ) -> Iterator[Lab]:
     """The lab of a run; starts and stops a virtual board, or holds a place, if need be."""
     if env is not None:
-        _check_env_file(env, profile.lab.target)
+        _check_env_file(env, profile.lab.target, needs_power)
         yield Lab(profile, env, "env", str(env))
         return
     if hold is None and profile.lab.env is not None:
         path = profile.resolve(profile.lab.env)
-        _check_env_file(path, profile.lab.target)
+        _check_env_file(path, profile.lab.target, needs_power)
         yield Lab(profile, path, "env", str(path))
         return
     if hold is None and profile.lab.place is not None:
@@ -291,7 +304,8 @@ def run(
     folder = results_root / run_id
     with _stop_on_sigterm() as stopped_by:
         try:
-            with _lab(profile, env, hold, run_id) as lab:
+            needs_power = any(s.kind == "power-cycle" for t in plan.tests for s in t.steps)
+            with _lab(profile, env, hold, run_id, needs_power) as lab:
                 args = _pytest_args(
                     plan,
                     lab.profile,
