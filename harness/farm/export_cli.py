@@ -145,7 +145,7 @@ def export(
 
 
 def _folder(given: Path | None) -> Path:
-    folder = farm_dir(given)
+    folder = farm_dir(given).resolve()  # the labgrid programs run in folders of their own
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
