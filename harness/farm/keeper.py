@@ -289,12 +289,8 @@ class Keeper:
         await self.client.set_tags(self.name, {LEASE: lease_value(self.me, self.ttl, self.serial)})
 
     async def _watch(self, name: str) -> None:
-        paths = {
-            tuple(p)
-            for p in (
-                self.client.place(name) or PlaceInfo(name, {}, "", None, None, [])
-            ).acquired_resources
-        }
+        place = self.client.place(name)
+        paths = {tuple(path) for path in (place.acquired_resources if place else [])}
         loop = asyncio.get_running_loop()
         next_renewal = loop.time() + self.ttl / 4
         while not self.stop.is_set():

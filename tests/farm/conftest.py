@@ -28,6 +28,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PLANS = Path(__file__).parent / "plans"
+BOARDS = Path(__file__).parent / "boards"
 # Bounds for a hang only: a loaded 2-core CI host starts Python programs slowly.
 READY_GUARD = 180.0
 RUN_GUARD = 400.0
@@ -218,9 +219,9 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
         hosts["lab1"] = _start_host(
             "lab1", ["sim", "sim", "--listen", address], base / "lab1", env, lab_dir
         )
-        hosts["lab2"] = _start_host(
-            "lab2", ["sim", "--coordinator", address], base / "lab2", env, lab_dir
-        )
+        # lab2 also makes the place of a physical board from its profile (nothing to start).
+        lab2 = ["sim", "--coordinator", address, "--places-from", str(BOARDS / "*.yaml")]
+        hosts["lab2"] = _start_host("lab2", lab2, base / "lab2", env, lab_dir)
         known_hosts = base / "known_hosts"
         known_hosts.write_text(
             "".join((h.folder / "known_hosts").read_text() for h in hosts.values())

@@ -43,6 +43,9 @@ def test_labgrid_client_lists_acquires_and_power_switches_an_exported_board(
     for name in (LAB1_A, LAB1_B, LAB2_A):
         assert f"Place '{name}'" in places
     assert "board=sim" in places and "arch=x86_64" in places
+    # --places-from made the place of a physical board from its profile, tagged likewise.
+    assert "Place 'bench-rpi4-07'" in places
+    assert "tags: arch=aarch64, board=rpi4, soc=bcm2711" in places and "*/bench-rpi4-07/*" in places
     bench_state = farm.lab_dir / farm.places[LAB2_A]["bench"] / "bench.json"
     farm.client("-p", LAB2_A, "acquire")
     try:
@@ -87,7 +90,7 @@ def test_parallel_certification_over_three_places_on_two_lab_hosts(
 def test_two_harnesses_reserving_one_tag_never_share_a_board_the_second_waits_then_runs(
     clean_farm: Farm, tmp_path: Path
 ) -> None:
-    """Also: a taken place names its holder; a wait times out, or is cancelled by SIGTERM,
+    """Also: a taken place names its holder; a wait times out, or is cancelled by Ctrl-C,
     leaving no reservation behind; SIGTERM mid-run releases the place."""
     farm = clean_farm
     # A colleague holds two of the three sim boards: board=sim names exactly one free board.
@@ -104,9 +107,9 @@ def test_two_harnesses_reserving_one_tag_never_share_a_board_the_second_waits_th
         assert words in err and f"place {LAB1_A} is acquired by " in err and f"/{OTHER}" in err
     stopped = farm.harness(*quick, "--reserve", "board=sim", "--wait")
     eventually(lambda: _waiting(farm), RUN_GUARD, "a waiting reservation")
-    stopped.send_signal(signal.SIGTERM)  # a CI job cancelled while it waits
+    stopped.send_signal(signal.SIGINT)  # Ctrl-C while it waits
     _, err = stopped.communicate(timeout=RUN_GUARD)
-    assert stopped.returncode == 143, err
+    assert stopped.returncode == 130, err
     eventually(lambda: not _waiting(farm), RUN_GUARD, "the cancelled job's reservation to go")
     second = farm.harness(*quick, "--reserve", "board=sim", "--wait")
     eventually(lambda: _waiting(farm), RUN_GUARD, "the second job to wait for the place")
