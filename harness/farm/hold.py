@@ -118,7 +118,9 @@ class _Keeper:
     """The keeper process and a thread that turns its stdout into a queue of events."""
 
     def __init__(self, request: HoldRequest):
-        self.log = Path(tempfile.mkstemp(prefix="harness-keeper-", suffix=".log")[1])
+        fd, name = tempfile.mkstemp(prefix="harness-keeper-", suffix=".log")
+        os.close(fd)
+        self.log = Path(name)
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [

@@ -57,6 +57,7 @@ def test_labgrid_client_lists_acquires_and_power_switches_an_exported_board(
         farm.client("-p", LAB2_A, "release")
 
 
+@pytest.mark.slow  # over a minute on a loaded 2-core machine
 def test_parallel_certification_over_three_places_on_two_lab_hosts(
     clean_farm: Farm, tmp_path: Path
 ) -> None:
@@ -87,6 +88,7 @@ def test_parallel_certification_over_three_places_on_two_lab_hosts(
     assert all(_free(farm, place) for place in runs)
 
 
+@pytest.mark.slow  # over a minute on a loaded 2-core machine
 def test_two_harnesses_reserving_one_tag_never_share_a_board_the_second_waits_then_runs(
     clean_farm: Farm, tmp_path: Path
 ) -> None:
@@ -131,6 +133,7 @@ def _waiting(farm: Farm) -> bool:
     return "state: waiting" in farm.client("reservations")
 
 
+@pytest.mark.slow  # over a minute on a loaded 2-core machine
 def test_a_hung_board_on_a_place_is_power_cycled_through_the_farm_power_switch(
     clean_farm: Farm, tmp_path: Path
 ) -> None:
@@ -152,6 +155,7 @@ def test_a_hung_board_on_a_place_is_power_cycled_through_the_farm_power_switch(
     assert _free(farm, LAB2_A)
 
 
+@pytest.mark.slow  # over a minute on a loaded 2-core machine
 def test_a_place_lost_mid_run_is_an_error_and_twice_in_a_row_takes_the_board_out_of_service(
     clean_farm: Farm,
 ) -> None:
@@ -241,6 +245,7 @@ def _keeper_of(pid: int) -> int:
     return int(eventually(find, RUN_GUARD, f"the keeper of harness {pid}"))
 
 
+@pytest.mark.slow  # over a minute on a loaded 2-core machine
 def test_an_unhealthy_board_is_marked_bad_skipped_by_reservations_and_returns_after_a_health_check(
     clean_farm: Farm, tmp_path: Path
 ) -> None:
