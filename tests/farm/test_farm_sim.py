@@ -285,3 +285,25 @@ def test_an_unhealthy_board_is_marked_bad_skipped_by_reservations_and_returns_af
     assert events[-2:] == ["bad", "good"]
     listing = farm.run("farm", "status")
     assert f"{LAB1_A} bad: health check failed" in listing.stdout
+
+
+@pytest.mark.slow  # over a minute on a loaded 2-core machine
+def test_repro_fans_a_customer_case_out_over_places_named_one_by_one(
+    clean_farm: Farm, tmp_path: Path
+) -> None:
+    farm = clean_farm
+    case = Path(__file__).resolve().parents[2] / "testplans" / "cases" / "never.yaml"
+    done = farm.run(
+        "repro", str(case), "--board", "sim", "--place", LAB1_A, "--place", LAB2_A, "--parallel", "2",
+        "--repeat", "1", "--results", str(tmp_path), "--no-submit",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(next(tmp_path.glob("*-farm-*/farm.json")).read_text())
+    assert {run["place"]: run["verdict"] for run in summary["runs"]} == {
+        LAB1_A: "not-reproduced",
+        LAB2_A: "not-reproduced",
+    }
+    for run in summary["runs"]:
+        run_json = json.loads((tmp_path / run["run_id"] / "run.json").read_text())
+        assert run_json["lab"] == {**run_json["lab"], "kind": "place", "name": run["place"]}
+    assert _free(farm, LAB1_A) and _free(farm, LAB2_A)
