@@ -128,15 +128,15 @@ def hold_request(
         return None
     from harness.farm.hold import HoldRequest
 
-    option = "--place" if place is not None else "--reserve"
-    require_coordinator(option)
-    return HoldRequest(
+    request = HoldRequest(  # a malformed --reserve is found here
         place=place,
         reserve=reserve,
         wait=wait or wait_timeout is not None,
         wait_timeout=wait_timeout,
         health_check=health_check,
     )
+    require_coordinator("--place" if place is not None else "--reserve")
+    return request
 
 
 @contextlib.contextmanager

@@ -24,8 +24,14 @@ PLAN = str(PLANS / "all-pass.yaml")
         ),
         (
             ["--board", BOARD, "--plan", PLAN, "--env", PLAN, "--place", "rpi4-07"],
-            "give --env or --place, not both",
+            "give --env or --place/--reserve, not both",
         ),
+        (
+            ["--board", BOARD, "--plan", PLAN, "--place", "rpi4-07", "--reserve", "board=rpi4"],
+            "give --place or --reserve, not both",
+        ),
+        (["--board", BOARD, "--plan", PLAN, "--wait"], "--wait needs --place or --reserve"),
+        (["--board", BOARD, "--plan", PLAN, "--reserve", "board"], "'board' is not a tag filter"),
         (["--board", BOARD, "--plan", PLAN, "--place", "rpi4-07"], "$LG_COORDINATOR"),
         (["--board", BOARD, "--plan", PLAN, "--resume", "yesterday"], "is not a run id"),
         (
@@ -39,6 +45,9 @@ PLAN = str(PLANS / "all-pass.yaml")
         "missing-plan",
         "missing-env",
         "env-and-place",
+        "place-and-reserve",
+        "wait-without-place",
+        "malformed-reserve",
         "place-without-coordinator",
         "bad-run-id",
         "env-not-labgrid",
