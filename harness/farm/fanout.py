@@ -82,7 +82,11 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _die_with_us() -> None:
-    """Children get SIGTERM when the fan-out dies: they stop their run and release their place."""
+    """Children get SIGTERM when the fan-out dies: they stop their run and release their place.
+
+    The kernel ties PR_SET_PDEATHSIG to the thread that forked; the pool's worker threads
+    live until every child of the fan-out has been waited for, so it fires only when the
+    fan-out process itself goes."""
     _libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
