@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "registry": "harness.registry.cli:registry",
     "eligible": "harness.registry.live:eligible",
     "certify": "harness.certify:certify",
+    "farm": "harness.farm.cli:farm",
 }
 
 

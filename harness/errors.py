@@ -83,3 +83,14 @@ def reading_user_file(
         raise error(f"is a directory, expected {expected}", Location(path)) from None
     except OSError as exc:
         raise error(f"cannot read: {exc.strerror}", Location(path)) from None
+
+
+class LabLost(BaseException):
+    """The lab went away under a test (its place was taken over, its exporter died).
+
+    Raised in the run's main thread by the lab guard (harness/farm/hold.py) to stop
+    the test under way at once: nothing may touch a board the run no longer holds,
+    so it is a BaseException that the executor's recovery (which catches Exception)
+    lets through, like KeyboardInterrupt. The run engine records the test as an
+    infrastructure error and stops.
+    """

@@ -47,6 +47,16 @@ def iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def check_results_root(results_root: Path) -> None:
+    """`--results` names a folder (made when missing): anything else there is bad input,
+    found before a board is started or a place is held."""
+    if results_root.exists() and not results_root.is_dir():
+        raise UserError(
+            "is not a folder: --results names the folder that holds the run folders",
+            Location(str(results_root), None, "--results"),
+        )
+
+
 def new_run_id(board_name: str, now: dt.datetime | None = None) -> str:
     """Sortable by start time, readable (board name), unique (random suffix)."""
     moment = (now or utc_now()).astimezone(dt.UTC)

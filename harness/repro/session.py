@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.errors import HarnessError, InfraError, Location, UserError
+from harness.errors import HarnessError, InfraError, LabLost, Location, UserError
 from harness.lab.errors import BoardFault
 from harness.model.board import BoardProfile
 from harness.model.case import Case
@@ -227,6 +227,7 @@ class ReproSession:
         lab_name: str = "",
         operator: str | None = None,
         progress: Callable[[IterationRecord, Summary], None] | None = None,
+        guard: Any = None,
     ):
         self.case = case
         self.profile = profile
@@ -234,6 +235,9 @@ class ReproSession:
         self.plan = plan
         self.baseline = baseline
         self.progress = progress
+        # The lab guard (harness/run/session.py LabGuard) of a held place: when the lab
+        # goes away under the run, the iteration under way is not counted, and the run stops.
+        self.guard = guard
         self.customer = customer_fingerprints(case)
         if resume:
             assert run_id is not None
@@ -361,7 +365,27 @@ class ReproSession:
                 if problem:
                     self.between_problems.append(f"before iteration {number + 1}: {problem}")
             number += 1
-            record = runner.run(number, self.session_number)
+            lost = self.guard.lab_lost() if self.guard is not None else None
+            if lost:
+                self.stop_reason = f"lab lost: {lost}"
+                return
+            try:
+                with self.guard.interruptible() if self.guard else contextlib.nullcontext():
+                    record = runner.run(number, self.session_number)
+            except LabLost as gone:
+                self.stop_reason = f"lab lost: {gone}"
+                return
+            lost = self.guard.lab_lost() if self.guard is not None else None
+            if lost:
+                self.stop_reason = f"lab lost: {lost}"
+            if lost and record.outcome != "error":
+                record = record.model_copy(
+                    update={
+                        "outcome": "error",
+                        "reason": f"the lab was lost during this iteration ({lost}); its "
+                        f"outcome ({record.outcome}) does not count",
+                    }
+                )
             self.folder.append_result(record)
             self.records.append(record)
             if self.progress is not None:

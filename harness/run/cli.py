@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from harness.options import results_option
+from harness.options import place_options, results_option, run_id_option
 from harness.run.launch import RunRequest, run_plan
 
 
@@ -22,7 +22,12 @@ from harness.run.launch import RunRequest, run_plan
     "--plan", "plan_file", required=True, type=click.Path(path_type=Path), help="test plan YAML"
 )
 @click.option("--env", type=click.Path(path_type=Path), help="labgrid environment file of the unit")
-@click.option("--place", help="labgrid coordinator place (acquire it first with labgrid-client)")
+@click.option(
+    "--place", help="labgrid place on the coordinator in $LG_COORDINATOR; held for the run"
+)
+@place_options
+@click.option("--health-check", is_flag=True, hidden=True, help="this run is a board health check")
+@run_id_option
 @click.option(
     "--retries",
     type=click.IntRange(0, 10),
@@ -55,6 +60,11 @@ def run(
     plan_file: Path,
     env: Path | None,
     place: str | None,
+    reserve: str | None,
+    wait: bool,
+    wait_timeout: float | None,
+    health_check: bool,
+    new_run_id: str | None,
     retries: int,
     resume_id: str | None,
     no_submit: bool,
@@ -69,16 +79,20 @@ def run(
 ) -> int:
     """Run a test plan on a board; results go to results/<run-id>/.
 
-    The unit is reached through --env (a labgrid environment file), --place (a place on
-    the coordinator in $LG_COORDINATOR, acquired beforehand), the profile's own `lab:`
-    entry, or, for a virtual board, a bench this command starts and stops itself.
+    The unit is reached through --env (a labgrid environment file), --place or --reserve
+    (a place on the coordinator in $LG_COORDINATOR, reserved, acquired and always released
+    by this command; see docs/farm.md), the profile's own `lab:` entry, or, for a virtual
+    board, a bench this command starts and stops itself.
 
     Exit status: 0 certified and nothing failed, 1 a test failed, 2 bad input,
     3 infrastructure error or incomplete run (continue it with --resume RUN_ID).
     """
     request = RunRequest(
-        board_ref, plan_file, env, place, results_root, retries, resume_id, no_submit,
-        keyword, markexpr, exitfirst, last_failed, junitxml, operator, plain,
+        board_ref=board_ref, plan_file=plan_file, env=env, place=place,
+        results_root=results_root, reserve=reserve, wait=wait, wait_timeout=wait_timeout,
+        health_check=health_check, run_id=new_run_id, retries=retries, resume_id=resume_id,
+        no_submit=no_submit, keyword=keyword, markexpr=markexpr, exitfirst=exitfirst,
+        last_failed=last_failed, junitxml=junitxml, operator=operator, plain=plain,
     )  # fmt: skip
     code, _folder = run_plan(request)
     return code

@@ -21,18 +21,29 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import pytest
 
 from harness.errors import EXIT_INFRA, InfraError, Location, UserError
 from harness.model.board import BoardProfile, find_board
-from harness.model.labenv import check_env_file
+from harness.model.labenv import check_env_file, power_needs_a_person
 from harness.model.plan import Plan, load_plan
-from harness.report.runfolder import RUN_ID, SUBMISSION, RunFolder, iso, new_run_id, utc_now
-from harness.run.place import place_env_file
+from harness.report.runfolder import (
+    RUN_ID,
+    SUBMISSION,
+    RunFolder,
+    check_results_root,
+    iso,
+    new_run_id,
+    utc_now,
+)
+from harness.run.place import place_env_file, require_coordinator
 from harness.run.progress import RunProgress
+
+if TYPE_CHECKING:
+    from harness.farm.hold import HoldRequest, PlaceHold
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +57,11 @@ class RunRequest:
     env: Path | None = None
     place: str | None = None
     results_root: Path = Path("results")
+    reserve: str | None = None  # any place with these tags (a labgrid reservation)
+    wait: bool = False  # queue for a place that is taken
+    wait_timeout: float | None = None
+    health_check: bool = False  # this run is a board health check (harness farm health)
+    run_id: str | None = None  # id of the new run (a fan-out names its runs)
     retries: int = 1
     resume_id: str | None = None
     no_submit: bool = False
@@ -89,9 +105,18 @@ def _check_resume(results_root: Path, run_id: str, plan: Plan, profile: BoardPro
         )
 
 
-def _check_env_file(path: Path, target: str) -> None:
-    """A broken environment file is bad input (exit 2), found before a run folder exists."""
-    check_env_file(path, target, "--env")
+def _check_env_file(path: Path, target: str, needs_power: bool = False) -> None:
+    """A broken environment file is bad input (exit 2), found before a run folder exists;
+    so is a plan that power-cycles on a target whose power switch is a person nobody can ask."""
+    report = check_env_file(path, target, "--env")
+    if needs_power and power_needs_a_person(report, target):
+        raise UserError(
+            f"the plan power-cycles the board, but target {target!r}'s power driver is "
+            "ManualPowerDriver, which asks a person, and this run has no terminal: give the "
+            "target a power switch the harness can drive (NetworkPowerDriver, ExternalPowerDriver, "
+            "PDUDaemonDriver) or run it from a terminal",
+            Location(str(path), None, f"targets.{target}.drivers"),
+        )
 
 
 _AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
@@ -137,27 +162,70 @@ def stop_on_sigterm() -> Iterator[list[str]]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@dataclass
+class Lab:
+    """How a run reaches its unit: the (served) profile, the env file, and what run.json says."""
+
+    profile: BoardProfile
+    env_file: Path
+    kind: str
+    name: str
+    hold: PlaceHold | None = None  # the place held on a coordinator, and the run's lab guard
+
+
+def hold_request(
+    place: str | None,
+    reserve: str | None,
+    wait: bool,
+    wait_timeout: float | None,
+    health_check: bool = False,
+) -> HoldRequest | None:
+    """The place to hold, from --place/--reserve/--wait; bad combinations exit 2 here."""
+    if place is None and reserve is None:
+        if wait or wait_timeout is not None:
+            raise UserError("--wait needs --place or --reserve", Location(field="--wait"))
+        return None
+    from harness.farm.hold import HoldRequest
+
+    request = HoldRequest(  # a malformed --reserve is found here
+        place=place,
+        reserve=reserve,
+        wait=wait or wait_timeout is not None,
+        wait_timeout=wait_timeout,
+        health_check=health_check,
+    )
+    require_coordinator("--place" if place is not None else "--reserve")
+    return request
+
+
 @contextlib.contextmanager
 def lab(
-    profile: BoardProfile, env: Path | None, place: str | None, run_id: str
-) -> Iterator[tuple[BoardProfile, Path, str, str]]:
-    """Yield (profile, env file, lab kind, lab name); start and stop a virtual board if needed."""
+    profile: BoardProfile,
+    env: Path | None,
+    hold: HoldRequest | None,
+    run_id: str,
+    needs_power: bool = False,
+) -> Iterator[Lab]:
+    """The lab of a run; starts and stops a virtual board, or holds a place, if need be."""
     if env is not None:
-        _check_env_file(env, profile.lab.target)
-        yield profile, env, "env", str(env)
+        _check_env_file(env, profile.lab.target, needs_power)
+        yield Lab(profile, env, "env", str(env))
         return
-    if place is not None:
-        with place_env_file(place, run_id) as path:
-            yield profile, path, "place", place
-        return
-    if profile.lab.env is not None:
+    if hold is None and profile.lab.env is not None:
         path = profile.resolve(profile.lab.env)
-        _check_env_file(path, profile.lab.target)
-        yield profile, path, "env", str(path)
+        _check_env_file(path, profile.lab.target, needs_power)
+        yield Lab(profile, path, "env", str(path))
         return
-    if profile.lab.place is not None:
-        with place_env_file(profile.lab.place, run_id) as path:
-            yield profile, path, "place", profile.lab.place
+    if hold is None and profile.lab.place is not None:
+        hold = hold_request(profile.lab.place, None, False, None)
+    if hold is not None:
+        from harness.farm.hold import hold_place
+
+        with (
+            hold_place(hold) as held,
+            place_env_file(held.name, run_id, held.resource_classes()) as path,
+        ):
+            yield Lab(profile, path, "place", held.name, held)
         return
     from harness.vlab import boardhost
     from harness.vlab import state as lab_state
@@ -169,7 +237,7 @@ def lab(
         served = profile
         if Path(started.profile).is_file() and Path(started.profile) != profile.source:
             served = find_board(started.profile)  # e.g. the sim board, with the host's real numbers
-        yield served, Path(started.env_file), "virtual", profile.name
+        yield Lab(served, Path(started.env_file), "virtual", profile.name)
     finally:
         boardhost.stop_bench(started)
 
@@ -192,21 +260,42 @@ def run_plan(request: RunRequest) -> tuple[int, Path]:
     and the run folder."""
     env, place, resume_id = request.env, request.place, request.resume_id
     results_root = request.results_root
-    if env is not None and place is not None:
-        raise UserError("give --env or --place, not both", Location(field="--place"))
+    if env is not None and (place is not None or request.reserve is not None):
+        raise UserError("give --env or --place/--reserve, not both", Location(field="--place"))
+    if place is not None and request.reserve is not None:
+        raise UserError("give --place or --reserve, not both", Location(field="--reserve"))
     if env is not None and not env.is_file():
         raise UserError("labgrid environment file not found", Location(str(env), None, "--env"))
+    check_results_root(results_root)
+    hold = hold_request(
+        place, request.reserve, request.wait, request.wait_timeout, request.health_check
+    )
     profile = load_board(request.board_ref)
     plan = load_plan(request.plan_file)
     if resume_id is not None:
         _check_resume(results_root, resume_id, plan, profile)
-    run_id = resume_id or new_run_id(profile.name)
+    if request.run_id is not None and not RUN_ID.match(request.run_id):
+        raise UserError(f"{request.run_id!r} is not a run id", Location(field="--run-id"))
+    run_id = resume_id or request.run_id or new_run_id(profile.name)
     progress = RunProgress(live=False if request.plain else None)
-    with lab(profile, env, place, run_id) as (served, env_file, lab_kind, lab_name):
-        args = _pytest_args(request, plan, served, env_file, run_id, lab_kind, lab_name)
-        with stop_on_sigterm() as stopped_by, installed_plugins_not_loaded():
-            status = pytest.main(args, plugins=[progress])
     folder = results_root / run_id
+    needs_power = any(s.kind == "power-cycle" for t in plan.tests for s in t.steps)
+    with stop_on_sigterm() as stopped_by:
+        try:
+            with lab(profile, env, hold, run_id, needs_power) as where:
+                args = _pytest_args(
+                    request, plan, where.profile, where.env_file, run_id, where.kind, where.name
+                )
+                guards = [where.hold] if where.hold is not None else []
+                with installed_plugins_not_loaded():
+                    status = pytest.main(args, plugins=[progress, *guards])
+                if where.hold is not None:
+                    from harness.farm.hold import run_outcome
+
+                    where.hold.result = run_outcome(folder, request.health_check)
+        except KeyboardInterrupt:  # while waiting for a place, before any run existed
+            click.echo(f"harness: stopped by {stopped_by[0]} before the run started", err=True)
+            return (143 if stopped_by[0] == "SIGTERM" else 130), folder
     if (
         status == pytest.ExitCode.INTERRUPTED
         and (folder / "run.json").is_file()

@@ -12,6 +12,7 @@ and run.json is built as a record model (harness/model/records.py).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import logging
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from harness import __version__
-from harness.errors import HarnessError, InfraError, UserError
+from harness.errors import HarnessError, InfraError, LabLost, UserError
 from harness.lab.contract import BoardLink
 from harness.model.board import BoardProfile
 from harness.model.plan import Plan, TestSpec
@@ -57,6 +58,20 @@ class RunListener(Protocol):
     def test_started(self, test: TestSpec) -> None: ...
     def test_finished(self, record: dict[str, Any]) -> None: ...
     def run_finished(self, session: RunSession) -> None: ...
+
+
+@runtime_checkable
+class LabGuard(Protocol):
+    """A pytest plugin that knows whether the lab was lost under the run (a held place, say).
+
+    Inside `interruptible()` the guard raises `LabLost` in the main thread the moment
+    the lab is lost, so the test under way stops at once; a test that ends after the
+    lab was lost is an infrastructure error, whatever it reached (someone else may have
+    had the board meanwhile). The run stops there.
+    """
+
+    def lab_lost(self) -> str | None: ...
+    def interruptible(self) -> contextlib.AbstractContextManager[None]: ...
 
 
 def fold_results(records: Iterable[ResultRecord]) -> dict[str, ResultRecord]:
@@ -106,6 +121,7 @@ class RunSession:
         self.env_file = env_file
         self.retries = retries
         self.listeners: list[RunListener] = []
+        self.guards: list[LabGuard] = []
         self._board_opener = board_opener
         self._board: BoardLink | None = None
         self._board_problem: str | None = None
@@ -249,25 +265,14 @@ class RunSession:
     def execute(self, test: TestSpec) -> dict[str, Any]:
         """Run one test; returns its results.jsonl line (appended and fsync'd already)."""
         self._tell("test_started", lambda listener: listener.test_started(test))
-        executor = self._ensure_board()
-        if executor is None:
-            self.stop_reason = f"board could not be opened: {self._board_problem}"
-            self.stop_class = self._board_problem_class
+        lost = self._lab_lost()
+        if lost:
+            self.stop_reason = f"lab lost: {lost}"
+            self.stop_class = ErrorClass.INFRASTRUCTURE
             record = self._unrun_record(test, Outcome.ERROR, self.stop_reason, self.stop_class)
             record.attempt = 1
         else:
-            record = executor.execute(test)
-            reboots = any(step.kind in ("reboot", "power-cycle") for step in test.steps)
-            if reboots and not executor.needs_recovery:
-                try:
-                    self._refresh_facts()
-                except HarnessError:  # the next test's recovery deals with the board
-                    log.info(
-                        "facts not refreshed after %s rebooted the board", test.id, exc_info=True
-                    )
-            if executor.board_lost:
-                self.stop_reason = f"board lost: {executor.state.last_problem}"
-                self.stop_class = ErrorClass.INFRASTRUCTURE
+            record = self._execute_guarded(test)
         record.session = self.session_number
         record.plan_id = self.plan.id
         try:
@@ -281,6 +286,59 @@ class RunSession:
         line = record.line()
         self._tell("test_finished", lambda listener: listener.test_finished(line))
         return line
+
+    def _execute_guarded(self, test: TestSpec) -> ResultRecord:
+        """The executor's record, unless the lab was lost: then the test is an infrastructure
+        error (stopped at once, or whatever it reached does not count) and the run stops.
+        Nothing touches the board once it is lost (no refresh of facts, no recovery)."""
+        try:
+            with contextlib.ExitStack() as stack:
+                for guard in self.guards:
+                    stack.enter_context(guard.interruptible())
+                executor = self._ensure_board()
+                if executor is None:
+                    self.stop_reason = f"board could not be opened: {self._board_problem}"
+                    self.stop_class = self._board_problem_class
+                    record = self._unrun_record(
+                        test, Outcome.ERROR, self.stop_reason, self.stop_class
+                    )
+                    record.attempt = 1
+                    return record
+                record = executor.execute(test)
+        except LabLost as gone:
+            reason = f"the lab was lost during this test: {gone}"
+            self.stop_reason, self.stop_class = f"lab lost: {gone}", ErrorClass.INFRASTRUCTURE
+            record = self._unrun_record(test, Outcome.ERROR, reason, ErrorClass.INFRASTRUCTURE)
+            record.attempt = 1
+            return record
+        lost = self._lab_lost()
+        if lost:
+            if record.outcome is not Outcome.ERROR:
+                record.reason = (
+                    f"the lab was lost during this test ({lost}); its outcome "
+                    f"({record.outcome.value}) does not count"
+                )
+                record.outcome = Outcome.ERROR
+                record.error_class = ErrorClass.INFRASTRUCTURE
+            self.stop_reason, self.stop_class = f"lab lost: {lost}", ErrorClass.INFRASTRUCTURE
+            return record
+        reboots = any(step.kind in ("reboot", "power-cycle") for step in test.steps)
+        if reboots and not executor.needs_recovery:
+            try:
+                self._refresh_facts()
+            except HarnessError:  # the next test's recovery deals with the board
+                log.info("facts not refreshed after %s rebooted the board", test.id, exc_info=True)
+        if executor.board_lost:
+            self.stop_reason = f"board lost: {executor.state.last_problem}"
+            self.stop_class = ErrorClass.INFRASTRUCTURE
+        return record
+
+    def _lab_lost(self) -> str | None:
+        for guard in self.guards:
+            lost = guard.lab_lost()
+            if lost:
+                return lost
+        return None
 
     def run_started(self) -> None:
         self._tell("run_started", lambda listener: listener.run_started(self))
