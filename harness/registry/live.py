@@ -77,8 +77,8 @@ def _unit(board_ref: str | None, env: Path | None) -> Iterator[tuple[BoardProfil
             Location(field="--board"),
         )
     # The lab `harness run --board` uses: a virtual board is started for the check and stopped.
-    with lab(profile, None, None, new_run_id(profile.name)) as (served, env_file, _, _):
-        yield served, env_file
+    with lab(profile, None, None, new_run_id(profile.name)) as where:
+        yield where.profile, where.env_file
 
 
 def read_device(profile: BoardProfile, env_file: Path, console_log: Path) -> dict[str, Any]:
