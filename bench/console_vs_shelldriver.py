@@ -103,7 +103,7 @@ def main() -> None:
                 parser.error("--env-file needs --profile")
             env_file, profile = args.env_file, load_board(args.profile)
         else:
-            from harness.vlab.bench import resolve_board
+            from harness.vlab.boardhost import resolve_board
             from harness.vlab.handle import RunningBoard
 
             running = RunningBoard.start(

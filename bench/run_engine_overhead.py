@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harness.lab.board import Board  # noqa: E402
-from harness.vlab.bench import resolve_board  # noqa: E402
+from harness.vlab.boardhost import resolve_board  # noqa: E402
 from harness.vlab.handle import RunningBoard  # noqa: E402
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.model.board import load_board
-from harness.vlab.bench import SIM_PROFILE
+from harness.vlab.boardhost import SIM_PROFILE
 from harness.vlab.handle import RunningBoard
 
 

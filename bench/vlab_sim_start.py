@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from harness.model.board import load_board
-from harness.vlab.bench import SIM_PROFILE, resolve_board
+from harness.vlab.boardhost import SIM_PROFILE, resolve_board
 from harness.vlab.handle import RunningBoard
 
 

@@ -104,14 +104,12 @@ class ConsoleEvidence:
         # latest one went to a board that has since restarted.
         self.boots_seen = 0
         self.last_output = time.monotonic()
-        self.bytes_seen = 0
 
     # --- feeding ------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
         if not data:
             return
         self.last_output = time.monotonic()
-        self.bytes_seen += len(data)
         text = self._decoder.decode(data)
         self._tail = (self._tail + text)[-TAIL_BYTES:]
         *lines, self._partial = (self._partial + text).split("\n")

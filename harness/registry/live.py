@@ -13,7 +13,6 @@ as `harness run --board` does.
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +22,9 @@ import click
 
 from harness.errors import Location, UserError
 from harness.model.board import BoardProfile, find_board
-from harness.registry.cli import Backend, print_answer
+from harness.registry.cli import print_answer
 from harness.registry.eligibility import Device
+from harness.registry.interface import open_registry
 
 
 def _profile_of_env(env: Path) -> BoardProfile:
@@ -59,28 +59,26 @@ def _unit(board_ref: str | None, env: Path | None) -> Iterator[tuple[BoardProfil
             "give --env ENV (a unit in a lab) or --board NAME (a virtual board)",
             Location(field="--board"),
         )
-    from harness.vlab import bench
+    from harness.report.runfolder import new_run_id
+    from harness.run.launch import lab
     from harness.vlab import state as lab_state
+    from harness.vlab.boardhost import resolve_board
 
     base = lab_state.lab_dir()
     running = next((s for s in lab_state.running(base) if s.name == board_ref), None)
     if running is not None:
         yield find_board(running.profile), Path(running.env_file)
         return
-    profile = bench.resolve_board(board_ref)
-    if profile.lab.virtual is None:
+    profile = resolve_board(board_ref)
+    if profile.lab.virtual is None and profile.lab.env is None and profile.lab.place is None:
         raise UserError(
             f"board {profile.name} is not a virtual board and none named {board_ref!r} is "
             "running: give the unit's labgrid environment with --env",
             Location(field="--board"),
         )
-    name = f"eligible-{os.getpid()}"
-    click.echo(f"starting virtual board {profile.name} for the check …", err=True)
-    started = bench.start_bench(profile, name, lab_dir=base, owner=os.getpid())
-    try:
-        yield find_board(started.profile), Path(started.env_file)
-    finally:
-        bench.stop_bench(started)
+    # The lab `harness run --board` uses: a virtual board is started for the check and stopped.
+    with lab(profile, None, None, new_run_id(profile.name)) as where:
+        yield where.profile, where.env_file
 
 
 def read_device(profile: BoardProfile, env_file: Path, console_log: Path) -> dict[str, Any]:
@@ -96,6 +94,30 @@ def read_device(profile: BoardProfile, env_file: Path, console_log: Path) -> dic
     finally:
         board.close()
     return {"software": software, "kernel": kernel}
+
+
+def _live_device(
+    profile: BoardProfile, env_file: Path, console_log: Path | None
+) -> tuple[Device, dict[str, Any]]:
+    """The device as the unit reports it, and its kernel identity record."""
+    with tempfile.TemporaryDirectory(prefix="harness-eligible-") as scratch:
+        found = read_device(profile, env_file, console_log or Path(scratch) / "console.log")
+    software, kernel = found["software"], found["kernel"]
+    if not software.get("kernel_release") or not software.get("os_release"):
+        raise UserError(
+            "the unit did not report its kernel release and OS release", Location(str(env_file))
+        )
+    identity = profile.identity
+    device = Device(
+        identity.vendor,
+        identity.model,
+        identity.revision,
+        software["os_release"],
+        software["kernel_release"],
+        software.get("kernel_version") or "",
+        kernel.get("build_id") or "",
+    )
+    return device, kernel
 
 
 @click.command()
@@ -128,28 +150,13 @@ def eligible(
     """Read a live unit (its running kernel's build id, release, OS) and ask the registry."""
     if db and "://" not in db:
         db = f"sqlite:///{Path(db).absolute()}"
-    backend = Backend(db, url, token)  # a bad registry setting fails before the unit is touched
-    with (
-        _unit(board_ref, env) as (profile, env_file),
-        tempfile.TemporaryDirectory(prefix="harness-eligible-") as scratch,
-    ):
-        found = read_device(profile, env_file, console_log or Path(scratch) / "console.log")
-    software, kernel = found["software"], found["kernel"]
-    if not software.get("kernel_release") or not software.get("os_release"):
-        raise UserError(
-            "the unit did not report its kernel release and OS release", Location(str(env_file))
-        )
-    identity = profile.identity
-    device = Device(
-        identity.vendor,
-        identity.model,
-        identity.revision,
-        software["os_release"],
-        software["kernel_release"],
-        software.get("kernel_version") or "",
-        kernel.get("build_id") or "",
-    )
-    answer = backend.call("eligibility", device)
+    registry = open_registry(db, url, token)  # a bad setting fails before the unit is touched
+    try:
+        with _unit(board_ref, env) as (profile, env_file):
+            device, kernel = _live_device(profile, env_file, console_log)
+        answer = registry.eligibility(device)
+    finally:
+        registry.close()
     if as_json:
         answer = {**answer, "kernel_identity": kernel}
     elif kernel.get("problem"):

@@ -21,6 +21,7 @@ proven to fail; the setting lasts until `watchdog-live` or the next power-on.
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any, Protocol
 
 from harness.errors import InfraError
@@ -63,6 +64,20 @@ class Machine(Protocol):
     async def watchdog_resets(self, resets: bool) -> None: ...
     def status(self) -> dict[str, object]: ...
     async def close(self) -> None: ...
+
+
+class ProcessMachine:
+    """A machine that is one child process while powered (QEMU, or the simulated board's init)."""
+
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def powered(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def machine_pid(self) -> int | None:
+        return self.proc.pid if self.powered and self.proc else None
 
 
 async def apply_power(machine: Machine, action: str) -> None:

@@ -55,10 +55,6 @@ class ConsoleRelay:
             self._server.close()
         self._log.close()
 
-    @property
-    def client_connected(self) -> bool:
-        return self._client is not None
-
     # -- upstream (the board side) ----------------------------------------------------------
 
     def attach(self, fd: int, on_lost: Callable[[], None] | None = None) -> None:

@@ -37,13 +37,27 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
 def _ask(driver) -> None:
     """Submit the form and wait until the new page replaced the old one (a readiness wait)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     old_page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, "ask").click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old_page))
+
+    def old_page_gone(_driver: object) -> bool:
+        # Chromium reports a replaced document either as a stale element or, while the new
+        # page is still loading, as "Node with given id does not belong to the document".
+        try:
+            old_page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    WebDriverWait(driver, 30).until(old_page_gone)
 
 
 def _no_script_ran(driver) -> None:
