@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from harness.model.plan import PLANS_DIR
-from harness.options import place_options, results_option
+from harness.options import operator_options, place_options, results_option
 from harness.report.runfolder import RUN_JSON, read_run_record
 from harness.run.launch import RunRequest, run_plan
 
@@ -126,6 +126,7 @@ def _show_eligibility(run: dict[str, Any]) -> None:
 @click.option(
     "--param", "params", multiple=True, metavar="NAME=VALUE", help="override a plan parameter"
 )
+@operator_options
 @click.pass_context
 def certify(
     ctx: click.Context,
@@ -142,12 +143,14 @@ def certify(
     no_submit: bool,
     as_json: bool,
     params: tuple[str, ...] = (),
+    unattended: bool = False,
+    answers: str | None = None,
 ) -> int:
     """Certify a board (default: the built-in virtual board), feed the registry, show the verdict.
 
     With several --place, or --places TAGS, the plan runs on every place (at most --parallel
     at once), each board in its own run folder; a farm summary with one JUnit file follows,
-    and the exit code is the worst of the runs (docs/farm.md).
+    and the exit code is the worst of the runs (docs/farm.md); a fan-out is --unattended.
     """
     if len(place_names) > 1 or place_patterns:
         return _fan_out(
@@ -173,6 +176,8 @@ def certify(
         wait_timeout=wait_timeout,
         no_submit=no_submit,
         params=params,
+        unattended=unattended,
+        answers=answers,
     )
     code, folder = run_plan(request)
     if code in (130, 143):  # stopped by SIGINT/SIGTERM: the run is resumable, there is no verdict
@@ -228,6 +233,7 @@ def _fan_out(
             "--results",
             str(results_root),
             "--plain",
+            "--unattended",  # several boards at once: no one terminal to ask on
         )
         return [*argv, "--no-submit"] if no_submit else argv
 

@@ -44,3 +44,19 @@ def place_options(func: F) -> F:
 run_id_option = click.option(
     "--run-id", "new_run_id", hidden=True, help="id for the new run (fan-out sets it)"
 )
+
+
+def operator_options(func: F) -> F:
+    """--unattended and --answers: who answers a plan's operator (`manual`) steps;
+    `harness run` and `certify` take them alike (harness/run/operator.py)."""
+    func = click.option(
+        "--answers",
+        metavar="FILE|-",
+        help="read operator answers from this file, or '-' for stdin even when it is a pipe "
+        "(default: ask on the terminal)",
+    )(func)
+    return click.option(
+        "--unattended",
+        is_flag=True,
+        help="nobody at the bench: tests with operator steps are not-run (verdict incomplete)",
+    )(func)

@@ -10,7 +10,7 @@ named after that disk, which is what certification must say.
 Parameters (`parameters:` in the plan) have the plan's defaults; the board profile's
 `parameters:` (the lab's values) override them, and `--param name=value` overrides both.
 `${param.NAME}` and, in a template, `${item}` / `${item.FIELD}` are replaced in titles,
-descriptions and `run` commands; python steps read `ctx.params` and `ctx.item`.
+descriptions, `run` commands and `manual` texts; python steps read `ctx.params` and `ctx.item`.
 """
 
 from __future__ import annotations
@@ -109,6 +109,9 @@ def _instance(
     for step in copy.steps:
         if step.run is not None:
             step.run = fill(step.run)
+        if step.manual is not None:  # "look at the activity LED of ${item}"
+            step.manual.instructions = fill(step.manual.instructions) or ""
+            step.manual.verify = fill(step.manual.verify) or ""
     copy._item = item
     copy._params = params
     copy._source, copy._line = test._source, test._line

@@ -18,13 +18,14 @@ import re
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 from harness.model.board import BoardProfile
 from harness.model.facts import Facts
 from harness.model.pysteps import python_step_problem
 from harness.model.requires import Expr, RequiresError, parse
 from harness.model.requires import Path as ExprPath
+from harness.model.stepspecs import BootSpec, GetSpec, ManualSpec, PutSpec, Strict
 from harness.model.yamlsource import SourceDoc, load_yaml, validate
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
@@ -97,12 +98,6 @@ def parse_reference(text: str) -> tuple[str | int, ...]:
     return expr.tree.parts
 
 
-class Strict(BaseModel):
-    """Unknown keys are errors: a misspelt `expect` must not silently turn a check off."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
 def _compile_regex(value: str) -> str:
     try:
         re.compile(value)
@@ -170,37 +165,12 @@ class Expect(Strict):
         return [_compile_regex(value) for value in values]
 
 
-class BootSpec(Strict):
-    """Options of `reboot` / `power-cycle`; the measured boot time is always recorded."""
-
-    max_boot_time: float | None = Field(default=None, gt=0, description="seconds; slower is a fail")
-
-
-class PutSpec(Strict):
-    remote: str = Field(min_length=1)
-    local: str | None = Field(default=None, description="file relative to the plan file")
-    random_bytes: int | None = Field(default=None, gt=0, le=64 * 1024 * 1024)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> PutSpec:
-        if (self.local is None) == (self.random_bytes is None):
-            raise ValueError("give exactly one of 'local' or 'random_bytes'")
-        return self
-
-
-class GetSpec(Strict):
-    remote: str = Field(min_length=1)
-    local: str | None = Field(default=None, description="name to keep it under in the run folder")
-    same_as_put: bool = Field(
-        default=False, description="fail unless identical to what this test put there"
-    )
-
-
-STEP_KINDS = ("run", "reboot", "power-cycle", "put", "get", "python")
+STEP_KINDS = ("run", "reboot", "power-cycle", "put", "get", "python", "manual")
 
 
 class Step(Strict):
-    """Exactly one action (`run`, `reboot`, `power-cycle`, `put`, `get`, `python`) plus options."""
+    """Exactly one action (`run`, `reboot`, `power-cycle`, `put`, `get`, `python`, `manual`)
+    plus options."""
 
     run: str | None = Field(default=None, min_length=1)
     reboot: BootSpec | None = None
@@ -208,6 +178,7 @@ class Step(Strict):
     put: PutSpec | None = None
     get: GetSpec | None = None
     python: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    manual: ManualSpec | None = None
     transport: Literal["console", "ssh"] | None = None
     expect: Expect | None = None
     measure: list[Measure] = []

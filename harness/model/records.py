@@ -146,6 +146,27 @@ class ConsoleEventRecord(_Open):
     line: str
 
 
+class AttachmentRecord(_Record):
+    """A file the operator attached to an answer (a photo of the LED), copied into the run."""
+
+    file: str = Field(description="the copy, relative to the run folder")
+    original: str = Field(description="the path the operator gave")
+    sha256: Sha256
+    bytes: int = Field(ge=0)
+
+
+class OperatorAnswerRecord(_Record):
+    """A person's answer to a `manual` step: the evidence a pass or fail rests on."""
+
+    instructions: str
+    question: str
+    answer: Literal["yes", "no"]
+    operator: str = Field(description="who answered: the run's operator (run.json lab.operator)")
+    asked_at: Timestamp
+    answered_at: Timestamp
+    attachment: AttachmentRecord | None = None
+
+
 class AppliedWaiver(_Record):
     reason: str
     expires: IsoDate
@@ -208,6 +229,9 @@ class ResultRecord(_Record):
         "attempt (warnings do not fail a test, but are evidence)",
     )
     waiver: AppliedWaiver | None = None
+    operator_answers: list[OperatorAnswerRecord] = Field(
+        default=[], description="answers to the test's manual steps, in the order asked"
+    )
     session: int | None = Field(
         default=None,
         ge=1,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from harness.options import place_options, results_option, run_id_option
+from harness.options import operator_options, place_options, results_option, run_id_option
 from harness.run.launch import RunRequest, run_plan
 
 
@@ -62,6 +62,7 @@ from harness.run.launch import RunRequest, run_plan
     metavar="NAME=VALUE",
     help="override a plan parameter, e.g. --param warm_reboots=3 (repeatable)",
 )
+@operator_options
 def run(
     board_ref: str,
     plan_file: Path,
@@ -84,6 +85,8 @@ def run(
     operator: str | None,
     plain: bool,
     params: tuple[str, ...] = (),
+    unattended: bool = False,
+    answers: str | None = None,
 ) -> int:
     """Run a test plan on a board; results go to results/<run-id>/.
 
@@ -101,7 +104,7 @@ def run(
         health_check=health_check, run_id=new_run_id, retries=retries, resume_id=resume_id,
         no_submit=no_submit, keyword=keyword, markexpr=markexpr, exitfirst=exitfirst,
         last_failed=last_failed, junitxml=junitxml, operator=operator, plain=plain,
-        params=params,
+        params=params, unattended=unattended, answers=answers,
     )  # fmt: skip
     code, _folder = run_plan(request)
     return code

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from harness.lab.result import CommandResult
     from harness.model.board import BoardProfile
     from harness.model.plan import TestSpec
+    from harness.run.operator import OperatorDesk
 
 
 class StepFailed(AssertionError):
@@ -84,6 +85,8 @@ class TestContext:
     measurements: list[Measurement] = field(default_factory=list)
     # What one step of a test leaves for a later step of the same test (e.g. a pattern's sha256).
     state: dict[str, Any] = field(default_factory=dict)
+    # Who answers `manual` steps (harness/run/operator.py); None: nobody, they are not run.
+    desk: OperatorDesk | None = None
 
     @property
     def item(self) -> Any:

@@ -15,6 +15,8 @@ The rules (see docs/plan-format.md "Outcomes"):
   (panic during an SSH command drops the link), it is a `fail` with the
   crash excerpt, not an `error`.
 - A `fail` covered by an unexpired waiver -> `waived`.
+- A `manual` step nobody can answer (`--unattended`, no terminal) -> `not-run`, with why;
+  the operator's answers to the steps that were asked are kept as evidence either way.
 
 Recovery happens before the next attempt or test, never skipped: one broken
 test must not leave a broken board for the rest of the plan (labgrid's
@@ -44,11 +46,18 @@ from harness.lab.errors import (
 from harness.lab.states import BoardState
 from harness.model.board import BoardProfile
 from harness.model.plan import Plan, TestSpec
-from harness.model.records import AppliedWaiver, ErrorClass, PreviousAttempt, ResultRecord
+from harness.model.records import (
+    AppliedWaiver,
+    ErrorClass,
+    OperatorAnswerRecord,
+    PreviousAttempt,
+    ResultRecord,
+)
 from harness.model.requires import resolve_path
 from harness.report.runfolder import iso, utc_now
 from harness.run.context import StepFailed, TestContext, Transcript
 from harness.run.errorclass import classify, describe
+from harness.run.operator import OperatorDesk, OperatorUnavailable
 from harness.run.outcomes import Outcome
 from harness.run.steps import run_steps
 
@@ -75,6 +84,7 @@ class Attempt:
     crash: dict[str, Any] | None = None
     console_events: list[dict[str, Any]] = field(default_factory=list)
     error_class: ErrorClass | None = None
+    operator_answers: list[OperatorAnswerRecord] = field(default_factory=list)
 
 
 class TestExecutor:
@@ -93,6 +103,7 @@ class TestExecutor:
         today: dt.date,
         retries: int = 1,
         max_failed_recoveries: int = 3,
+        desk: OperatorDesk | None = None,
     ):
         """`today` decides which waivers are active: the run session's one reading of the
         clock, so results.jsonl and run.json agree."""
@@ -106,6 +117,7 @@ class TestExecutor:
         self.max_failed_recoveries = max_failed_recoveries
         self.today = today
         self.state = RecoveryRecord()
+        self.desk = desk
 
     # ---- public -----------------------------------------------------------------------
 
@@ -153,7 +165,11 @@ class TestExecutor:
     def _attempt(self, test: TestSpec) -> Attempt:
         """One attempt, plus every console event (warnings too) the crash watch saw during it."""
         before = len(self._crash_events())
+        if self.desk is not None:
+            self.desk.take()  # a new attempt: earlier answers belong to the earlier attempt
         attempt = self._attempt_steps(test)
+        if self.desk is not None:
+            attempt.operator_answers = self.desk.take()
         attempt.console_events = [
             {"kind": e.kind, "severity": e.severity, "line": e.line.strip()}
             for e in self._crash_events()[before:]
@@ -180,6 +196,7 @@ class TestExecutor:
             artifacts=self.artifacts,
             transcript=transcript,
             transport=test.transport or "console",
+            desk=self.desk,
         )
         deadline = time.monotonic() + float(test.timeout or 60)
         try:
@@ -198,6 +215,8 @@ class TestExecutor:
                 transcript.text(),
                 error_class=ErrorClass.BOARD_FAULT,
             )
+        except OperatorUnavailable as nobody:
+            return Attempt(Outcome.NOT_RUN, str(nobody), "", _measured(ctx), transcript.text())
         except StepFailed as failed:
             return Attempt(
                 Outcome.FAIL,
@@ -374,6 +393,7 @@ class TestExecutor:
                 "crash": attempt.crash,
                 "console_events": attempt.console_events,
                 "waiver": applied,
+                "operator_answers": attempt.operator_answers,
             }
         )
 

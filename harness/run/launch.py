@@ -74,6 +74,8 @@ class RunRequest:
     operator: str | None = None
     plain: bool = False
     params: tuple[str, ...] = ()  # plan parameter overrides, NAME=VALUE (--param)
+    unattended: bool = False  # ask no operator steps: their tests are not-run
+    answers: str | None = None  # operator answers from '-' (stdin) or a file; default: a terminal
 
 
 def load_board(ref: str) -> BoardProfile:
@@ -244,6 +246,19 @@ def lab(
         boardhost.stop_bench(started)
 
 
+def _check_answers(request: RunRequest) -> None:
+    """--answers names a readable file (or `-`), and does not contradict --unattended."""
+    if request.answers is None:
+        return
+    if request.unattended:
+        raise UserError("give --unattended or --answers, not both", Location(field="--answers"))
+    if request.answers != "-" and not Path(request.answers).is_file():
+        raise UserError(
+            "no such file of operator answers (give a file, or '-' for stdin)",
+            Location(request.answers, None, "--answers"),
+        )
+
+
 def submit(run_dir: Path) -> str:
     """Deliver the run to the registry: its delivery status, never an exception."""
     try:
@@ -269,6 +284,7 @@ def run_plan(request: RunRequest) -> tuple[int, Path]:
     if env is not None and not env.is_file():
         raise UserError("labgrid environment file not found", Location(str(env), None, "--env"))
     check_results_root(results_root)
+    _check_answers(request)
     hold = hold_request(
         place, request.reserve, request.wait, request.wait_timeout, request.health_check
     )
@@ -402,5 +418,9 @@ def _pytest_args(
         args += ["--junitxml", str(request.junitxml)]
     for pair in request.params:
         args += ["--param", pair]
+    if request.unattended:
+        args.append("--unattended")
+    if request.answers is not None:
+        args += ["--answers", request.answers]
     args.append(str(plan.file))
     return [str(arg) for arg in args]

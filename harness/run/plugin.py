@@ -16,6 +16,7 @@ The process exit status is the harness's: 0 certified, 1 a test failed, 3 incomp
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ from harness.errors import UserError
 from harness.model.board import BoardProfile, find_board
 from harness.model.expand import expand_plan, parse_overrides
 from harness.model.plan import Plan, TestSpec, load_plan
+from harness.run.operator import answer_stream
 from harness.run.session import LabGuard, ResultsUnwritable, RunListener, RunSession
 
 PLUGIN_NAME = "harness-run"
@@ -64,6 +66,18 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         action="append",
         default=[],
         help="NAME=VALUE: override a plan parameter (repeatable)",
+    )
+    group.addoption(
+        "--unattended",
+        action="store_true",
+        default=False,
+        help="ask no operator steps: their tests are not-run",
+    )
+    group.addoption(
+        "--answers",
+        default=None,
+        help="where operator steps read answers: '-' (stdin, even a pipe) or a file "
+        "(default: stdin when it is a terminal)",
     )
     group.addoption(
         "--lab-kind", default=None, help="virtual|env|place for run.json (set by `harness run`)"
@@ -124,7 +138,7 @@ class PlanItem(pytest.Item):
             self.user_properties.append((name, value))
         if outcome == "error":
             raise HarnessTestError(self.record)
-        if outcome == "skip":
+        if outcome in ("skip", "not-run"):  # not-run: an operator step nobody could answer
             pytest.skip(self.record["reason"])
 
     def runtest(self) -> None:
@@ -178,6 +192,7 @@ class HarnessRunPlugin:
         self.not_run: dict[str, str] = {}
         self.exit_code: int | None = None
         self.halted: str | None = None  # why the run stopped without finishing (disk full)
+        self._answers = contextlib.ExitStack()  # an --answers file, open for the session
         # A category must not reuse a marker with a meaning (a category "skip" would skip!).
         taken = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
         taken |= BUILTIN_MARKERS
@@ -204,6 +219,12 @@ class HarnessRunPlugin:
         lab_kind = option.lab_kind or ("virtual" if self.profile.lab.virtual else "env")
         lab_name = option.lab_name or str(self.env_file or self.profile.name)
         try:
+            answers, nobody = self._answers.enter_context(
+                answer_stream(option.answers, option.unattended)
+            )
+        except (OSError, UserError) as exc:
+            raise pytest.UsageError(f"harness: --answers {option.answers}: {exc}") from None
+        try:
             self.session = RunSession(
                 self.plan,
                 self.profile,
@@ -216,6 +237,8 @@ class HarnessRunPlugin:
                 retries=option.retries,
                 operator=option.operator,
                 selection=self._selection(),
+                operator_input=answers,
+                operator_absent=nobody,
             )
         except UserError as exc:
             raise pytest.UsageError(f"harness: {exc}") from None
@@ -262,6 +285,10 @@ class HarnessRunPlugin:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        with self._answers:
+            self._session_finish(session, exitstatus)
+
+    def _session_finish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.session is None:
             return
         # pytest reports its own stops (-x, a lost board: `shouldstop`) as INTERRUPTED too;

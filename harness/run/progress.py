@@ -8,7 +8,9 @@ the bench sees why without opening the run folder.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
@@ -105,6 +107,19 @@ class RunProgress:
         self.console.print(
             f"[bold]verdict: {run.verdict}[/] ({counts or 'nothing ran'}); run folder {session.folder.path}"
         )
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The live panel holds still while the person at the bench is asked something
+        (harness/run/operator.py), so it does not redraw over the question."""
+        live = self._live
+        if live is not None:
+            live.stop()
+        try:
+            yield
+        finally:
+            if live is not None:
+                live.start()
 
     # ---- rendering --------------------------------------------------------------------
 

@@ -18,9 +18,9 @@ import getpass
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TextIO, runtime_checkable
 
 from harness import __version__
 from harness.errors import HarnessError, InfraError, LabLost, UserError
@@ -45,6 +45,7 @@ from harness.report.runfolder import INVENTORY, RunFolder, iso, new_run_id, utc_
 from harness.run.boardlink import kernel_identity, open_board, software_identity
 from harness.run.executor import TestExecutor
 from harness.run.facts import discover_facts
+from harness.run.operator import OperatorDesk
 from harness.run.outcomes import FINISHED, count_outcomes, decide_verdict, exit_code_for
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,8 @@ class RunSession:
         retries: int = 1,
         operator: str | None = None,
         selection: str | None = None,
+        operator_input: TextIO | None = None,
+        operator_absent: str = "nobody was set up to answer operator steps",
         board_opener: Callable[[BoardProfile, Path | None, Path], BoardLink] = open_board,
         today: Callable[[], dt.date] = dt.date.today,
     ):
@@ -123,6 +126,7 @@ class RunSession:
         self.listeners: list[RunListener] = []
         self.guards: list[LabGuard] = []
         self._board_opener = board_opener
+        self._operator_input, self._operator_absent = operator_input, operator_absent
         self._board: BoardLink | None = None
         self._board_problem: str | None = None
         self._board_problem_class: ErrorClass | None = None
@@ -223,8 +227,25 @@ class RunSession:
             console_tail=self.console_tail,
             retries=self.retries,
             today=self.waiver_date,
+            desk=OperatorDesk(
+                self.run.lab.operator,
+                self.folder.artifacts,
+                self._operator_input,
+                self._operator_absent,
+                paused=self._listeners_paused,
+            ),
         )
         return self._executor
+
+    @contextlib.contextmanager
+    def _listeners_paused(self) -> Iterator[None]:
+        """While a person is asked: progress views that redraw (a live panel) hold still."""
+        with contextlib.ExitStack() as stack:
+            for listener in self.listeners:
+                paused = getattr(listener, "paused", None)
+                if paused is not None:
+                    stack.enter_context(paused())
+            yield
 
     def _refresh_facts(self) -> None:
         board = self._board
@@ -390,6 +411,12 @@ class RunSession:
                 reason, error_class = self.stop_reason, self.stop_class
             reason = reason or default_reason or "run ended before this test started"
             if record is not None and record.outcome == "not-run" and record.reason == reason:
+                continue
+            if (  # not-run by its own doing in this session (an operator step nobody answered)
+                record is not None
+                and record.session == self.session_number
+                and test.id not in not_run_reasons
+            ):
                 continue
             self.folder.append_result(
                 self._unrun_record(test, Outcome.NOT_RUN, reason, error_class)

@@ -1,9 +1,10 @@
-"""The step kinds of a plan: run, reboot, power-cycle, put, get, python.
+"""The step kinds of a plan: run, reboot, power-cycle, put, get, python, manual.
 
 Each step either returns normally (maybe with problems, which make the test
 fail), or lets a typed exception through: `BoardFault` (the board misbehaved:
 the executor makes it a `fail`), `InfraError` (the lab did: `error`, retried),
-`StepFailed` (a python step said no: `fail`). Nothing here decides outcomes;
+`StepFailed` (a python step said no: `fail`), `OperatorUnavailable` (nobody to ask a manual
+step: `not-run`). Nothing here decides outcomes;
 it only reports what happened.
 """
 
@@ -21,6 +22,7 @@ from harness.model.plan import Step
 from harness.model.pysteps import import_python_step
 from harness.run.context import StepFailed, TestContext
 from harness.run.expect import Measurement, check_expectations, take_measurements
+from harness.run.operator import OperatorUnavailable
 
 MIN_STEP_TIMEOUT = 1.0
 
@@ -50,7 +52,10 @@ def run_steps(
             )
         # Rounded so messages say "within 2 s", not "within 1.99997 s".
         step_timeout = max(round(remaining, 1), MIN_STEP_TIMEOUT)
+        started = time.monotonic()
         problems = _run_one(ctx, step, step_timeout, scope, result, put_digests)
+        if step.kind == "manual":  # a person's thinking time is not the board's slowness
+            deadline += time.monotonic() - started
         if problems:
             result.problems.extend(f"step {index} ({step.kind}): {problem}" for problem in problems)
             break
@@ -82,7 +87,24 @@ def _run_one(
         ctx.transcript.note(f"python {step.python}")
         function(ctx)
         return []
+    if kind == "manual":
+        return _manual(ctx, step)
     raise ValueError(f"unknown step kind {kind!r}")
+
+
+def _manual(ctx: TestContext, step: Step) -> list[str]:
+    spec = step.manual
+    assert spec is not None
+    if ctx.desk is None:
+        raise OperatorUnavailable("operator step not asked: this run has nobody to ask")
+    answer = ctx.desk.ask(ctx.test.id, spec)
+    attached = f", attached {answer.attachment.file}" if answer.attachment else ""
+    ctx.transcript.note(
+        f"operator {answer.operator} answered {answer.answer} to {spec.verify!r}{attached}"
+    )
+    if answer.answer == "no":
+        return [f"operator {answer.operator} answered no to {spec.verify!r}"]
+    return []
 
 
 def _run_command(

@@ -1,0 +1,133 @@
+"""Operator steps (`manual:`) on the simulated board, answered the way a person answers them.
+
+`harness run` reads the answers from its stdin, so these tests feed it lines as someone at
+the bench would type them: a yes with a photo, a no, and a reply that is neither. Without
+anyone to ask (--unattended, or a stdin that is not a terminal and no --answers) the
+operator tests are not-run and the verdict is incomplete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.run.conftest import PLANS, REPO, RunOutput, harness_run_argv
+
+PLAN = PLANS / "operator.yaml"
+
+
+def _run_with_input(board, results_root: Path, stdin: str | None, *extra: str) -> RunOutput:
+    argv = harness_run_argv(board, PLAN, results_root, "--operator", "alice", *extra)
+    done = subprocess.run(
+        argv,
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env=dict(os.environ),
+    )
+    return RunOutput(done.returncode, done.stdout, done.stderr, results_root)
+
+
+def test_answers_on_stdin_pass_fail_and_are_kept_with_the_attached_photo(
+    sim_board, tmp_path: Path, results_root: Path
+) -> None:
+    photo = tmp_path / "pwr-led.jpg"
+    photo.write_bytes(b"\xff\xd8 a photo of a green LED \xff\xd9")
+    # "maybe" is neither: asked again. Then yes + the photo; then no + no file.
+    answers = f"maybe\nyes\n{photo}\nno\n\n"
+    run = _run_with_input(sim_board, results_root, answers, "--answers", "-")
+
+    assert run.code == 1, run.stderr
+    assert run.run_json()["verdict"] == "not-certified"
+    assert "Look at the LED marked PWR next to the power jack." in run.stderr
+    assert "Is the PWR LED steady green? [yes/no]" in run.stderr
+    assert "please answer yes or no (got 'maybe')" in run.stderr
+
+    passed = run.result("power-led")
+    assert passed["outcome"] == "pass", passed["reason"]
+    [answer] = passed["operator_answers"]
+    assert (answer["answer"], answer["operator"]) == ("yes", "alice")
+    assert answer["question"] == "Is the PWR LED steady green?"
+    attached = answer["attachment"]
+    copy = run.folder / attached["file"]
+    assert copy.read_bytes() == photo.read_bytes(), "the photo is copied into the run folder"
+    assert attached["sha256"] == hashlib.sha256(photo.read_bytes()).hexdigest()
+    assert attached["original"] == str(photo)
+    assert "checked" in passed["log"], "the step after the answer ran"
+
+    failed = run.result("hdmi-picture")
+    assert failed["outcome"] == "fail"
+    assert failed["reason"] == (
+        "step 1 (manual): operator alice answered no to 'Does the monitor show a login prompt?'"
+    )
+    assert [(a["answer"], a["attachment"]) for a in failed["operator_answers"]] == [("no", None)]
+    assert run.result("console-echo")["outcome"] == "pass"
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        (["--unattended"], "the run is --unattended"),
+        ([], "stdin is not a terminal and no --answers source was given"),
+    ],
+    ids=["unattended", "no-terminal"],
+)
+def test_without_anyone_to_ask_operator_tests_are_not_run_and_the_run_is_incomplete(
+    sim_board, results_root: Path, extra: list[str], why: str
+) -> None:
+    run = _run_with_input(sim_board, results_root, None, *extra)
+
+    assert run.code == 3, run.stderr
+    assert run.run_json()["verdict"] == "incomplete"
+    assert run.run_json()["counts"]["not-run"] == 2
+    assert run.outcomes() == {
+        "console-echo": "pass",
+        "power-led": "not-run",
+        "hdmi-picture": "not-run",
+    }
+    for test_id in ("power-led", "hdmi-picture"):
+        record = run.result(test_id)
+        assert record["reason"] == f"operator step not asked: {why}"
+        assert record["operator_answers"] == []
+    assert "[yes/no]" not in run.stderr, "nobody was asked"
+
+
+def test_answers_that_end_early_leave_the_unanswered_test_not_run(
+    sim_board, results_root: Path
+) -> None:
+    run = _run_with_input(sim_board, results_root, "yes\n", "--answers", "-")
+
+    assert run.code == 3, run.stderr
+    assert run.outcomes() == {
+        "console-echo": "pass",
+        "power-led": "pass",
+        "hdmi-picture": "not-run",
+    }
+    assert run.result("hdmi-picture")["reason"] == (
+        "operator step not answered: the answers ended before "
+        "'Does the monitor show a login prompt?'"
+    )
+
+
+def test_an_answers_file_that_does_not_exist_is_bad_input(
+    tmp_path: Path, results_root: Path
+) -> None:
+    missing = tmp_path / "answers.txt"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--board", "sim", "--plan", str(PLAN),
+         "--answers", str(missing), "--results", str(results_root), "--no-submit"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120, env=dict(os.environ),
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert str(missing) in done.stderr and "--answers" in done.stderr
+    assert "no such file of operator answers" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not results_root.exists()
