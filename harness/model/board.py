@@ -175,6 +175,9 @@ class Fixtures(Strict):
     operator: bool = Field(
         default=False, description="a person is at the bench to answer manual steps"
     )
+    display: bool = Field(
+        default=False, description="a monitor on the unit's display output (HDMI, DSI) to look at"
+    )
 
 
 class VirtualDisk(Strict):

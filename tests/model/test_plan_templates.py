@@ -39,7 +39,7 @@ def test_fixture_templates_follow_the_lab_fixtures_of_each_board() -> None:
 
 
 def test_precert_on_the_x86_board_has_its_instance_tests_counted_per_device() -> None:
-    assert len(_precert("qemu-x86_64")) == 33
+    assert len(_precert("qemu-x86_64")) == 35
 
 
 def test_parameters_default_then_lab_then_command_line(tmp_path: Path) -> None:

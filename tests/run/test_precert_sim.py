@@ -70,3 +70,41 @@ def test_an_unknown_parameter_is_refused_before_any_board_is_touched(
     assert "plan 'precert' has no parameter 'reboots'" in done.stderr
     assert "Traceback" not in done.stderr
     assert not results_root.exists()
+
+
+def test_precert_operator_tests_wait_for_a_person_where_the_lab_has_one(
+    sim_board, tmp_path: Path, results_root: Path
+) -> None:
+    """With `fixtures: {operator: true}` the LED test is asked (here: --unattended, so not-run
+    and the verdict incomplete); the display test still needs a monitor the lab lacks."""
+    data = yaml.safe_load(Path(sim_board.profile.source).read_text())
+    data["fixtures"] = {**data.get("fixtures", {}), "operator": True}
+    profile = tmp_path / "sim-with-operator.yaml"
+    profile.write_text(yaml.safe_dump(data))
+    sim_board.profile.source = profile
+    run = harness_run(
+        sim_board, PRECERT, results_root, "-k", "operator or console-login", "--unattended"
+    )
+    assert run.code == 3, run.stderr
+    assert run.run_json()["verdict"] == "incomplete"
+    leds = run.result("operator-leds")
+    assert leds["outcome"] == "not-run"
+    assert leds["reason"] == "operator step not asked: the run is --unattended"
+    display = run.result("operator-display")
+    assert display["outcome"] == "skip"
+    assert "board.fixtures.display = False" in display["reason"]
+    assert run.outcomes()["console-login"] == "pass"
+
+
+def test_no_shipped_virtual_board_has_an_operator_so_precert_skips_its_operator_tests() -> None:
+    from harness.model.board import find_board
+    from harness.model.plan import load_plan
+
+    plan = load_plan(PRECERT)
+    operator_tests = [test for test in plan.tests if any(s.kind == "manual" for s in test.steps)]
+    assert {test.id for test in operator_tests} == {"operator-leds", "operator-display"}
+    for path in sorted((REPO / "boards").glob("qemu-*.yaml")):
+        scope = {"board": find_board(str(path)).model_dump(mode="json"), "facts": {}}
+        for test in operator_tests:
+            assert test.requires_expr is not None
+            assert not test.requires_expr.evaluate(scope), (path.name, test.id)
