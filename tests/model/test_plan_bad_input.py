@@ -81,22 +81,6 @@ CASES = [
         "invalid regular expression",
     ),
     (
-        "manual-without-question",
-        plan(
-            "tests:\n  - id: t1\n    title: x\n    category: c\n    steps:\n      - manual:  # <-\n          instructions: look at the LED\n"
-        ),
-        "tests[0].steps[0].manual.verify",
-        "required",
-    ),
-    (
-        "manual-with-expect",
-        plan(
-            "tests:\n  - id: t1\n    title: x\n    category: c\n    steps:\n      - manual: {instructions: look, verify: green?}  # <-\n        expect: {exit_status: 0}\n"
-        ),
-        "tests[0].steps[0]",
-        "'run' steps only",
-    ),
-    (
         "requires-unknown-name",
         plan(
             "tests:\n  - id: t1\n    title: x\n    category: c\n    requires: board.inventory.watchdg  # <-\n    steps: [{run: ls}]\n"
@@ -220,6 +204,22 @@ CASES = [
         "duplicate key",
     ),
     ("wrong-kind", 'kind: plans  # <-\nid: bad\nversion: "1"\ntitle: t\n', "kind", "plan"),
+    (
+        "manual-without-question",
+        plan(
+            "tests:\n  - id: t1\n    title: x\n    category: c\n    steps:\n      - manual:  # <-\n          instructions: look at the LED\n"
+        ),
+        "tests[0].steps[0].manual.verify",
+        "required",
+    ),
+    (
+        "manual-with-expect",
+        plan(
+            "tests:\n  - id: t1\n    title: x\n    category: c\n    steps:\n      - manual: {instructions: look, verify: green?}  # <-\n        expect: {exit_status: 0}\n"
+        ),
+        "tests[0].steps[0]",
+        "'run' steps only",
+    ),
 ]
 
 

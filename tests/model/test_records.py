@@ -285,4 +285,10 @@ def test_models_round_trip_without_changing_a_byte_of_what_was_written() -> None
 
 def _new_result_defaults() -> dict[str, object]:
     """Fields an old line did not carry, as the models fill them in."""
-    return {"error_class": None, "crash": None, "console_events": [], "waiver": None}
+    return {
+        "error_class": None,
+        "crash": None,
+        "console_events": [],
+        "waiver": None,
+        "operator_answers": [],
+    }

@@ -100,10 +100,12 @@ def test_without_anyone_to_ask_operator_tests_are_not_run_and_the_run_is_incompl
     assert "[yes/no]" not in run.stderr, "nobody was asked"
 
 
-def test_answers_that_end_early_leave_the_unanswered_test_not_run(
-    sim_board, results_root: Path
+def test_answers_from_a_file_that_ends_early_leave_the_unanswered_test_not_run(
+    sim_board, tmp_path: Path, results_root: Path
 ) -> None:
-    run = _run_with_input(sim_board, results_root, "yes\n", "--answers", "-")
+    answers = tmp_path / "answers.txt"
+    answers.write_text("yes\n")  # the LED: yes, no file; then the file ends
+    run = _run_with_input(sim_board, results_root, None, "--answers", str(answers))
 
     assert run.code == 3, run.stderr
     assert run.outcomes() == {
@@ -111,6 +113,7 @@ def test_answers_that_end_early_leave_the_unanswered_test_not_run(
         "power-led": "pass",
         "hdmi-picture": "not-run",
     }
+    assert run.result("power-led")["operator_answers"][0]["attachment"] is None
     assert run.result("hdmi-picture")["reason"] == (
         "operator step not answered: the answers ended before "
         "'Does the monitor show a login prompt?'"
