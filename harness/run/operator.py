@@ -105,6 +105,8 @@ class OperatorDesk:
         if not line:
             self._say("")
             return None
+        if not self.stream.isatty():  # a terminal echoes what was typed; a pipe or file does not
+            self._say(line.strip())
         return line.strip()
 
     def _yes_or_no(self, question: str) -> str:

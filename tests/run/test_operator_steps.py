@@ -14,8 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.run.conftest import PLANS, REPO, RunOutput, harness_run_argv
 
 PLAN = PLANS / "operator.yaml"
@@ -72,19 +70,7 @@ def test_answers_on_stdin_pass_fail_and_are_kept_with_the_attached_photo(
     assert run.result("console-echo")["outcome"] == "pass"
 
 
-@pytest.mark.parametrize(
-    ("extra", "why"),
-    [
-        (["--unattended"], "the run is --unattended"),
-        ([], "stdin is not a terminal and no --answers source was given"),
-    ],
-    ids=["unattended", "no-terminal"],
-)
-def test_without_anyone_to_ask_operator_tests_are_not_run_and_the_run_is_incomplete(
-    sim_board, results_root: Path, extra: list[str], why: str
-) -> None:
-    run = _run_with_input(sim_board, results_root, None, *extra)
-
+def _assert_operator_tests_not_run(run: RunOutput, why: str) -> None:
     assert run.code == 3, run.stderr
     assert run.run_json()["verdict"] == "incomplete"
     assert run.run_json()["counts"]["not-run"] == 2
@@ -98,6 +84,30 @@ def test_without_anyone_to_ask_operator_tests_are_not_run_and_the_run_is_incompl
         assert record["reason"] == f"operator step not asked: {why}"
         assert record["operator_answers"] == []
     assert "[yes/no]" not in run.stderr, "nobody was asked"
+
+
+def test_unattended_run_leaves_operator_tests_not_run_until_a_person_resumes_it(
+    sim_board, results_root: Path
+) -> None:
+    run = _run_with_input(sim_board, results_root, None, "--unattended")
+    _assert_operator_tests_not_run(run, "the run is --unattended")
+
+    run_id = run.folder.name
+    resumed = _run_with_input(
+        sim_board, results_root, "yes\n\nyes\n\n", "--resume", run_id, "--answers", "-"
+    )
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.run_json()["verdict"] == "certified"
+    assert "Is the PWR LED steady green?" in resumed.stderr
+    assert [a["answer"] for a in resumed.result("power-led")["operator_answers"]] == ["yes"]
+    assert resumed.result("console-echo")["session"] == 1, "the finished test did not run again"
+
+
+def test_without_a_terminal_or_an_answer_source_operator_tests_are_not_run(
+    sim_board, results_root: Path
+) -> None:
+    run = _run_with_input(sim_board, results_root, None)
+    _assert_operator_tests_not_run(run, "stdin is not a terminal and no --answers source was given")
 
 
 def test_answers_from_a_file_that_ends_early_leave_the_unanswered_test_not_run(
