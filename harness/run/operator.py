@@ -60,7 +60,7 @@ class OperatorDesk:
         self.artifacts = artifacts
         self.stream = stream
         self.unavailable = unavailable
-        self.out = out or sys.stderr
+        self._out = out
         self.paused = paused or contextlib.nullcontext
         self._answers: list[OperatorAnswerRecord] = []
 
@@ -91,6 +91,12 @@ class OperatorDesk:
         return record
 
     # ---- the conversation -------------------------------------------------------------
+
+    @property
+    def out(self) -> TextIO:
+        # sys.stderr as it is now: a live progress panel replaces it with a proxy that reads
+        # `[yes/no]` as markup and holds a prompt back until a newline; paused() restores it.
+        return self._out or sys.stderr
 
     def _say(self, text: str) -> None:
         self.out.write(text + "\n")

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pexpect
+
 from tests.run.conftest import PLANS, REPO, RunOutput, harness_run_argv
 
 PLAN = PLANS / "operator.yaml"
@@ -68,6 +70,35 @@ def test_answers_on_stdin_pass_fail_and_are_kept_with_the_attached_photo(
     )
     assert [(a["answer"], a["attachment"]) for a in failed["operator_answers"]] == [("no", None)]
     assert run.result("console-echo")["outcome"] == "pass"
+
+
+def test_on_a_terminal_the_run_asks_there_with_its_live_panel_held_still(
+    sim_board, results_root: Path
+) -> None:
+    """No --answers, no --plain: the question appears on the run's terminal (a pty here),
+    between the live panel's redraws, and what is typed there is the answer."""
+    argv = [a for a in harness_run_argv(sim_board, PLAN, results_root) if a != "--plain"]
+    child = pexpect.spawn(
+        argv[0], argv[1:], cwd=str(REPO), env=dict(os.environ), encoding="utf-8",
+        timeout=120, dimensions=(40, 160),
+    )  # fmt: skip
+    try:
+        child.expect(r"Look at the LED marked PWR next to the power jack\.")
+        child.expect(r"Is the PWR LED steady green\? \[yes/no\]: ")
+        child.sendline("yes")
+        child.expect("file to attach as evidence")
+        child.sendline("")
+        child.expect(r"Does the monitor show a login prompt\? \[yes/no\]: ")
+        child.sendline("no")
+        child.expect("file to attach as evidence")
+        child.sendline("")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 1
+    run = RunOutput(child.exitstatus, "", "", results_root)
+    assert run.outcomes() == {"console-echo": "pass", "power-led": "pass", "hdmi-picture": "fail"}
+    assert run.result("hdmi-picture")["operator_answers"][0]["answer"] == "no"
 
 
 def _assert_operator_tests_not_run(run: RunOutput, why: str) -> None:
