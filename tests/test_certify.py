@@ -91,3 +91,14 @@ def test_certify_with_a_malformed_plan_exits_2_before_touching_a_board(tmp_path:
     assert "blocker" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_certify_unattended_leaves_operator_tests_not_run_and_the_verdict_incomplete(
+    tmp_path: Path,
+) -> None:
+    plan = REPO / "tests" / "run" / "plans" / "operator.yaml"
+    result = certify(tmp_path, "--board", "sim", "--plan", str(plan), "--unattended", "--no-submit")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "verdict: INCOMPLETE" in result.stdout
+    assert "tests:    1 pass, 2 not-run" in result.stdout
+    assert "operator step not asked: the run is --unattended" in result.stderr
