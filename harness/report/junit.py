@@ -16,7 +16,7 @@ a person:
 A waived test is reported as *skipped*, not passed: it did fail on the
 board, and a CI dashboard should not show it green. Every testcase carries
 the `status` attribute and a `<properties>` block (outcome, blocker,
-category, attempt, measurements) the way pytest writes record_property, so
+category, attempt, operator answers, measurements) the way pytest writes record_property, so
 tools can tell waived from skipped. Board identity and software go into the
 suite's properties. Input is the run folder's record models
 (harness/model/records.py), so a field renamed there cannot be missed here.
@@ -74,6 +74,17 @@ def _case_properties(result: ResultRecord) -> list[tuple[str, str]]:
             ("waiver.reason", result.waiver.reason),
             ("waiver.expires", result.waiver.expires),
         ]
+    for number, answer in enumerate(result.operator_answers, start=1):
+        props.append(
+            (f"operator.{number}", f"{answer.answer} by {answer.operator}: {answer.question}")
+        )
+        if answer.attachment is not None:
+            props.append(
+                (
+                    f"operator.{number}.attachment",
+                    f"{answer.attachment.file} sha256:{answer.attachment.sha256}",
+                )
+            )
     for measurement in result.measurements:
         props.append(
             (f"measurement.{measurement.name}", f"{measurement.value:g} {measurement.unit}")

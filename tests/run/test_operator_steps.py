@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pexpect
 
@@ -70,6 +71,13 @@ def test_answers_on_stdin_pass_fail_and_are_kept_with_the_attached_photo(
     )
     assert [(a["answer"], a["attachment"]) for a in failed["operator_answers"]] == [("no", None)]
     assert run.result("console-echo")["outcome"] == "pass"
+    junit = ElementTree.parse(run.folder / "junit.xml")
+    led = {
+        prop.get("name"): prop.get("value")
+        for prop in junit.findall(".//testcase[@name='power-led']/properties/property")
+    }
+    assert led["operator.1"] == "yes by alice: Is the PWR LED steady green?"
+    assert led["operator.1.attachment"] == f"{attached['file']} sha256:{attached['sha256']}"
 
 
 def test_on_a_terminal_the_run_asks_there_with_its_live_panel_held_still(
