@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "eligible": "harness.registry.live:eligible",
     "certify": "harness.certify:certify",
     "farm": "harness.farm.cli:farm",
+    "board": "harness.discover.cli:board",
 }
 
 
