@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "certify": "harness.certify:certify",
     "farm": "harness.farm.cli:farm",
     "board": "harness.discover.cli:board",
+    "report": "harness.report.report_cli:report",
 }
 
 
