@@ -118,6 +118,12 @@ def discover(
                 raise UserError(f"not a regular expression: {exc}", Location(field=field)) from None
     if out is not None and out != "-":
         _check_out(Path(out), force)
+    elif out is None and not BOARDS_DIR.is_dir():
+        raise UserError(
+            f"no {BOARDS_DIR}/ folder here to draft into: give --out FILE (or - for standard "
+            "output)",
+            Location(field="--out"),
+        )
     overrides = {
         "username": username,
         "password": password,
@@ -162,11 +168,17 @@ def _reach(
         check_env_file(env, target, "--env")
         named = board_ref or profile_named_by_env(env)
         used = find_board(named) if named else _bare_profile()
-        base = Path(out).absolute().parent if out and out != "-" else BOARDS_DIR.absolute()
-        lab: dict[str, Any] = {"env": os.path.relpath(env.absolute(), base)}
+        if out == "-":  # where it will be saved is unknown: a path that holds anywhere
+            where = str(env.absolute())
+        else:
+            base = Path(out).absolute().parent if out else BOARDS_DIR.absolute()
+            where = os.path.relpath(env.absolute(), base)
+        lab: dict[str, Any] = {"env": where}
         if target != "main":
             lab["target"] = target
-        note = "the labgrid environment this unit was discovered through (relative to this file)"
+        note = "the labgrid environment this unit was discovered through" + (
+            "" if out == "-" else " (relative to this file)"
+        )
         yield used, env, lab, note, str(env)
         return
     if not board_ref:

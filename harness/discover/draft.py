@@ -165,7 +165,7 @@ def _console_ssh_boot(draft: Draft, probe: Probe, settings: Settings) -> None:
     loader = used.boot.bootloader.model_dump(exclude_defaults=True)
     if probe.uboot:
         boot["flow"] = "u-boot"
-        draft.note(("boot", "flow"), f"the device tree's /chosen names {probe.uboot}")
+        draft.note(("boot", "flow"), f"the device tree's /chosen names U-Boot {probe.uboot}")
     else:
         hint = "; the unit has EFI firmware (grub?)" if probe.efi else ""
         draft.ask(
@@ -254,7 +254,9 @@ def draft_profile(name: str | None, probe: Probe, facts: Facts, settings: Settin
 
 
 def _scalar(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 20, allow_unicode=True)
+    text = yaml.safe_dump(
+        value, default_flow_style=True, width=1 << 20, allow_unicode=True, sort_keys=False
+    )
     return text.removesuffix("\n").removesuffix("\n...").strip()
 
 

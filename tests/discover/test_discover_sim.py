@@ -111,4 +111,7 @@ def test_bad_options_exit_2_naming_the_option_before_any_board_is_touched(tmp_pa
         "board", "discover", "--env", "x.yaml", "--out", "no/such/d.yaml", cwd=tmp_path
     )
     assert no_dir.code == 2 and "its folder does not exist" in no_dir.stderr
-    assert "Traceback" not in neither.stderr + bad_name.stderr + no_env.stderr + no_dir.stderr
+    no_boards = harness("board", "discover", "--env", "x.yaml", cwd=tmp_path)
+    assert no_boards.code == 2 and "no boards/ folder here to draft into" in no_boards.stderr
+    everything = neither.stderr + bad_name.stderr + no_env.stderr + no_dir.stderr
+    assert "Traceback" not in everything + no_boards.stderr

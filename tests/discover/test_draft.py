@@ -13,7 +13,7 @@ from harness.model.facts import BlockDeviceFact, Facts, UsbDeviceFact
 PI_PROBE = """\
 @dt_model Raspberry Pi 4 Model B Rev 1.4
 @dt_compatible raspberrypi,4-model-b brcm,bcm2711
-@uboot U-Boot 2023.07.02
+@uboot 2023.07.02
 @cpu_hardware BCM2835
 @cpu_revision d03114
 @netdev eth0 hw 0x1003
