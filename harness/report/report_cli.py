@@ -9,6 +9,7 @@ that was changed. Exit codes: 0 written, 1 the bundle was altered, 2 bad input.
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -41,6 +42,7 @@ def report(source: str, out: Path | None, results_root: Path) -> None:
             raise UserError(
                 "not a run folder (no run.json)", Location(str(path), None, "RUN|BUNDLE")
             )
+        _not_a_repro_run(path)
         written = write_report(path, out)
     elif path.is_file():
         written = _from_bundle(path, out)
@@ -49,6 +51,19 @@ def report(source: str, out: Path | None, results_root: Path) -> None:
             "no such run folder, run id or bundle", Location(str(path), None, "RUN|BUNDLE")
         )
     click.echo(f"report: {written}")
+
+
+def _not_a_repro_run(folder: Path) -> None:
+    """A reproduction run has its own report (harness/repro/report.py), written by its run."""
+    try:
+        kind = json.loads((folder / RUN_JSON).read_text(encoding="utf-8")).get("kind")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return  # not JSON, or not an object: the run folder reader names the problem
+    if kind == "repro":
+        raise UserError(
+            "a reproduction run: its report.html is written by `harness repro` itself",
+            Location(str(folder / RUN_JSON), None, "kind"),
+        )
 
 
 def _from_bundle(bundle: Path, out: Path | None) -> Path:

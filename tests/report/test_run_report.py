@@ -129,10 +129,13 @@ def test_harness_report_rebuilds_the_page_for_a_folder_and_a_bundle_and_refuses_
     assert "TAMPERED" in refused.stderr and not (tmp_path / "altered.report.html").exists()
 
 
-def test_report_of_no_such_run_is_bad_input(tmp_path: Path) -> None:
+def test_report_of_no_such_run_or_of_a_repro_run_is_bad_input(tmp_path: Path) -> None:
     missing = harness("report", "20261130T000000Z-sim-0000", cwd=tmp_path)
     assert missing.returncode == 2
     assert "no such run folder, run id or bundle" in missing.stderr
     (tmp_path / "empty").mkdir()
     empty = harness("report", str(tmp_path / "empty"), cwd=tmp_path)
     assert empty.returncode == 2 and "not a run folder (no run.json)" in empty.stderr
+    (tmp_path / "empty" / "run.json").write_text('{"kind": "repro"}')
+    repro = harness("report", str(tmp_path / "empty"), cwd=tmp_path)
+    assert repro.returncode == 2 and "its report.html is written by `harness repro`" in repro.stderr
