@@ -45,6 +45,7 @@ def hostile_run(vlab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     finally:
         board.stop()
     assert done.returncode == 1, done.stderr
+    assert "report: " in done.stderr and "report.html" in done.stderr, "the run says where"
     (folder,) = [p for p in (work / "results").iterdir() if p.is_dir() and p.name[0] != "."]
     yield folder
 
