@@ -5,7 +5,6 @@ markup shows as text and runs nothing."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import pytest
 from harness.model.board import load_board
 from harness.vlab.boardhost import SIM_PROFILE
 from harness.vlab.handle import RunningBoard
+from tests.browser import headless_chromium
 
 PLAN = Path(__file__).parent / "plans" / "hostile-output.yaml"
 SCRIPT_LINE = "<script>window.__pwned=1</script>"
@@ -52,21 +52,8 @@ def hostile_run(vlab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not shutil.which("chromium") or not shutil.which("chromedriver"):
-        pytest.skip("Debian chromium and chromium-driver are not installed")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}"):  # fmt: skip
-        options.add_argument(flag)
-    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.implicitly_wait(0)  # a file: page is whole once get() returns
-    try:
+    with headless_chromium(tmp_path / "chromium-profile", implicit_wait=0) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.mark.browser
