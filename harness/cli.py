@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "eligible": "harness.registry.live:eligible",
     "certify": "harness.certify:certify",
     "farm": "harness.farm.cli:farm",
+    "board": "harness.discover.cli:board",
+    "report": "harness.report.report_cli:report",
 }
 
 

@@ -7,78 +7,23 @@ kernel that actually runs, not about what someone typed. The unit is reached
 through a labgrid environment file (`--env`, as `harness run` does) or, for a
 virtual board, by its name (`--board`): a board already started with `harness lab up`
 is read as it runs; otherwise the board is started for the check and stopped after it,
-as `harness run --board` does.
+as `harness run --board` does (harness/run/unit.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
 from harness.errors import Location, UserError
-from harness.model.board import BoardProfile, find_board
+from harness.model.board import BoardProfile
 from harness.registry.cli import print_answer
 from harness.registry.eligibility import Device
 from harness.registry.interface import open_registry
-
-
-def _profile_of_env(env: Path) -> BoardProfile:
-    from labgrid import Environment
-
-    from harness.vlab.envfile import OPT_PROFILE
-
-    try:
-        profile = Environment(str(env)).config.get_option(OPT_PROFILE, None)
-    except Exception as exc:  # labgrid reports bad files with many exception types
-        raise UserError(
-            f"not a usable labgrid environment: {exc}", Location(str(env), None, "--env")
-        ) from None
-    if not profile:
-        raise UserError(
-            f"the environment names no board profile (option {OPT_PROFILE}): give --board PROFILE",
-            Location(str(env), None, f"options.{OPT_PROFILE}"),
-        )
-    return find_board(str(profile))
-
-
-@contextlib.contextmanager
-def _unit(board_ref: str | None, env: Path | None) -> Iterator[tuple[BoardProfile, Path]]:
-    """(profile, env file) of the unit to read, for as long as the check needs it."""
-    if env is not None:
-        if not env.is_file():
-            raise UserError("labgrid environment file not found", Location(str(env), None, "--env"))
-        yield (find_board(board_ref) if board_ref else _profile_of_env(env)), env
-        return
-    if not board_ref:
-        raise UserError(
-            "give --env ENV (a unit in a lab) or --board NAME (a virtual board)",
-            Location(field="--board"),
-        )
-    from harness.report.runfolder import new_run_id
-    from harness.run.launch import lab
-    from harness.vlab import state as lab_state
-    from harness.vlab.boardhost import resolve_board
-
-    base = lab_state.lab_dir()
-    running = next((s for s in lab_state.running(base) if s.name == board_ref), None)
-    if running is not None:
-        yield find_board(running.profile), Path(running.env_file)
-        return
-    profile = resolve_board(board_ref)
-    if profile.lab.virtual is None and profile.lab.env is None and profile.lab.place is None:
-        raise UserError(
-            f"board {profile.name} is not a virtual board and none named {board_ref!r} is "
-            "running: give the unit's labgrid environment with --env",
-            Location(field="--board"),
-        )
-    # The lab `harness run --board` uses: a virtual board is started for the check and stopped.
-    with lab(profile, None, None, new_run_id(profile.name)) as where:
-        yield where.profile, where.env_file
+from harness.run.unit import live_unit
 
 
 def read_device(profile: BoardProfile, env_file: Path, console_log: Path) -> dict[str, Any]:
@@ -152,7 +97,7 @@ def eligible(
         db = f"sqlite:///{Path(db).absolute()}"
     registry = open_registry(db, url, token)  # a bad setting fails before the unit is touched
     try:
-        with _unit(board_ref, env) as (profile, env_file):
+        with live_unit(board_ref, env) as (profile, env_file):
             device, kernel = _live_device(profile, env_file, console_log)
         answer = registry.eligibility(device)
     finally:

@@ -18,6 +18,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from harness.report.html import REPORT_HTML
 from harness.run.outcomes import ALL_OUTCOMES
 
 if TYPE_CHECKING:
@@ -107,6 +108,9 @@ class RunProgress:
         self.console.print(
             f"[bold]verdict: {run.verdict}[/] ({counts or 'nothing ran'}); run folder {session.folder.path}"
         )
+        page = session.folder.path / REPORT_HTML
+        if page.is_file():
+            self.console.print(f"report: {page}", highlight=False)
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:

@@ -40,6 +40,7 @@ from harness.model.records import (
     WaiverInfo,
     run_error_class,
 )
+from harness.report.html import write_report_after_run
 from harness.report.junit import write_junit
 from harness.report.runfolder import INVENTORY, RunFolder, iso, new_run_id, utc_now
 from harness.run.boardlink import kernel_identity, open_board, software_identity
@@ -258,6 +259,9 @@ class RunSession:
             INVENTORY,
             {
                 "facts": self._facts,
+                # What the profile promised, so a report of the folder (or its bundle)
+                # can set the unit against it without the profile file.
+                "profile": self.profile.inventory.model_dump(mode="json"),
                 "kernel": kernel,
                 "collected_at": iso(utc_now()),
                 # How long the device set took to stop changing after the last boot.
@@ -437,6 +441,7 @@ class RunSession:
         run.exit_code = code
         self.folder.write_run(run)
         write_junit(self.folder.junit_file, self.run, ordered)
+        write_report_after_run(self.folder.path)
         self.close_board()
         self._tell("run_finished", lambda listener: listener.run_finished(self))
         return code

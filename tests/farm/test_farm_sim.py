@@ -303,6 +303,35 @@ def test_an_unhealthy_board_is_marked_bad_skipped_by_reservations_and_returns_af
     assert f"{LAB1_A} bad: health check failed" in listing.stdout
 
 
+def test_health_on_a_schedule_checks_again_until_sigterm_and_leaves_the_place_free(
+    clean_farm: Farm, tmp_path: Path
+) -> None:
+    """`harness farm health --every S` re-checks a place every S seconds; SIGTERM ends it
+    after the check under way (never mid-check), with that check's exit code."""
+    farm = clean_farm
+
+    def finished_checks() -> int:
+        runs = [json.loads(p.read_text()) for p in tmp_path.glob("*/run.json")]
+        return sum(run["status"] == "finished" for run in runs)
+
+    scheduled = farm.harness(
+        "farm", "health", LAB1_A, "--every", "10", "--plan", str(PLANS / "quick.yaml"),
+        "--results", str(tmp_path),
+    )  # fmt: skip
+    try:
+        eventually(lambda: finished_checks() >= 2 or scheduled.poll() is not None, 3 * RUN_GUARD,
+                   "a second scheduled health check")  # fmt: skip
+        assert scheduled.poll() is None, scheduled.communicate()
+    finally:
+        scheduled.send_signal(signal.SIGTERM)
+    out, err = scheduled.communicate(timeout=RUN_GUARD)
+    assert scheduled.returncode == 0, out + err
+    assert out.count(f"health: {LAB1_A}: healthy") >= 2
+    assert finished_checks() == out.count(f"health: {LAB1_A}: healthy")
+    assert _free(farm, LAB1_A)
+    assert farm.status()[LAB1_A]["state"] == "good"
+
+
 @pytest.mark.slow  # over a minute on a loaded 2-core machine
 def test_repro_fans_a_customer_case_out_over_places_named_one_by_one(
     clean_farm: Farm, tmp_path: Path

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness.registry.store import LOCAL_ADMIN
+from tests.browser import headless_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -18,21 +18,8 @@ HOSTILE_RELEASE = "<script>window.__pwned=2</script>{{ 7*7 }}"
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not shutil.which("chromium") or not shutil.which("chromedriver"):
-        pytest.skip("Debian chromium and chromium-driver are not installed")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}"):  # fmt: skip
-        options.add_argument(flag)
-    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.implicitly_wait(5)
-    try:
+    with headless_chromium(tmp_path / "chromium-profile", implicit_wait=5) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _ask(driver) -> None:
