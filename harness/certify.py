@@ -164,6 +164,8 @@ def certify(
             parallel,
             results_root,
             no_submit,
+            params,
+            answers,
         )
     request = RunRequest(
         board_ref=board_ref,
@@ -203,9 +205,12 @@ def _fan_out(
     parallel: int,
     results_root: Path,
     no_submit: bool,
+    params: tuple[str, ...],
+    answers: str | None,
 ) -> int:
     from harness.errors import Location, UserError
     from harness.farm.fanout import fan_out, python_harness
+    from harness.model.expand import check_overrides
     from harness.model.plan import load_plan
     from harness.run.place import require_coordinator
 
@@ -214,8 +219,16 @@ def _fan_out(
             "a fan-out (several --place, or --places) takes neither --env nor --reserve",
             Location(field="--places"),
         )
+    if answers is not None:
+        raise UserError(
+            "a fan-out (several --place, or --places) runs unattended: nobody answers operator "
+            "steps for several boards at once, so --answers is refused; certify one place at a "
+            "time to answer them",
+            Location(field="--answers"),
+        )
+    plan = load_plan(plan_file)  # a broken plan exits 2 once, not once per board
+    check_overrides(plan, params)  # and so does a bad --param
     require_coordinator("--places")
-    load_plan(plan_file)  # a broken plan exits 2 once, not once per board
     given = ctx.get_parameter_source("board_ref") is not click.core.ParameterSource.DEFAULT
 
     def command(board: str, place: str, run_id: str) -> list[str]:
@@ -235,6 +248,10 @@ def _fan_out(
             "--plain",
             "--unattended",  # several boards at once: no one terminal to ask on
         )
+        for (
+            pair
+        ) in params:  # every board runs with the same overrides (each lab's file still applies)
+            argv += ["--param", pair]
         return [*argv, "--no-submit"] if no_submit else argv
 
     return fan_out(

@@ -102,3 +102,24 @@ def test_certify_unattended_leaves_operator_tests_not_run_and_the_verdict_incomp
     assert "verdict: INCOMPLETE" in result.stdout
     assert "tests:    1 pass, 2 not-run" in result.stdout
     assert "operator step not asked: the run is --unattended" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--param", "reboots=3"), "plan 'precert' has no parameter 'reboots'"),
+        (("--param", "warm_reboots=many"), "parameter 'warm_reboots' must be a number"),
+        (("--answers", "-"), "runs unattended: nobody answers operator steps"),
+    ],
+)
+def test_a_fan_out_refuses_bad_parameters_and_operator_answers_once_before_any_place(
+    tmp_path: Path, extra: tuple[str, ...], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked before the coordinator is even asked (none runs here): one clear refusal, not
+    one failed run per board."""
+    monkeypatch.setenv("LG_COORDINATOR", "127.0.0.1:9")  # nothing listens there
+    result = certify(tmp_path, "--places", "board=*", *extra)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists()

@@ -61,6 +61,22 @@ def resolve_parameters(
     return values
 
 
+def check_overrides(plan: Plan, pairs: list[str] | tuple[str, ...]) -> None:
+    """Refuse `--param` values this plan cannot take, before any board is touched.
+
+    A fan-out checks here once, instead of letting every board's run fail on the same typo.
+    """
+    overrides = parse_overrides(pairs)
+    for name, value in overrides.items():
+        if name not in plan.parameters:
+            known = ", ".join(sorted(plan.parameters)) or "none"
+            raise UserError(
+                f"plan {plan.id!r} has no parameter {name!r} (its parameters: {known})",
+                Location("command line", None, "--param"),
+            )
+        _typed(plan.parameters[name], value, name, "command line", "--param")
+
+
 def _typed(
     default: int | float | str, value: Any, name: str, where: str, field: str
 ) -> int | float | str:

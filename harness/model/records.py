@@ -254,6 +254,11 @@ class PlanInfo(_Record):
     title: str
     file: str | None = None
     tests: list[str] = []
+    parameters: dict[str, int | float | str] = Field(
+        default={},
+        description="the parameter values this run used: the plan's defaults, then the lab's "
+        "board profile, then --param (empty in runs from before plan parameters)",
+    )
 
 
 class BoardInfo(_Record):

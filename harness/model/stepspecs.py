@@ -41,6 +41,12 @@ class GetSpec(Strict):
     )
 
 
+# How a not-run reason of a test whose operator step nobody answered begins, so a reader of
+# results (the run report) can tell those from tests not run for other reasons.
+OPERATOR_NOT_ASKED = "operator step not asked"
+OPERATOR_NOT_ANSWERED = "operator step not answered"
+
+
 class ManualSpec(Strict):
     """An operator step: what only a person at the bench can judge (an LED, HDMI, a sound).
 

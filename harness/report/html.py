@@ -4,7 +4,8 @@ Built from a run folder alone (run.json, results.jsonl, inventory.json), so the 
 comes out of a run that just finished, an old folder, or a signed bundle unpacked by
 `harness report`. The verdict is on top, failures come first with their console excerpts,
 then results by category, the inventory against the profile, measurements with small SVG
-charts, and waivers.
+charts, waivers, and the operator's answers to manual steps (a photo attached to an answer
+is shown inline when it is a small PNG or JPEG whose bytes still match the recorded sha256).
 
 Built the way the repro report is (harness/repro/report.py): Jinja2 with autoescaping,
 inline CSS and SVG, no script and no external resource, and a Content-Security-Policy
@@ -14,6 +15,8 @@ so it only ever reaches the page as escaped text.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -22,7 +25,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from harness.durable import write_atomic
-from harness.model.records import ResultRecord
+from harness.model.records import AttachmentRecord, ResultRecord
+from harness.model.stepspecs import OPERATOR_NOT_ANSWERED, OPERATOR_NOT_ASKED
 from harness.report.charts import charts
 from harness.report.runfolder import INVENTORY, RunFolder
 
@@ -36,6 +40,9 @@ ROOT_HUB_VENDOR = "1d6b"
 SIZE_TOLERANCE = 0.05
 MEMORY_BELOW = 0.30
 MEMORY_ABOVE = 0.01
+# A photo of an LED is evidence a reader wants to see, not a link; larger files stay links.
+INLINE_IMAGE_BYTES = 2 << 20
+IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -134,6 +141,39 @@ def _measurements(results: list[ResultRecord]) -> list[dict[str, Any]]:
     ]
 
 
+def _inline_image(folder: Path, attachment: AttachmentRecord) -> str | None:
+    """A data: URI of the attached photo, or None (not an image, too large, gone or altered).
+
+    The page's Content-Security-Policy allows data: images only; the type comes from the
+    file's own magic bytes, never from its name, and the bytes must match the sha256 the run
+    recorded, so the page never shows a photo other than the one that was answered with.
+    """
+    path = folder / attachment.file
+    try:
+        if not path.is_file() or path.stat().st_size > INLINE_IMAGE_BYTES:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != attachment.sha256:
+        return None
+    kind = next((t for magic, t in IMAGE_TYPES.items() if data.startswith(magic)), None)
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}" if kind else None
+
+
+def _operator_answers(folder: Path, results: list[ResultRecord]) -> list[dict[str, Any]]:
+    return [
+        {
+            "test": r.id,
+            "outcome": r.outcome,
+            "answer": answer,
+            "image": _inline_image(folder, answer.attachment) if answer.attachment else None,
+        }
+        for r in results
+        for answer in r.operator_answers
+    ]
+
+
 def build_view(folder: Path, bundle: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything the page shows, read from the run folder (bad files are UserErrors)."""
     run_folder = RunFolder(folder)
@@ -160,6 +200,13 @@ def build_view(folder: Path, bundle: dict[str, Any] | None = None) -> dict[str, 
         "measurements": points,
         "charts": charts(points),
         "waived": [r for r in results if r.waiver is not None],
+        "operator_answers": _operator_answers(folder, results),
+        "operator_not_run": [
+            r
+            for r in results
+            if r.outcome == "not-run"
+            and r.reason.startswith((OPERATOR_NOT_ASKED, OPERATOR_NOT_ANSWERED))
+        ],
         "bundle": bundle,
         "excerpt_chars": EXCERPT_CHARS,
         "log_chars": LOG_CHARS,

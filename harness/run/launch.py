@@ -90,6 +90,8 @@ def load_board(ref: str) -> BoardProfile:
 
 
 def _check_resume(results_root: Path, run_id: str, plan: Plan, profile: BoardProfile) -> None:
+    """A resumed run must run what it started with: the same plan, board and parameters
+    (`plan` is the expanded plan, with this invocation's parameters)."""
     if not RUN_ID.match(run_id):
         raise UserError(
             f"{run_id!r} is not a run id (like 20261128T071500Z-qemu-x86_64-3f2a)",
@@ -106,6 +108,18 @@ def _check_resume(results_root: Path, run_id: str, plan: Plan, profile: BoardPro
         raise UserError(
             f"run {run_id} was on board {run.board.name!r}, not {profile.name!r}",
             Location(field="--board"),
+        )
+    if run.plan.parameters and run.plan.parameters != plan.parameters:
+        changed = sorted(
+            name
+            for name in {*run.plan.parameters, *plan.parameters}
+            if run.plan.parameters.get(name) != plan.parameters.get(name)
+        )
+        was = ", ".join(f"{name}={run.plan.parameters.get(name)}" for name in changed)
+        raise UserError(
+            f"run {run_id} started with {was}; a resumed run must use the same plan "
+            "parameters (give the same --param options, and the same lab values)",
+            Location(field="--param"),
         )
 
 
@@ -290,9 +304,9 @@ def run_plan(request: RunRequest) -> tuple[int, Path]:
     )
     profile = load_board(request.board_ref)
     plan = load_plan(request.plan_file)
-    expand_plan(plan, profile, parse_overrides(request.params))  # bad parameters: exit 2 here
+    expanded = expand_plan(plan, profile, parse_overrides(request.params))  # bad ones: exit 2
     if resume_id is not None:
-        _check_resume(results_root, resume_id, plan, profile)
+        _check_resume(results_root, resume_id, expanded, profile)
     if request.run_id is not None and not RUN_ID.match(request.run_id):
         raise UserError(f"{request.run_id!r} is not a run id", Location(field="--run-id"))
     run_id = resume_id or request.run_id or new_run_id(profile.name)

@@ -26,7 +26,7 @@ from typing import TextIO
 
 from harness.errors import UserError
 from harness.model.records import AttachmentRecord, OperatorAnswerRecord
-from harness.model.stepspecs import ManualSpec
+from harness.model.stepspecs import OPERATOR_NOT_ANSWERED, OPERATOR_NOT_ASKED, ManualSpec
 from harness.report.runfolder import iso, utc_now
 from harness.userfile import open_input
 
@@ -72,7 +72,7 @@ class OperatorDesk:
     def ask(self, test_id: str, spec: ManualSpec) -> OperatorAnswerRecord:
         """Ask the question; the recorded answer. OperatorUnavailable if nobody can answer."""
         if self.stream is None:
-            raise OperatorUnavailable(f"operator step not asked: {self.unavailable}")
+            raise OperatorUnavailable(f"{OPERATOR_NOT_ASKED}: {self.unavailable}")
         asked_at = iso(utc_now())
         with self.paused():
             self._say(f"\n=== operator step: {test_id} ===\n{spec.instructions.strip()}")
@@ -120,7 +120,7 @@ class OperatorDesk:
             line = self._line(f"{question} [yes/no]: ")
             if line is None:
                 raise OperatorUnavailable(
-                    f"operator step not answered: the answers ended before {question!r}"
+                    f"{OPERATOR_NOT_ANSWERED}: the answers ended before {question!r}"
                 )
             if line.lower() in YES:
                 return "yes"

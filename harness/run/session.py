@@ -176,6 +176,7 @@ class RunSession:
                 title=self.plan.title,
                 file=str(self.plan.file),
                 tests=[test.id for test in self.plan.tests],
+                parameters=dict(self.plan.parameters),
             ),
             board=BoardInfo.of(self.profile),
             lab=LabInfo(

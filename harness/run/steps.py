@@ -20,6 +20,7 @@ from typing import Any
 
 from harness.model.plan import Step
 from harness.model.pysteps import import_python_step
+from harness.model.stepspecs import OPERATOR_NOT_ASKED
 from harness.run.context import StepFailed, TestContext
 from harness.run.expect import Measurement, check_expectations, take_measurements
 from harness.run.operator import OperatorUnavailable
@@ -96,7 +97,7 @@ def _manual(ctx: TestContext, step: Step) -> list[str]:
     spec = step.manual
     assert spec is not None
     if ctx.desk is None:
-        raise OperatorUnavailable("operator step not asked: this run has nobody to ask")
+        raise OperatorUnavailable(f"{OPERATOR_NOT_ASKED}: this run has nobody to ask")
     answer = ctx.desk.ask(ctx.test.id, spec)
     attached = f", attached {answer.attachment.file}" if answer.attachment else ""
     ctx.transcript.note(

@@ -66,7 +66,7 @@ def test_parallel_certification_over_three_places_on_two_lab_hosts(
     farm = clean_farm
     done = farm.run(
         "certify", "--places", "board=s*", "--parallel", "3", "--plan", str(PLANS / "quick.yaml"),
-        "--results", str(tmp_path), "--no-submit",
+        "--results", str(tmp_path), "--no-submit", "--param", "word=fanned-out",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     summary_dir = next(tmp_path.glob("*-farm-*"))
@@ -78,6 +78,9 @@ def test_parallel_certification_over_three_places_on_two_lab_hosts(
         assert run["verdict"] == "certified" and run["exit_code"] == 0
         run_json = json.loads((tmp_path / run["run_id"] / "run.json").read_text())
         assert run_json["lab"]["kind"] == "place" and run_json["lab"]["name"] == place
+        assert run_json["plan"]["parameters"] == {"word": "fanned-out"}, "--param reached it"
+        console = (tmp_path / run["run_id"] / "console.log").read_text(errors="replace")
+        assert "word=fanned-out" in console, "and the board echoed the overridden value"
     suites = {suite.name: suite for suite in JUnitXml.fromfile(str(summary_dir / "junit.xml"))}
     assert set(suites) == {f"{place} (sim)" for place in runs}
     assert all(

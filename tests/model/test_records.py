@@ -245,7 +245,7 @@ def test_folder_written_by_the_previous_version_reads_and_defaults_the_error_cla
     # written back, the old fields are unchanged and the new one appears as null
     reopened.write_run(run)
     again = json.loads((folder / "run.json").read_text())
-    assert {k: v for k, v in again.items() if k != "error_class"} == OLD_RUN_JSON
+    assert {k: v for k, v in again.items() if k != "error_class"} == _with_new_run_defaults()
     assert again["error_class"] is None
 
 
@@ -280,7 +280,15 @@ def test_run_json_with_an_unknown_field_is_refused_naming_it(tmp_path: Path) -> 
 
 def test_models_round_trip_without_changing_a_byte_of_what_was_written() -> None:
     assert ResultRecord.model_validate(OLD_LINE).line() == {**OLD_LINE, **_new_result_defaults()}
-    assert RunRecord.model_validate(OLD_RUN_JSON).to_json() == {**OLD_RUN_JSON, "error_class": None}
+    assert RunRecord.model_validate(OLD_RUN_JSON).to_json() == {
+        **_with_new_run_defaults(),
+        "error_class": None,
+    }
+
+
+def _with_new_run_defaults() -> dict[str, object]:
+    """The old run.json as the models fill in what it did not carry (no parameters then)."""
+    return {**OLD_RUN_JSON, "plan": {**OLD_RUN_JSON["plan"], "parameters": {}}}
 
 
 def _new_result_defaults() -> dict[str, object]:

@@ -8,6 +8,7 @@ operator tests are not-run and the verdict is incomplete.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import subprocess
@@ -41,7 +42,7 @@ def test_answers_on_stdin_pass_fail_and_are_kept_with_the_attached_photo(
     sim_board, tmp_path: Path, results_root: Path
 ) -> None:
     photo = tmp_path / "pwr-led.jpg"
-    photo.write_bytes(b"\xff\xd8 a photo of a green LED \xff\xd9")
+    photo.write_bytes(b"\xff\xd8\xff\xe0 a photo of a green LED \xff\xd9")
     # "maybe" is neither: asked again. Then yes + the photo; then no + no file.
     answers = f"maybe\nyes\n{photo}\nno\n\n"
     run = _run_with_input(sim_board, results_root, answers, "--answers", "-")
@@ -78,6 +79,24 @@ def test_answers_on_stdin_pass_fail_and_are_kept_with_the_attached_photo(
     }
     assert led["operator.1"] == "yes by alice: Is the PWR LED steady green?"
     assert led["operator.1.attachment"] == f"{attached['file']} sha256:{attached['sha256']}"
+
+    page = (run.folder / "report.html").read_text()
+    operator_table = page.split('<table id="operator">', 1)[1].split("</table>", 1)[0]
+    assert "Is the PWR LED steady green?" in operator_table
+    assert "Does the monitor show a login prompt?" in operator_table
+    assert operator_table.count(">alice<") == 2, "each answer names who gave it"
+    inline = "data:image/jpeg;base64," + base64.b64encode(photo.read_bytes()).decode()
+    assert inline in operator_table, "the photo answered with is shown on the page"
+
+    copy.write_bytes(b"\xff\xd8\xff\xe0 some other photo \xff\xd9")  # altered after the run
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "harness", "report", str(run.folder), "--out", str(tmp_path / "r.html")],
+        capture_output=True, text=True, timeout=120, cwd=REPO, env=dict(os.environ),
+    )  # fmt: skip
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert "data:image" not in page, "a photo whose bytes no longer match its sha256 is not shown"
+    assert attached["sha256"][:16] in page, "but the answer still names the file and its sha256"
 
 
 def test_on_a_terminal_the_run_asks_there_with_its_live_panel_held_still(
@@ -123,6 +142,10 @@ def _assert_operator_tests_not_run(run: RunOutput, why: str) -> None:
         assert record["reason"] == f"operator step not asked: {why}"
         assert record["operator_answers"] == []
     assert "[yes/no]" not in run.stderr, "nobody was asked"
+    page = (run.folder / "report.html").read_text()
+    not_asked = page.split('id="operator-not-run"', 1)[1].split("</p>", 1)[0]
+    assert "<b>power-led</b>" in not_asked and "<b>hdmi-picture</b>" in not_asked
+    assert "console-echo" not in not_asked
 
 
 def test_unattended_run_leaves_operator_tests_not_run_until_a_person_resumes_it(

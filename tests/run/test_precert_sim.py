@@ -53,6 +53,18 @@ def test_a_parameter_given_on_the_command_line_changes_how_many_power_cycles_run
     assert result["outcome"] == "pass", result["reason"]
     boots = sorted(m["name"] for m in result["measurements"] if m["name"].startswith("boot_time"))
     assert boots == ["boot_time_1", "boot_time_2"]
+    parameters = run.run_json()["plan"]["parameters"]
+    assert parameters["power_cycles"] == 2, "run.json names the values the run used"
+    assert parameters["warm_reboots"] == 1, "and the plan's defaults for the rest"
+    assert "power_cycles=2" in (run.folder / "report.html").read_text()
+
+    again = harness_run(
+        sim_board, PRECERT, results_root, "--resume", run.folder.name, "--param", "power_cycles=3"
+    )
+    assert again.code == 2, again.stderr
+    assert f"run {run.folder.name} started with power_cycles=2" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert run.run_json()["plan"]["parameters"]["power_cycles"] == 2, "the run is untouched"
 
 
 def test_an_unknown_parameter_is_refused_before_any_board_is_touched(
