@@ -9,11 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.discover.discover_helpers import PRECERT, SMOKE, draft_of, harness, run_verdict
+from tests.discover.discover_helpers import (
+    INVENTORY_TESTS,
+    PRECERT,
+    SMOKE,
+    draft_of,
+    harness,
+    run_verdict,
+)
 
 pytestmark = pytest.mark.qemu
-
-INVENTORY_TESTS = "cpu-count or memory-size or block-devices or network-interfaces or serial-ports"
 
 
 def test_qemu_x86_64_draft_reads_dmi_and_devices_and_certifies_the_board(

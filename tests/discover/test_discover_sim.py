@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from tests.discover.discover_helpers import (
+    INVENTORY_TESTS,
     PRECERT,
     SMOKE,
     draft_of,
@@ -14,8 +15,6 @@ from tests.discover.discover_helpers import (
     results_of,
     run_verdict,
 )
-
-INVENTORY_TESTS = "cpu-count or memory-size or block-devices or network-interfaces or serial-ports"
 
 
 def test_sim_draft_passes_check_and_is_certified_by_smoke_and_precert_inventory(

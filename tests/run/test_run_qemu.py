@@ -13,6 +13,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests.discover.discover_helpers import INVENTORY_TESTS, PRECERT, SMOKE, run_verdict
+from tests.discover.discover_helpers import harness as discover
 from tests.run.conftest import REPO, RunOutput, fault_env, harness_run, schema
 from tests.run.resume_helpers import kill_during_slow_test, resume, sent_count
 
@@ -147,7 +149,7 @@ def test_hang_panic_reset_and_ssh_drop_mid_test_never_pass_and_the_run_recovers(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("board_name", ["qemu-x86_64-mini", "qemu-aarch64-uboot"])
-def test_precert_plan_certifies_the_other_shipped_boards(
+def test_precert_plan_certifies_the_other_shipped_boards_and_their_discovered_drafts(
     qemu_board, results_root: Path, board_name: str
 ) -> None:
     board = qemu_board(board_name)
@@ -155,3 +157,20 @@ def test_precert_plan_certifies_the_other_shipped_boards(
     assert run.code == 0, run.stderr
     assert run.run_json()["verdict"] == "certified"
     assert run.outcomes()["usb-devices"] == "pass", "both boards have USB mass storage"
+
+    # `harness board discover` on the same running board: a draft that `harness check`
+    # accepts, certified by the smoke plan, whose inventory precert compares without a fail.
+    work = results_root.parent / f"discover-{board_name}"
+    work.mkdir()
+    draft = work / "draft.yaml"
+    found = discover(
+        "board", "discover", "--env", str(board.env_file), "--out", str(draft), cwd=work
+    )
+    assert found.code == 0, found.stderr
+    assert discover("check", str(draft), cwd=work).code == 0
+    via = ("--env", str(board.env_file))
+    smoke, meta = run_verdict(draft, SMOKE, work / "results", *via)
+    assert (smoke.code, meta["verdict"]) == (0, "certified"), smoke.stderr
+    inventory, meta = run_verdict(draft, PRECERT, work / "results", *via, "-k", INVENTORY_TESTS)
+    assert meta["counts"]["fail"] == meta["counts"]["error"] == 0, inventory.stderr
+    assert meta["counts"]["pass"] == 5, inventory.stderr
