@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from harness.model.plan import PLANS_DIR
-from harness.options import operator_options, place_options, results_option
+from harness.options import image_option, operator_options, place_options, results_option
 from harness.report.runfolder import RUN_JSON, read_run_record
 from harness.run.launch import RunRequest, run_plan
 
@@ -41,6 +41,9 @@ def _show_verdict(run: dict[str, Any], folder: Path) -> None:
     click.echo(
         f"  software: {software.get('os_release')} / kernel {software.get('kernel_release')}"
     )
+    image = run.get("image")
+    if image:  # the OS image deployed for the run; the certificate names it too
+        click.echo(f"  image:    {image['name']} (sha256 {image['sha256']})")
     click.echo(f"  tests:    {shown}")
     click.echo(f"  evidence: {folder}")
     submission_path = folder / "submission.json"
@@ -127,6 +130,7 @@ def _show_eligibility(run: dict[str, Any]) -> None:
     "--param", "params", multiple=True, metavar="NAME=VALUE", help="override a plan parameter"
 )
 @operator_options
+@image_option
 @click.pass_context
 def certify(
     ctx: click.Context,
@@ -145,12 +149,14 @@ def certify(
     params: tuple[str, ...] = (),
     unattended: bool = False,
     answers: str | None = None,
+    image: Path | None = None,
 ) -> int:
     """Certify a board (default: the built-in virtual board), feed the registry, show the verdict.
 
     With several --place, or --places TAGS, the plan runs on every place (at most --parallel
     at once), each board in its own run folder; a farm summary with one JUnit file follows,
     and the exit code is the worst of the runs (docs/farm.md); a fan-out is --unattended.
+    With --image, every place of a fan-out is flashed with that image in its own run.
     """
     if len(place_names) > 1 or place_patterns:
         return _fan_out(
@@ -164,6 +170,7 @@ def certify(
             parallel,
             results_root,
             no_submit,
+            image,
         )
     request = RunRequest(
         board_ref=board_ref,
@@ -178,6 +185,7 @@ def certify(
         params=params,
         unattended=unattended,
         answers=answers,
+        image=image,
     )
     code, folder = run_plan(request)
     if code in (130, 143):  # stopped by SIGINT/SIGTERM: the run is resumable, there is no verdict
@@ -203,6 +211,7 @@ def _fan_out(
     parallel: int,
     results_root: Path,
     no_submit: bool,
+    image: Path | None = None,
 ) -> int:
     from harness.errors import Location, UserError
     from harness.farm.fanout import fan_out, python_harness
@@ -216,6 +225,10 @@ def _fan_out(
         )
     require_coordinator("--places")
     load_plan(plan_file)  # a broken plan exits 2 once, not once per board
+    if image is not None:
+        from harness.run.image import check_image
+
+        check_image(image)  # a bad --image exits 2 once; each board's run hashes what it deploys
     given = ctx.get_parameter_source("board_ref") is not click.core.ParameterSource.DEFAULT
 
     def command(board: str, place: str, run_id: str) -> list[str]:
@@ -235,6 +248,8 @@ def _fan_out(
             "--plain",
             "--unattended",  # several boards at once: no one terminal to ask on
         )
+        if image is not None:  # each place is flashed with the image in its own run
+            argv += ["--image", str(image.absolute())]
         return [*argv, "--no-submit"] if no_submit else argv
 
     return fan_out(
