@@ -112,7 +112,9 @@ def test_an_image_for_the_simulated_board_exits_2(
     isolated: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     image = small_os_image(isolated / "os.img", isolated)
-    code, err = run_harness(["run", "--board", "sim", "--plan", PLAN, "--image", str(image)], capsys)
+    code, err = run_harness(
+        ["run", "--board", "sim", "--plan", PLAN, "--image", str(image)], capsys
+    )
     assert code == 2, err
     assert "simulated board without disks" in err
     _no_board_started(isolated)
@@ -211,7 +213,7 @@ def test_a_resumed_run_must_deploy_the_image_it_started_with(tmp_path: Path) -> 
     other.write_bytes(first.read_bytes()[:-1] + b"x")
     started = image_info(check_image(first), "test")
     check_resumed_image("r1", started, check_image(first))  # the same content: fine
-    with pytest.raises(UserError, match="started with image a.img .* gives b.img"):
+    with pytest.raises(UserError, match=r"started with image a\.img .* gives b\.img"):
         check_resumed_image("r1", started, check_image(other))
     with pytest.raises(UserError, match="gives no --image"):
         check_resumed_image("r1", started, None)
@@ -225,10 +227,8 @@ def test_run_json_without_an_image_reads_and_writes_back_unchanged() -> None:
         "harness_version": "0.1",
         "status": "finished",
         "plan": {"id": "p", "version": "1", "sha256": "0" * 64, "title": "t"},
-        "board": {
-            "name": "b", "vendor": "v", "model": "m", "revision": "r", "soc": "s",
-            "arch": "x86_64", "compatible": "c", "profile_sha256": "",
-        },  # fmt: skip
+        "board": dict.fromkeys(("name", "vendor", "model", "revision", "soc", "compatible"), "x")
+        | {"arch": "x86_64", "profile_sha256": ""},
         "lab": {"kind": "env", "name": "e", "host": "h", "operator": "o"},
         "software": {"kernel_release": "6.1", "os_release": "Debian 12"},
         "started_at": "2026-11-28T07:15:00Z",
@@ -245,6 +245,8 @@ def test_an_unreadable_image_exits_2(isolated: Path, capsys: pytest.CaptureFixtu
         pytest.skip("root reads any file: no unreadable file can be made")
     image = small_os_image(isolated / "os.img", isolated)
     image.chmod(stat.S_IWUSR)
-    code, err = run_harness(["run", "--board", BOARD, "--plan", PLAN, "--image", str(image)], capsys)
+    code, err = run_harness(
+        ["run", "--board", BOARD, "--plan", PLAN, "--image", str(image)], capsys
+    )
     assert code == 2, err
     assert "not readable (permission denied)" in err
