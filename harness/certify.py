@@ -81,7 +81,9 @@ def _show_eligibility(run: dict[str, Any]) -> None:
     click.echo(f"  {answer['summary']}")
     for item in answer.get("evidence", []):
         if item.get("kind") == "certificate":
-            click.echo(f"  rests on certificate #{item['id']} from run {item['run_id']}")
+            image = item.get("image")
+            named = f" (image {image['name']})" if image else ""
+            click.echo(f"  rests on certificate #{item['id']} from run {item['run_id']}{named}")
         else:
             click.echo(f"  rests on vendor kernel #{item['id']} ({item.get('kernel_release')})")
     for item in answer.get("not_counted", []):

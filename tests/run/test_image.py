@@ -250,3 +250,17 @@ def test_an_unreadable_image_exits_2(isolated: Path, capsys: pytest.CaptureFixtu
     )
     assert code == 2, err
     assert "not readable (permission denied)" in err
+
+
+def test_a_fan_out_with_a_bad_image_exits_2_once_before_holding_any_place(
+    isolated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LG_COORDINATOR", "127.0.0.1:9")  # nothing listens: no place is held
+    missing = isolated / "nowhere.img"
+    code, err = run_harness(
+        ["certify", "--places", "board=qemu-*", "--plan", PLAN, "--image", str(missing)], capsys
+    )
+    assert code == 2, err
+    assert f"{missing}, field '--image': no such OS image file" in err
+    assert err.count("no such OS image file") == 1
+    _no_board_started(isolated)

@@ -56,6 +56,8 @@ def test_certify_with_an_image_boots_it_and_puts_its_sha256_on_the_certificate(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "verdict: CERTIFIED" in result.stdout
     assert f"image:    vx86-os.img (sha256 {sha256})" in result.stdout
+    assert "rests on certificate #1 from run " in result.stdout
+    assert "(image vx86-os.img)" in result.stdout
     (folder,) = [p for p in (tmp_path / "results").iterdir() if (p / "run.json").is_file()]
     run = json.loads((folder / "run.json").read_text())
     assert run["image"]["name"] == "vx86-os.img"
