@@ -225,7 +225,7 @@ def lab(
     image: OsImage | None = None,
 ) -> Iterator[Lab]:
     """The lab of a run; starts and stops a virtual board, or holds a place, if need be.
-    With `image`, the OS image is deployed before the board is used (docs/certify.md)."""
+    With `image`, the OS image is deployed before the board is used (docs/os-image.md)."""
     target = profile.lab.target
     if env is None and hold is None and profile.lab.env is not None:
         env = profile.resolve(profile.lab.env)

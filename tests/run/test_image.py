@@ -18,26 +18,12 @@ from harness.errors import UserError
 from harness.model.records import RunRecord
 from harness.run.image import check_resumed_image, image_info
 from harness.run.place import place_environment
-from harness.vlab.bootdisk import build_boot_disk, extlinux_conf
 from harness.vlab.osimage import extract_boot_files, parse_extlinux, read_boot_entry
 from tests.run.conftest import PLANS, REPO
+from tests.run.image_helpers import small_os_image
 
 BOARD = str(REPO / "boards" / "qemu-x86_64.yaml")
 PLAN = str(PLANS / "all-pass.yaml")
-
-
-def small_os_image(path: Path, tmp_path: Path, append: str = "console=ttyS0 marker") -> Path:
-    """An OS image in the virtual lab's format, with stand-in kernel and initrd files."""
-    kernel, initrd = tmp_path / "kernel.bin", tmp_path / "initrd.bin"
-    kernel.write_bytes(b"kernel " * 1000)
-    initrd.write_bytes(b"initrd " * 500)
-    build_boot_disk(
-        path,
-        8,
-        {"vmlinux": kernel, "initrd.img": initrd},
-        extlinux_conf("harness", "vmlinux", "initrd.img", append),
-    )
-    return path
 
 
 def run_harness(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
