@@ -72,13 +72,25 @@ def _make(kind: str, folder: Path) -> str:
 @pytest.mark.parametrize(
     ("kind", "words"),
     [
-        ("missing", "no such OS image file"),
-        ("directory", "is a directory; give the OS image file itself"),
-        ("fifo", "is a pipe (FIFO), expected a file: give the OS image as a regular file"),
-        ("empty", "the OS image file is empty"),
-        ("character-device", "is not a regular file"),
-        ("not-a-disk-image", "no DOS partition table (MBR) at the start of the file"),
-        ("no-file-system", "the boot partition holds no ext2/3/4 file system"),
+        pytest.param("missing", "no such OS image file", id="missing"),
+        pytest.param("directory", "is a directory; give the OS image file itself", id="directory"),
+        pytest.param(
+            "fifo",
+            "is a pipe (FIFO), expected a file: give the OS image as a regular file",
+            id="fifo",
+        ),
+        pytest.param("empty", "the OS image file is empty", id="empty"),
+        pytest.param("character-device", "is not a regular file", id="character-device"),
+        pytest.param(
+            "not-a-disk-image",
+            "no DOS partition table (MBR) at the start of the file",
+            id="not-a-disk-image",
+        ),
+        pytest.param(
+            "no-file-system",
+            "the boot partition holds no ext2/3/4 file system",
+            id="no-file-system",
+        ),
     ],
 )
 def test_a_bad_image_exits_2_naming_it_before_any_board_starts(
