@@ -69,6 +69,7 @@ def test_certify_with_an_image_boots_it_and_puts_its_sha256_on_the_certificate(
     }
     assert outcomes["booted-the-image"] == outcomes["image-is-the-disk"] == "pass"
     assert f"<code>{sha256}</code>" in (folder / "report.html").read_text()
+    assert f'<property name="image.sha256" value="{sha256}"' in (folder / "junit.xml").read_text()
 
     certs = harness(tmp_path, "registry", "certs", "--json")
     assert certs.returncode == 0, certs.stderr
