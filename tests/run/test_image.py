@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,13 @@ def _make(kind: str, folder: Path) -> str:
         with path.open("r+b") as disk:  # wipe the ext2 superblock of the boot partition
             disk.seek(1024 * 1024 + 1024)
             disk.write(b"\0" * 1024)
+    elif kind == "no-extlinux":
+        small_os_image(path, folder)
+        subprocess.run(
+            ["debugfs", "-w", "-R", "rm /extlinux/extlinux.conf", f"{path}?offset={1 << 20}"],
+            capture_output=True,
+            check=True,
+        )
     return str(path)
 
 
@@ -90,6 +98,11 @@ def _make(kind: str, folder: Path) -> str:
             "no-file-system",
             "the boot partition holds no ext2/3/4 file system",
             id="no-file-system",
+        ),
+        pytest.param(
+            "no-extlinux",
+            "the boot partition has no /extlinux/extlinux.conf or /boot/extlinux/extlinux.conf",
+            id="no-extlinux",
         ),
     ],
 )
