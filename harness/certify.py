@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from harness.model.plan import PLANS_DIR
-from harness.options import operator_options, place_options, results_option
+from harness.options import image_option, operator_options, place_options, results_option
 from harness.report.runfolder import RUN_JSON, read_run_record
 from harness.run.launch import RunRequest, run_plan
 
@@ -41,6 +41,9 @@ def _show_verdict(run: dict[str, Any], folder: Path) -> None:
     click.echo(
         f"  software: {software.get('os_release')} / kernel {software.get('kernel_release')}"
     )
+    image = run.get("image")
+    if image:  # the OS image deployed for the run; the certificate names it too
+        click.echo(f"  image:    {image['name']} (sha256 {image['sha256']})")
     click.echo(f"  tests:    {shown}")
     click.echo(f"  evidence: {folder}")
     submission_path = folder / "submission.json"
@@ -78,7 +81,9 @@ def _show_eligibility(run: dict[str, Any]) -> None:
     click.echo(f"  {answer['summary']}")
     for item in answer.get("evidence", []):
         if item.get("kind") == "certificate":
-            click.echo(f"  rests on certificate #{item['id']} from run {item['run_id']}")
+            image = item.get("image")
+            named = f" (image {image['name']})" if image else ""
+            click.echo(f"  rests on certificate #{item['id']} from run {item['run_id']}{named}")
         else:
             click.echo(f"  rests on vendor kernel #{item['id']} ({item.get('kernel_release')})")
     for item in answer.get("not_counted", []):
@@ -127,6 +132,7 @@ def _show_eligibility(run: dict[str, Any]) -> None:
     "--param", "params", multiple=True, metavar="NAME=VALUE", help="override a plan parameter"
 )
 @operator_options
+@image_option
 @click.pass_context
 def certify(
     ctx: click.Context,
@@ -145,12 +151,14 @@ def certify(
     params: tuple[str, ...] = (),
     unattended: bool = False,
     answers: str | None = None,
+    image: Path | None = None,
 ) -> int:
     """Certify a board (default: the built-in virtual board), feed the registry, show the verdict.
 
     With several --place, or --places TAGS, the plan runs on every place (at most --parallel
     at once), each board in its own run folder; a farm summary with one JUnit file follows,
     and the exit code is the worst of the runs (docs/farm.md); a fan-out is --unattended.
+    With --image, every place of a fan-out is flashed with that image in its own run.
     """
     if len(place_names) > 1 or place_patterns:
         return _fan_out(
@@ -166,6 +174,7 @@ def certify(
             no_submit,
             params,
             answers,
+            image,
         )
     request = RunRequest(
         board_ref=board_ref,
@@ -180,6 +189,7 @@ def certify(
         params=params,
         unattended=unattended,
         answers=answers,
+        image=image,
     )
     code, folder = run_plan(request)
     if code in (130, 143):  # stopped by SIGINT/SIGTERM: the run is resumable, there is no verdict
@@ -207,6 +217,7 @@ def _fan_out(
     no_submit: bool,
     params: tuple[str, ...],
     answers: str | None,
+    image: Path | None = None,
 ) -> int:
     from harness.errors import Location, UserError
     from harness.farm.fanout import fan_out, python_harness
@@ -228,6 +239,10 @@ def _fan_out(
         )
     plan = load_plan(plan_file)  # a broken plan exits 2 once, not once per board
     check_overrides(plan, params)  # and so does a bad --param
+    if image is not None:
+        from harness.run.image import check_image
+
+        check_image(image)  # a bad --image exits 2 once; each board's run hashes what it deploys
     require_coordinator("--places")
     given = ctx.get_parameter_source("board_ref") is not click.core.ParameterSource.DEFAULT
 
@@ -248,10 +263,10 @@ def _fan_out(
             "--plain",
             "--unattended",  # several boards at once: no one terminal to ask on
         )
-        for (
-            pair
-        ) in params:  # every board runs with the same overrides (each lab's file still applies)
+        for pair in params:  # every board runs with the same overrides (each lab's file applies)
             argv += ["--param", pair]
+        if image is not None:  # each place is flashed with the image in its own run
+            argv += ["--image", str(image.absolute())]
         return [*argv, "--no-submit"] if no_submit else argv
 
     return fan_out(

@@ -60,3 +60,13 @@ def operator_options(func: F) -> F:
         is_flag=True,
         help="nobody at the bench: tests with operator steps are not-run (verdict incomplete)",
     )(func)
+
+
+# The OS image under test (harness/run/image.py): `harness run` and `certify` take it alike.
+image_option = click.option(
+    "--image",
+    type=click.Path(path_type=Path, dir_okay=True, exists=False),
+    help="OS image to deploy before the board boots: flashed through the unit's labgrid "
+    "drivers (SD-mux, SDWire), or the virtual board's boot disk (`harness lab image`); its "
+    "sha256 goes into run.json and onto the certificate",
+)

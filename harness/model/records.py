@@ -320,6 +320,18 @@ class SoftwareInfo(_Record):
         return data
 
 
+class ImageInfo(_Record):
+    """The OS image the run deployed before the board booted (`--image FILE`)."""
+
+    name: str = Field(min_length=1, description="the image file's name, without its folder")
+    sha256: Sha256 = Field(description="of the file as given, taken before it was deployed")
+    size: int = Field(ge=1, description="bytes")
+    deployed_by: str = Field(
+        description="how it reached the board: the labgrid drivers that flashed it, or the "
+        "virtual board's boot disk"
+    )
+
+
 class Counts(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -380,6 +392,11 @@ class RunRecord(_Record):
     board: BoardInfo
     lab: LabInfo
     software: SoftwareInfo
+    image: ImageInfo | None = Field(
+        default=None,
+        description="the OS image deployed for this run (--image); absent when the run used "
+        "what was installed on the unit (then `software` alone says what ran)",
+    )
     started_at: Timestamp
     finished_at: Timestamp | None = None
     verdict: Verdict
@@ -395,6 +412,14 @@ class RunRecord(_Record):
     )
     retries: int | None = Field(default=None, ge=0)
     exit_code: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_image(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A run without --image keeps exactly the run.json it had before the field existed."""
+        data = handler(self)
+        if data.get("image") is None:
+            data.pop("image", None)
+        return data
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)

@@ -286,6 +286,7 @@ def certs(
             ("plan", "plan.id"),
             ("ver", "plan.version"),
             ("run", "run_id"),
+            ("image", "image.name"),
             ("lab", "lab"),
             ("expires", "expires_at"),
             ("state", "state"),

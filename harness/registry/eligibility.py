@@ -66,6 +66,8 @@ class CertRecord:
     expires_at: datetime
     revoked_at: datetime | None = None
     revoked_reason: str | None = None
+    image_name: str | None = None  # the OS image the run deployed (--image), if it did
+    image_sha256: str | None = None
 
     def as_evidence(self) -> dict[str, Any]:
         return {
@@ -78,6 +80,11 @@ class CertRecord:
             "plan": {"id": self.plan_id, "version": self.plan_version},
             "lab": self.lab,
             "bundle_sha256": self.bundle_sha256,
+            "image": (
+                {"name": self.image_name, "sha256": self.image_sha256}
+                if self.image_sha256
+                else None
+            ),
             "issued_at": self.issued_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,

@@ -148,6 +148,10 @@ certificates = Table(
     Column("plan_id", String(200), nullable=False),
     Column("plan_version", String(100), nullable=False),
     Column("bundle_sha256", String(64), nullable=False),
+    # The OS image the run deployed (`--image`), so the certificate names exactly what was
+    # certified; null when the run took the unit as it was installed.
+    Column("image_name", String(255), nullable=True),
+    Column("image_sha256", String(64), nullable=True),
     Column("lab_id", ForeignKey("labs.id"), nullable=False),
     Column("issued_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),

@@ -54,6 +54,13 @@ class SoftwareRef(_Loose):
     os_release: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+class ImageRef(_Loose):
+    """The OS image a run deployed (run.json `image`); certificates name it."""
+
+    name: str = Field(min_length=1, max_length=255)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class ReproCase(_Loose):
     id: str = Field(min_length=1, max_length=200)
 
@@ -98,6 +105,7 @@ class RunSummary(_Loose):
     plan: PlanRef
     board: BoardRef
     software: SoftwareRef
+    image: ImageRef | None = None
     verdict: Verdict | CaseVerdict
     finished_at: datetime | None = None
     mode: Literal["repro", "verify"] | None = None
@@ -124,6 +132,7 @@ _NAMES = (
     ("board", "soc"),
     ("software", "kernel_release"),
     ("software", "os_release"),
+    ("image", "name"),
 )
 
 
@@ -131,7 +140,7 @@ def _check_names(run: RunSummary) -> None:
     for path in _NAMES:
         value: object = run
         for part in path:
-            value = getattr(value, part)
+            value = getattr(value, part, None)
         if isinstance(value, str) and (problem := check_text(value)):
             raise Invalid(f"run.json field '{'.'.join(path)}' {problem}")
 

@@ -106,6 +106,8 @@ def build_junit(run: RunRecord, results: Iterable[ResultRecord]) -> str:
     properties.update(
         {f"software.{key}": value for key, value in run.software.model_dump().items()}
     )
+    if run.image is not None:  # the OS image the run deployed (--image), for CI to pick up
+        properties.update({"image.name": run.image.name, "image.sha256": run.image.sha256})
     text_properties = {
         key: "" if value is None else str(value) for key, value in properties.items()
     }

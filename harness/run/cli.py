@@ -10,7 +10,13 @@ from pathlib import Path
 
 import click
 
-from harness.options import operator_options, place_options, results_option, run_id_option
+from harness.options import (
+    image_option,
+    operator_options,
+    place_options,
+    results_option,
+    run_id_option,
+)
 from harness.run.launch import RunRequest, run_plan
 
 
@@ -63,6 +69,7 @@ from harness.run.launch import RunRequest, run_plan
     help="override a plan parameter, e.g. --param warm_reboots=3 (repeatable)",
 )
 @operator_options
+@image_option
 def run(
     board_ref: str,
     plan_file: Path,
@@ -87,6 +94,7 @@ def run(
     params: tuple[str, ...] = (),
     unattended: bool = False,
     answers: str | None = None,
+    image: Path | None = None,
 ) -> int:
     """Run a test plan on a board; results go to results/<run-id>/.
 
@@ -104,7 +112,7 @@ def run(
         health_check=health_check, run_id=new_run_id, retries=retries, resume_id=resume_id,
         no_submit=no_submit, keyword=keyword, markexpr=markexpr, exitfirst=exitfirst,
         last_failed=last_failed, junitxml=junitxml, operator=operator, plain=plain,
-        params=params, unattended=unattended, answers=answers,
+        params=params, unattended=unattended, answers=answers, image=image,
     )  # fmt: skip
     code, _folder = run_plan(request)
     return code

@@ -31,6 +31,7 @@ from harness.model.board import BoardProfile, find_board
 from harness.model.expand import expand_plan, parse_overrides
 from harness.model.labenv import check_env_file, power_needs_a_person
 from harness.model.plan import Plan, load_plan
+from harness.model.records import ImageInfo
 from harness.report.runfolder import (
     RUN_ID,
     SUBMISSION,
@@ -39,6 +40,13 @@ from harness.report.runfolder import (
     iso,
     new_run_id,
     utc_now,
+)
+from harness.run.image import (
+    OsImage,
+    check_image,
+    check_resumed_image,
+    check_virtual_image,
+    deploy_on_unit,
 )
 from harness.run.place import place_env_file, require_coordinator
 from harness.run.progress import RunProgress
@@ -76,6 +84,7 @@ class RunRequest:
     params: tuple[str, ...] = ()  # plan parameter overrides, NAME=VALUE (--param)
     unattended: bool = False  # ask no operator steps: their tests are not-run
     answers: str | None = None  # operator answers from '-' (stdin) or a file; default: a terminal
+    image: Path | None = None  # OS image to deploy before the board boots (--image)
 
 
 def load_board(ref: str) -> BoardProfile:
@@ -89,8 +98,10 @@ def load_board(ref: str) -> BoardProfile:
         return resolve_board(ref)
 
 
-def _check_resume(results_root: Path, run_id: str, plan: Plan, profile: BoardProfile) -> None:
-    """A resumed run must run what it started with: the same plan, board and parameters
+def _check_resume(
+    results_root: Path, run_id: str, plan: Plan, profile: BoardProfile, image: OsImage | None
+) -> None:
+    """A resumed run must run what it started with: the same plan, board, parameters and image
     (`plan` is the expanded plan, with this invocation's parameters)."""
     if not RUN_ID.match(run_id):
         raise UserError(
@@ -121,6 +132,7 @@ def _check_resume(results_root: Path, run_id: str, plan: Plan, profile: BoardPro
             "parameters (give the same --param options, and the same lab values)",
             Location(field="--param"),
         )
+    check_resumed_image(run_id, run.image, image)
 
 
 def _check_env_file(path: Path, target: str, needs_power: bool = False) -> None:
@@ -189,6 +201,7 @@ class Lab:
     kind: str
     name: str
     hold: PlaceHold | None = None  # the place held on a coordinator, and the run's lab guard
+    image: ImageInfo | None = None  # the OS image deployed for the run, as run.json records it
 
 
 def hold_request(
@@ -223,16 +236,17 @@ def lab(
     hold: HoldRequest | None,
     run_id: str,
     needs_power: bool = False,
+    image: OsImage | None = None,
 ) -> Iterator[Lab]:
-    """The lab of a run; starts and stops a virtual board, or holds a place, if need be."""
+    """The lab of a run; starts and stops a virtual board, or holds a place, if need be.
+    With `image`, the OS image is deployed before the board is used (docs/os-image.md)."""
+    target = profile.lab.target
+    if env is None and hold is None and profile.lab.env is not None:
+        env = profile.resolve(profile.lab.env)
     if env is not None:
-        _check_env_file(env, profile.lab.target, needs_power)
-        yield Lab(profile, env, "env", str(env))
-        return
-    if hold is None and profile.lab.env is not None:
-        path = profile.resolve(profile.lab.env)
-        _check_env_file(path, profile.lab.target, needs_power)
-        yield Lab(profile, path, "env", str(path))
+        _check_env_file(env, target, needs_power)
+        deployed = deploy_on_unit(image, env, target)
+        yield Lab(profile, env, "env", str(env), image=deployed)
         return
     if hold is None and profile.lab.place is not None:
         hold = hold_request(profile.lab.place, None, False, None)
@@ -243,19 +257,27 @@ def lab(
             hold_place(hold) as held,
             place_env_file(held.name, run_id, held.resource_classes()) as path,
         ):
-            yield Lab(profile, path, "place", held.name, held)
+            deployed = deploy_on_unit(image, path, target)
+            yield Lab(profile, path, "place", held.name, held, deployed)
         return
     from harness.vlab import boardhost
     from harness.vlab import state as lab_state
 
+    deployed = check_virtual_image(profile, image)
     name = f"run-{run_id.rsplit('-', 1)[-1]}-{os.getpid()}"
     click.echo(f"starting virtual board {profile.name} as {name} …", err=True)
-    started = boardhost.start_bench(profile, name, lab_dir=lab_state.lab_dir(), owner=os.getpid())
+    started = boardhost.start_bench(
+        profile,
+        name,
+        lab_dir=lab_state.lab_dir(),
+        owner=os.getpid(),
+        os_image=image.path if image is not None else None,
+    )
     try:
         served = profile
         if Path(started.profile).is_file() and Path(started.profile) != profile.source:
             served = find_board(started.profile)  # e.g. the sim board, with the host's real numbers
-        yield Lab(served, Path(started.env_file), "virtual", profile.name)
+        yield Lab(served, Path(started.env_file), "virtual", profile.name, image=deployed)
     finally:
         boardhost.stop_bench(started)
 
@@ -305,8 +327,9 @@ def run_plan(request: RunRequest) -> tuple[int, Path]:
     profile = load_board(request.board_ref)
     plan = load_plan(request.plan_file)
     expanded = expand_plan(plan, profile, parse_overrides(request.params))  # bad ones: exit 2
+    image = check_image(request.image) if request.image is not None else None  # hashed once
     if resume_id is not None:
-        _check_resume(results_root, resume_id, expanded, profile)
+        _check_resume(results_root, resume_id, expanded, profile, image)
     if request.run_id is not None and not RUN_ID.match(request.run_id):
         raise UserError(f"{request.run_id!r} is not a run id", Location(field="--run-id"))
     run_id = resume_id or request.run_id or new_run_id(profile.name)
@@ -315,10 +338,12 @@ def run_plan(request: RunRequest) -> tuple[int, Path]:
     needs_power = any(s.kind == "power-cycle" for t in plan.tests for s in t.steps)
     with stop_on_sigterm() as stopped_by:
         try:
-            with lab(profile, env, hold, run_id, needs_power) as where:
+            with lab(profile, env, hold, run_id, needs_power, image) as where:
                 args = _pytest_args(
                     request, plan, where.profile, where.env_file, run_id, where.kind, where.name
                 )
+                if where.image is not None:
+                    args[-1:-1] = ["--image-info", where.image.model_dump_json()]
                 guards = [where.hold] if where.hold is not None else []
                 with installed_plugins_not_loaded():
                     status = pytest.main(args, plugins=[progress, *guards])

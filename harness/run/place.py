@@ -6,7 +6,8 @@ acquired beforehand (`labgrid-client -p NAME acquire`) is used as it is and
 left acquired. The environment has a RemotePlace resource (whose exported
 resources labgrid binds to the drivers), the serial console driver the Board
 facade needs and, when the place exports a power switch labgrid knows, its
-power driver, so recovery can power-cycle the unit. The coordinator comes from
+power driver, so recovery can power-cycle the unit, and, when the place exports an
+SD-mux or SDWire, the drivers that flash an OS image (`--image`). The coordinator comes from
 $LG_COORDINATOR. SSH host keys of physical units are checked against the lab's
 known_hosts ($HARNESS_SSH_KNOWN_HOSTS or ~/.ssh/known_hosts).
 """
@@ -36,6 +37,15 @@ POWER_DRIVERS = {
     "NetworkYKUSHPowerPort": "YKUSHPowerDriver",
 }
 
+# Boot-medium switches a place can export -> the labgrid driver that switches them. With one,
+# the place's environment also gets a USBStorageDriver on it, so `--image` can flash the unit
+# (harness/lab/flash.py).
+SWITCH_DRIVERS = {
+    "NetworkUSBSDMuxDevice": "USBSDMuxDriver",
+    "NetworkUSBSDWireDevice": "USBSDWireDriver",
+    "NetworkUSBSDWire3Device": "USBSDWire3Driver",
+}
+
 
 def require_coordinator(option: str) -> str:
     """$LG_COORDINATOR, which labgrid's RemotePlace reads too; exit 2 without it."""
@@ -52,6 +62,11 @@ def place_environment(place: str, resource_classes: set[str]) -> dict[str, objec
     for resource, driver in POWER_DRIVERS.items():
         if resource in resource_classes:
             drivers[driver] = {}
+            break
+    for resource, driver in SWITCH_DRIVERS.items():
+        if resource in resource_classes:
+            drivers[driver] = {}
+            drivers["USBStorageDriver"] = {}
             break
     return {
         "options": {"coordinator_address": coordinator_address()},

@@ -28,6 +28,7 @@ from harness.errors import UserError
 from harness.model.board import BoardProfile, find_board
 from harness.model.expand import expand_plan, parse_overrides
 from harness.model.plan import Plan, TestSpec, load_plan
+from harness.model.records import ImageInfo
 from harness.run.operator import answer_stream
 from harness.run.session import LabGuard, ResultsUnwritable, RunListener, RunSession
 
@@ -83,6 +84,11 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         "--lab-kind", default=None, help="virtual|env|place for run.json (set by `harness run`)"
     )
     group.addoption("--lab-name", default=None, help="lab name for run.json (set by `harness run`)")
+    group.addoption(
+        "--image-info",
+        default=None,
+        help="JSON of the OS image deployed before the run, for run.json (set by `harness run`)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -239,6 +245,9 @@ class HarnessRunPlugin:
                 selection=self._selection(),
                 operator_input=answers,
                 operator_absent=nobody,
+                image=(
+                    ImageInfo.model_validate_json(option.image_info) if option.image_info else None
+                ),
             )
         except UserError as exc:
             raise pytest.UsageError(f"harness: {exc}") from None

@@ -30,6 +30,7 @@ from harness.model.plan import Plan, TestSpec
 from harness.model.records import (
     BoardInfo,
     ErrorClass,
+    ImageInfo,
     LabInfo,
     Outcome,
     PlanInfo,
@@ -116,6 +117,7 @@ class RunSession:
         operator_absent: str = "nobody was set up to answer operator steps",
         board_opener: Callable[[BoardProfile, Path | None, Path], BoardLink] = open_board,
         today: Callable[[], dt.date] = dt.date.today,
+        image: ImageInfo | None = None,
     ):
         self.plan = plan
         self.profile = profile
@@ -143,6 +145,7 @@ class RunSession:
         else:
             self.folder = RunFolder.create(results_root, run_id or new_run_id(profile.name))
             self.run = self._initial_run(lab_kind, lab_name, operator)
+            self.run.image = image
         self.run.status = "running"
         self.run.sessions.append(
             SessionInfo(started_at=iso(utc_now()), pid=os.getpid(), selection=selection)

@@ -69,11 +69,13 @@ def start_bench(
     owner: int,
     timeout: float = START_TIMEOUT,
     kernel_package: str | None = None,
+    os_image: Path | None = None,
 ) -> BenchState:
     """Start a detached bench for `profile` and return its state once it serves the board.
 
     `kernel_package` boots a QEMU board with that Debian kernel package instead of the lab
     recipe's (`harness lab build --package kernel=…`); repro's A/B and bisection use it.
+    `os_image` boots a QEMU board from that OS image (harness/vlab/osimage.py) instead.
 
     The bench gets its own session, so a Ctrl-C meant for the caller does not
     take the board down; its lifetime is bound to `owner` instead.
@@ -92,6 +94,14 @@ def start_bench(
                     Location(field="--build"),
                 )
             facts.kernel_package = kernel_package
+        if os_image is not None:
+            if kind != "qemu":
+                raise UserError(
+                    f"an OS image can only be deployed on a QEMU board, not on the {kind!r} board "
+                    f"{profile.name}: it has no disk to boot from",
+                    Location(field="--image"),
+                )
+            facts.os_image = str(os_image)
         facts.save(state_dir / FACTS_FILE)
     except BaseException:
         shutil.rmtree(state_dir, ignore_errors=True)

@@ -84,7 +84,14 @@ class Bench:
         arch = profile.identity.arch
         overrides = {"kernel": self.facts.kernel_package} if self.facts.kernel_package else {}
         artifacts = build_lab([arch], overrides=overrides)[arch]
-        return QemuMachine(self.name, profile, artifacts, self.dir, self.relay, self.ssh_port)
+        image = None
+        if self.facts.os_image:
+            from harness.vlab.osimage import deploy
+
+            image = deploy(Path(self.facts.os_image), profile.boot.flow, self.dir / "image")
+        return QemuMachine(
+            self.name, profile, artifacts, self.dir, self.relay, self.ssh_port, image=image
+        )
 
     def snapshot(self) -> BenchState:
         machine = self.machine

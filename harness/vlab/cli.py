@@ -38,6 +38,11 @@ if importlib.util.find_spec("harness.vlab.build_cli") is not None:
 
     lab.add_command(build)
 
+if importlib.util.find_spec("harness.vlab.image_cli") is not None:
+    from harness.vlab.image_cli import image
+
+    lab.add_command(image)
+
 if importlib.util.find_spec("harness.farm.export_cli") is not None:
     from harness.farm.export_cli import export
 

@@ -18,6 +18,7 @@ from harness.errors import InfraError, Location, UserError
 from harness.model.board import BoardProfile, Virtual
 from harness.model.yamlsource import load_yaml
 from harness.vlab.artifacts import ArchArtifacts
+from harness.vlab.osimage import DeployedImage
 from harness.vlab.recipe import ARCHES
 
 AGENT_PORT_NAME = "org.harness.agent"
@@ -75,12 +76,19 @@ def uart_loop(run_dir: Path) -> Path:
     return run_dir / "uart1.fifo"
 
 
-def prepare_run_dir(profile: BoardProfile, artifacts: ArchArtifacts, run_dir: Path) -> None:
+def prepare_run_dir(
+    profile: BoardProfile,
+    artifacts: ArchArtifacts,
+    run_dir: Path,
+    image: DeployedImage | None = None,
+) -> None:
     """Create the board's disks in `run_dir` if they are not there yet (idempotent).
 
     The U-Boot boot disk is a copy-on-write qcow2 overlay over the shared,
     read-only cached image, so every run starts from the built image and
-    nothing a board writes leaks into the cache or another run.
+    nothing a board writes leaks into the cache or another run. An OS image
+    deployed with `--image` (harness/vlab/osimage.py) takes the cached image's
+    place as the overlay's backing file, on any board.
     """
     virtual = _virtual(profile)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -90,8 +98,10 @@ def prepare_run_dir(profile: BoardProfile, artifacts: ArchArtifacts, run_dir: Pa
         _sparse_file(run_dir / f"disk{index}.img", disk.size_mib)
     if virtual.usb_storage is not None:
         _sparse_file(run_dir / "usb0.img", virtual.usb_storage.size_mib)
-    if profile.boot.flow == "u-boot" and not boot_overlay(run_dir).exists():
-        if artifacts.boot_disk is None:
+    wants_overlay = profile.boot.flow == "u-boot" or image is not None
+    if wants_overlay and not boot_overlay(run_dir).exists():
+        backing = image.path if image is not None else artifacts.boot_disk
+        if backing is None:
             raise InfraError(
                 f"the {artifacts.arch} build has no U-Boot boot disk; rebuild with `harness lab build`"
             )
@@ -108,7 +118,7 @@ def prepare_run_dir(profile: BoardProfile, artifacts: ArchArtifacts, run_dir: Pa
                 "-F",
                 "raw",
                 "-b",
-                str(artifacts.boot_disk),
+                str(backing),
                 str(scratch),
             ],
             capture_output=True,
@@ -132,7 +142,7 @@ def _socket_path(path: Path, what: str) -> str:
 
 
 def _boot_args(
-    profile: BoardProfile, artifacts: ArchArtifacts, run_dir: Path
+    profile: BoardProfile, artifacts: ArchArtifacts, run_dir: Path, image: DeployedImage | None
 ) -> tuple[list[str], list[Path]]:
     """Firmware/kernel arguments, and the disks that must come first (the boot disk is vda)."""
     if profile.boot.flow == "u-boot":
@@ -143,6 +153,9 @@ def _boot_args(
                 ("boot", "flow"),
             )
         return ["-bios", str(artifacts.uboot_bios)], [boot_overlay(run_dir)]
+    if image is not None and image.kernel is not None:  # what distro boot would load from it
+        initrd = ["-initrd", str(image.initrd)] if image.initrd is not None else []
+        return ["-kernel", str(image.kernel), *initrd, "-append", image.append or ""], []
     return [
         "-kernel", str(artifacts.kernel),
         "-initrd", str(artifacts.initrd),
@@ -160,6 +173,7 @@ def qemu_command(
     qmp_socket: Path,
     agent_socket: Path,
     console_log: Path,
+    image: DeployedImage | None = None,
 ) -> list[str]:
     """The full argv to launch this board; creates its disks in `run_dir` first (see prepare_run_dir).
 
@@ -180,8 +194,8 @@ def qemu_command(
             f"QEMU's {virtual.machine} machine has a single UART; extra_uart works on x86_64 boards only",
             ("lab", "virtual", "extra_uart"),
         )
-    prepare_run_dir(profile, artifacts, run_dir)
-    boot, boot_disks = _boot_args(profile, artifacts, run_dir)
+    prepare_run_dir(profile, artifacts, run_dir, image)
+    boot, boot_disks = _boot_args(profile, artifacts, run_dir, image)
 
     argv = [
         arch.qemu_binary,
@@ -220,6 +234,8 @@ def qemu_command(
     argv += ["-qmp", f"unix:{_escape(_socket_path(qmp_socket, 'QMP'))},server=on,wait=off"]
 
     disks = boot_disks + [run_dir / f"disk{index}.img" for index in range(len(virtual.disks))]
+    if image is not None and not boot_disks:  # a direct-boot board: its image comes last
+        disks.append(boot_overlay(run_dir))
     for index, disk in enumerate(disks):
         fmt = "qcow2" if disk.suffix == ".qcow2" else "raw"
         argv += [

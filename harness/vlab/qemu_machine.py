@@ -26,6 +26,7 @@ from harness.vlab.relay import ConsoleRelay
 
 if TYPE_CHECKING:
     from harness.model.board import BoardProfile
+    from harness.vlab.osimage import DeployedImage
 
 SOCKET_WAIT = 30.0  # QEMU creates its sockets within milliseconds; this only covers a loaded host
 
@@ -41,8 +42,10 @@ class QemuMachine(ProcessMachine):
         state_dir: Path,
         relay: ConsoleRelay,
         ssh_port: int,
+        image: DeployedImage | None = None,
     ):
         self.name = name
+        self.image = image  # an OS image deployed with --image (harness/vlab/osimage.py)
         self.profile = profile
         self.artifacts = artifacts
         self.dir = state_dir
@@ -74,6 +77,7 @@ class QemuMachine(ProcessMachine):
             qmp_socket=self.sockets["qmp"],
             agent_socket=self.sockets["agent"],
             console_log=self.dir / "qemu-console.log",
+            image=self.image,
         )
         return [*argv, "-S"]
 

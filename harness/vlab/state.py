@@ -104,6 +104,8 @@ class BoardFacts:
     ssh_password: str | None
     # Debian kernel package to boot instead of the recipe's (a "build" in A/B and bisection).
     kernel_package: str | None = None
+    # An OS image to boot instead of the lab's build (`harness certify --image`): its path.
+    os_image: str | None = None
 
     @classmethod
     def of(cls, name: str, kind: str, profile: Any) -> BoardFacts:

@@ -406,3 +406,18 @@ def test_refused_write_leaves_no_partial_rows(api) -> None:
     assert again.status_code == 409 and "already exists" in again.json()["detail"]
     assert api.store.list_boards() == boards_before
     assert len(api.store.audit_entries()) == audit_before
+
+
+def test_a_certificate_names_the_os_image_the_run_deployed(api, make_bundle_bytes) -> None:
+    image = {"name": "vx86-os.img", "sha256": "ab" * 32, "size": 4096, "deployed_by": "test"}
+    with_image = submit(api, make_bundle_bytes("run-img", extra={"image": image})).json()
+    without = submit(api, make_bundle_bytes("run-plain", revision="A2")).json()
+    cert = api.client.get(f"/certificates/{with_image['certificate_id']}").json()
+    assert cert["image"] == {"name": "vx86-os.img", "sha256": "ab" * 32}
+    assert api.client.get(f"/certificates/{without['certificate_id']}").json()["image"] is None
+    page = api.client.get(
+        "/ui/eligibility",
+        params={"vendor": "Acme Boards", "model": "AB-100", "revision": "A1",
+                "os_release": "Debian 12", "kernel_release": "6.1.0-27-arm64"},
+    ).text  # fmt: skip
+    assert f"image vx86-os.img (sha256 <code>{'ab' * 32}</code>)" in page

@@ -161,3 +161,41 @@ def test_an_aarch64_board_with_direct_boot_gets_the_kernel_and_initrd_without_u_
     assert option_values(argv, "-initrd") == [str(artifacts.initrd)]
     assert "console=ttyAMA0,115200" in option_values(argv, "-append")[0]
     assert not boot_overlay(tmp_path / "run").exists()
+
+
+def test_an_os_image_backs_the_uboot_boot_disk_and_boots_a_direct_board_from_its_extlinux(
+    lab: dict[str, ArchArtifacts], tmp_path: Path
+) -> None:
+    """`--image` on a virtual board (harness/vlab/osimage.py): U-Boot finds the image as vda;
+    a direct-boot board is given the image's kernel, initrd and command line, and the image
+    as its last disk, after the profile's own."""
+    from harness.vlab.osimage import deploy
+    from tests.run.image_helpers import small_os_image
+
+    image = small_os_image(tmp_path / "os.img", tmp_path, append="console=ttyS0 harness.m=1")
+    uboot = find_board("qemu-aarch64-uboot", BOARDS)
+    run_dir = tmp_path / "uboot"
+    qemu_command(
+        uboot, lab["aarch64"], run_dir=run_dir, console_socket=run_dir / "c.sock",
+        ssh_port=40022, qmp_socket=run_dir / "q.sock", agent_socket=run_dir / "a.sock",
+        console_log=run_dir / "console.log", image=deploy(image, "u-boot", run_dir / "image"),
+    )  # fmt: skip
+    info = subprocess.run(
+        ["qemu-img", "info", "--output=json", str(boot_overlay(run_dir))],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(info.stdout)["backing-filename"] == str(image)
+
+    direct = find_board("qemu-x86_64", BOARDS)
+    run_dir = tmp_path / "direct"
+    argv = qemu_command(
+        direct, lab["x86_64"], run_dir=run_dir, console_socket=run_dir / "c.sock",
+        ssh_port=40022, qmp_socket=run_dir / "q.sock", agent_socket=run_dir / "a.sock",
+        console_log=run_dir / "console.log", image=deploy(image, "direct", run_dir / "image"),
+    )  # fmt: skip
+    kernel = Path(option_values(argv, "-kernel")[0])
+    assert kernel.read_bytes() == b"kernel " * 1000
+    assert option_values(argv, "-append") == ["console=ttyS0 harness.m=1"]
+    drives = option_values(argv, "-drive")
+    assert drives[0].endswith(f"file={run_dir / 'disk0.img'}")
+    assert drives[-1] == f"if=none,id=vdisk1,format=qcow2,file={boot_overlay(run_dir)}"

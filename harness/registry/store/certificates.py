@@ -46,6 +46,8 @@ class Certificates(BoardsAndKernels):
             plan_version=row.plan_version,
             lab=row.lab,
             bundle_sha256=row.bundle_sha256,
+            image_name=row.image_name,
+            image_sha256=row.image_sha256,
             issued_at=row.issued_at,
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,

@@ -95,6 +95,8 @@ class Runs(BoardsAndKernels):
                         plan_id=run.plan.id,
                         plan_version=run.plan.version,
                         bundle_sha256=checked.sha256,
+                        image_name=run.image.name if run.image else None,
+                        image_sha256=run.image.sha256 if run.image else None,
                         lab_id=principal.lab_id,
                         issued_at=now,
                         expires_at=now + timedelta(days=self.settings.validity_days),
