@@ -16,6 +16,7 @@ once they were built.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -98,12 +99,25 @@ def cached_toolset(arch: str, cache: Path | None = None) -> Toolset | None:
     return _load(max(entries, key=lambda e: (e / MANIFEST).stat().st_mtime))
 
 
+def _candidate_version(deb_arch: str, root: Path) -> str:
+    """apt's candidate version, memoised until apt's lists change (apt-cache is slow here)."""
+    question = f"{debpkg.lists_fingerprint()}\n{PACKAGE}:{deb_arch}".encode()
+    memo = _root(root) / ".resolved" / hashlib.sha256(question).hexdigest()[:20]
+    with contextlib.suppress(OSError):
+        return memo.read_text().strip()
+    version = debpkg.show([(PACKAGE, deb_arch)])[(PACKAGE, deb_arch)]["Version"]
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    scratch = memo.with_suffix(f".{os.getpid()}.tmp")
+    scratch.write_text(version + "\n")
+    os.replace(scratch, memo)
+    return version
+
+
 def build_toolset(arch: str, cache: Path | None = None) -> tuple[Toolset, str]:
     """Build (or find) the toolset of `arch` from apt's current candidate; (toolset, "built"|"cached")."""
     deb_arch = deb_arch_of(arch)
     root = cache or cache_root()
-    record = debpkg.show([(PACKAGE, deb_arch)])[(PACKAGE, deb_arch)]
-    version = record["Version"]
+    version = _candidate_version(deb_arch, root)
     entry = _root(root) / arch / f"{PACKAGE}_{version.replace(':', '%3a')}"
     with _locked(entry.parent / f".{entry.name}.lock"):
         if (entry / MANIFEST).is_file():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,8 @@ from harness.report.bundle_read import verify_bundle
 from harness.run import sysinfo
 from harness.run.boardlink import open_board
 from harness.run.session import RunSession
-from tests.run.conftest import REPO, RunOutput, harness_run
+from tests.run.conftest import REPO, RunOutput, harness_run, harness_run_argv
+from tests.run.resume_helpers import KILL_WAIT, SLOW_COMMAND, _wait_for
 
 PRECERT = REPO / "testplans" / "precert.yaml"
 ITEMS = {"dmesg", "kernel-config", "cmdline", "modules", "devicetree", "dmi", "firmware"}
@@ -203,3 +205,36 @@ def test_over_a_console_only_unit_a_kernel_log_with_a_panic_arrives_intact_and_i
     (entry,) = run.diagnostics.files
     assert entry.status == "collected", entry.reason
     assert (session.folder.path / "diagnostics" / "dmesg.txt").read_text() == oops + "\n"
+
+
+def test_a_run_stopped_by_sigterm_still_takes_its_helpers_off_the_board(
+    sim_board, tmp_path: Path, results_root: Path
+) -> None:
+    _without_sha256sum(sim_board)
+    plan = tmp_path / "slow-with-tools.yaml"
+    plan.write_text(
+        "kind: plan\nid: slow-tools\nversion: '1'\ntitle: stopped mid-test\ntools: [sha256sum]\n"
+        "tests:\n  - id: slow\n    title: waits\n    category: console\n    steps:\n"
+        f"      - run: {json.dumps(SLOW_COMMAND)}\n"
+    )
+    log = tmp_path / "stopped-run.log"
+    with log.open("wb") as output:
+        proc = subprocess.Popen(
+            harness_run_argv(sim_board, plan, results_root), cwd=REPO, stdout=output, stderr=output
+        )
+    try:
+        console = lambda: next(results_root.glob("*/console.log"), None)  # noqa: E731
+        _wait_for(lambda: console() is not None, "the run folder", proc, log)
+        began = lambda: "| slow-began" in console().read_text(errors="replace")  # noqa: E731
+        _wait_for(began, "test 'slow' to start", proc, log)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=KILL_WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    folder = console().parent
+    assert json.loads((folder / "run.json").read_text())["status"] == "running", "resumable"
+    assert "ssh: /tmp/harness-tools-" in console().read_text(), "helpers were supplied"
+    left = _ssh(sim_board, "ls -d /tmp/harness-tools-* 2>/dev/null; echo end")
+    assert left.strip() == "end", f"helper folder left on the board: {left!r}"

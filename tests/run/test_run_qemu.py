@@ -13,6 +13,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from harness.report.bundle import make_bundle
+from harness.report.bundle_read import verify_bundle
 from tests.run.conftest import REPO, RunOutput, fault_env, harness_run, schema
 from tests.run.resume_helpers import kill_during_slow_test, resume, sent_count
 
@@ -28,7 +30,9 @@ def _valid(run: RunOutput) -> None:
 BOARD = "qemu-x86_64"
 
 
-def test_precert_plan_certifies_the_qemu_x86_64_board(qemu_board, results_root: Path) -> None:
+def test_precert_plan_certifies_the_qemu_x86_64_board(
+    qemu_board, results_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     board = qemu_board(BOARD)
     run = harness_run(board, REPO / "testplans" / "precert.yaml", results_root)
     assert run.code == 0, run.stderr
@@ -55,6 +59,30 @@ def test_precert_plan_certifies_the_qemu_x86_64_board(qemu_board, results_root: 
     assert re.match(r"^\d+\.\d+", meta["software"]["kernel_release"])
     assert meta["software"]["os_release"]
     _valid(run)
+    _diagnostics_in_the_signed_bundle(run, tmp_path, monkeypatch)
+
+
+def _diagnostics_in_the_signed_bundle(
+    run: RunOutput, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unit's diagnostics are files of the run, with their sha256 in run.json and in the
+    bundle's verified manifest; a PC-like board has DMI and no device tree; nothing the
+    plan uses is missing from the image, so no helper was supplied."""
+    meta = run.run_json()
+    files = {entry["name"]: entry for entry in meta["diagnostics"]["files"]}
+    for name in ("dmesg", "cmdline", "modules", "dmi", "firmware"):
+        assert files[name]["status"] == "collected", files[name]
+    assert files["devicetree"]["status"] == "absent"
+    assert "Linux version" in (run.folder / "diagnostics" / "dmesg.txt").read_text()
+    assert "bios_version" in (run.folder / "diagnostics" / "firmware.txt").read_text()
+    assert meta["tools"]["missing"] == [] and meta["tools"]["helpers"] == []
+    monkeypatch.setenv("HARNESS_DATA_HOME", str(tmp_path / "home"))
+    report = verify_bundle(make_bundle(run.folder, tmp_path / "run.bundle.tar").path)
+    assert report.ok, report.problems
+    manifest = {entry["path"]: entry["sha256"] for entry in report.manifest["files"]}
+    for entry in files.values():
+        if entry["status"] == "collected":
+            assert manifest[entry["file"]] == entry["sha256"], entry["name"]
 
 
 @pytest.mark.slow  # ~45 s on the module's board, which is up by now; 100 s when it boots first
@@ -155,3 +183,9 @@ def test_precert_plan_certifies_the_other_shipped_boards(
     assert run.code == 0, run.stderr
     assert run.run_json()["verdict"] == "certified"
     assert run.outcomes()["usb-devices"] == "pass", "both boards have USB mass storage"
+    if board_name == "qemu-aarch64-uboot":  # an SBC-like board: device tree and U-Boot
+        files = {e["name"]: e for e in run.run_json()["diagnostics"]["files"]}
+        assert files["devicetree"]["status"] == "collected", files["devicetree"]
+        tree = (run.folder / "diagnostics" / "devicetree.txt").read_text()
+        assert "compatible: linux,dummy-virt" in tree and "/chosen/" in tree
+        assert "U-Boot" in (run.folder / "diagnostics" / "firmware.txt").read_text()
