@@ -1,7 +1,8 @@
 """Diagnostics of the unit, saved as files in the run folder's `diagnostics/` at the end of a run.
 
 The kernel log, the kernel's configuration (where the kernel exposes it), its command line,
-the loaded modules, the device tree (a `dtc`-free dump: each property as text) or DMI, and
+the loaded modules, the device tree (the blob the kernel booted with, and a `dtc`-free text
+dump of it made on the lab host: harness/run/fdtdump.py) or DMI, and
 the firmware versions (the bootloader banner the run saw, DMI's BIOS fields, U-Boot's
 `/chosen` entry, what /sys/firmware holds). A person reading a failure a month later gets
 the unit's state with the evidence, and because the files are in the run folder the signed
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +34,7 @@ from harness.lab.errors import BoardFault
 from harness.lab.result import CommandResult
 from harness.model.board_evidence import DiagnosticFile, DiagnosticsInfo
 from harness.report.runfolder import iso, utc_now
+from harness.run import fdtdump
 
 if TYPE_CHECKING:
     from harness.run.executor import TestExecutor
@@ -42,15 +46,12 @@ ABSENT = 3  # the exit status an item's command uses for "the unit has no such t
 TIMEOUT = 60.0
 
 _DT = "/sys/firmware/devicetree/base"
-# Each property of the device tree as `path = text`, strings split at NULs, anything that is
-# not printable shown as '.', values cut at 200 bytes: readable without dtc, and bounded.
-_DT_DUMP = (
-    f"[ -d {_DT} ] || {{ echo 'no device tree ({_DT})' >&2; exit {ABSENT}; }}; "
-    f"echo \"model: $(tr -d '\\0' < {_DT}/model 2>/dev/null)\"; "
-    f"echo \"compatible: $(tr '\\0' ' ' < {_DT}/compatible 2>/dev/null)\"; "
-    f"find {_DT} -type f | sort | while read -r f; do "
-    f"printf '%s = %s\\n' \"${{f#{_DT}}}\" \"$(head -c 200 \"$f\" | tr '\\0' ' ' | "
-    "tr -c '[:print:]' '.')\"; done"
+# The blob the kernel booted with, gzip'd (QEMU pads it to 1 MiB of mostly zeros) and base64'd
+# (binary through a command channel); its text view is made on the lab host (fdtdump.py).
+_FDT = (
+    "if [ -r /sys/firmware/fdt ]; then gzip -c /sys/firmware/fdt | base64; "
+    f"elif [ -d {_DT} ]; then echo 'a device tree, but no /sys/firmware/fdt to read it from' "
+    f">&2; exit 1; else echo 'no device tree (/sys/firmware/fdt)' >&2; exit {ABSENT}; fi"
 )
 _DMI = "/sys/class/dmi/id"
 _DMI_DUMP = (
@@ -77,14 +78,22 @@ _CONFIG = (
 
 # Commands the items use, probed like the plan's `tools:` (harness/run/tools.py supplies the
 # missing ones); base64 carries the output over a console (see `_console_command`).
-TOOLS = ("cat", "dmesg", "zcat", "lsmod", "find", "sort", "head", "tr", "ls", "wc", "base64")
+TOOLS = ("cat", "dmesg", "zcat", "gzip", "lsmod", "tr", "ls", "wc", "base64")
 
 
 @dataclass(frozen=True)
 class Item:
+    """One diagnostic: a command whose output is the text of `file`.
+
+    With `blob`, the command prints a gzip file base64-encoded instead: it is kept as `blob`
+    (entry `<name>-blob`) and `render` makes the text of `file` from its uncompressed bytes.
+    """
+
     name: str
     file: str
     command: str
+    blob: str | None = None
+    render: Callable[[bytes], str] | None = None
 
 
 ITEMS: tuple[Item, ...] = (
@@ -92,7 +101,7 @@ ITEMS: tuple[Item, ...] = (
     Item("kernel-config", "kernel-config.txt", _CONFIG),
     Item("cmdline", "cmdline.txt", "cat /proc/cmdline"),
     Item("modules", "modules.txt", "lsmod 2>/dev/null || cat /proc/modules"),
-    Item("devicetree", "devicetree.txt", _DT_DUMP),
+    Item("devicetree", "devicetree.txt", _FDT, "devicetree.dtb.gz", fdtdump.dump),
     Item("dmi", "dmi.txt", _DMI_DUMP),
     Item("firmware", "firmware.txt", _FIRMWARE),
 )
@@ -148,13 +157,18 @@ def collect(board: BoardLink, run_folder: Path, bootloader: str | None) -> Diagn
     folder.mkdir(exist_ok=True)
     files: list[DiagnosticFile] = []
     for item in ITEMS:
-        files.append(_collect_one(board, via, folder, item, bootloader))
+        files.extend(_collect_one(board, via, folder, item, bootloader))
     return DiagnosticsInfo(collected_at=iso(utc_now()), via=via, files=files)
 
 
 def _collect_one(
     board: BoardLink, via: str, folder: Path, item: Item, bootloader: str | None
-) -> DiagnosticFile:
+) -> list[DiagnosticFile]:
+    def problem(status: str, reason: str) -> list[DiagnosticFile]:
+        names = [item.name] if item.blob is None else [f"{item.name}-blob", item.name]
+        entry = {"status": status, "command": item.command, "reason": reason[:300]}
+        return [DiagnosticFile(name=name, **entry) for name in names]  # type: ignore[arg-type]
+
     try:
         if via == "ssh":
             result = board.ssh.run(item.command, timeout=TIMEOUT)
@@ -162,40 +176,39 @@ def _collect_one(
             result = _console_run(board, item.command)
     except (HarnessError, BoardFault) as exc:
         log.info("diagnostic %s not read", item.name, exc_info=True)
-        return DiagnosticFile(
-            name=item.name,
-            status="failed",
-            command=item.command,
-            reason=f"{type(exc).__name__}: {exc}",
-        )
-    text = result.stdout
-    if item.name == "firmware" and bootloader:
-        text = f"bootloader banner on the console: {bootloader}\n{text}"
+        return problem("failed", f"{type(exc).__name__}: {exc}")
     if result.exit_status != 0:
         why = (result.stderr or result.stdout).strip().splitlines()
-        return DiagnosticFile(
-            name=item.name,
-            status="absent" if result.exit_status == ABSENT else "failed",
-            command=item.command,
-            reason=(why[-1] if why else f"exit status {result.exit_status}")[:300],
-        )
-    if not text.strip():
-        return DiagnosticFile(
-            name=item.name,
-            status="failed",
-            command=item.command,
-            reason="the command printed nothing"
-            + (f" (stderr: {result.stderr.strip()[:200]})" if result.stderr.strip() else ""),
-        )
-    data = _clean(text).encode("utf-8")
-    (folder / item.file).write_bytes(data)
+        status = "absent" if result.exit_status == ABSENT else "failed"
+        return problem(status, why[-1] if why else f"exit status {result.exit_status}")
+    if not result.stdout.strip():
+        stderr = result.stderr.strip()[:200]
+        return problem("failed", "the command printed nothing" + (f" ({stderr})" if stderr else ""))
+    if item.blob is None:
+        text = result.stdout
+        if item.name == "firmware" and bootloader:
+            text = f"bootloader banner on the console: {bootloader}\n{text}"
+        return [_saved(folder, item.name, item.file, item.command, _clean(text).encode())]
+    try:
+        packed = base64.b64decode("".join(result.stdout.split()), validate=True)
+        text = item.render(gzip.decompress(packed)) if item.render else ""
+    except (binascii.Error, ValueError, OSError, EOFError) as exc:  # gzip errors are OSErrors
+        return problem("failed", f"the unit sent no readable blob: {exc}")
+    return [
+        _saved(folder, f"{item.name}-blob", item.blob, item.command, packed),
+        _saved(folder, item.name, item.file, item.command, text.encode()),
+    ]
+
+
+def _saved(folder: Path, name: str, file: str, command: str, data: bytes) -> DiagnosticFile:
+    (folder / file).write_bytes(data)
     return DiagnosticFile(
-        name=item.name,
+        name=name,
         status="collected",
-        file=f"{FOLDER}/{item.file}",
+        file=f"{FOLDER}/{file}",
         sha256=hashlib.sha256(data).hexdigest(),
         bytes=len(data),
-        command=item.command,
+        command=command,
     )
 
 

@@ -34,7 +34,8 @@ from tests.run.conftest import REPO, RunOutput, harness_run, harness_run_argv
 from tests.run.resume_helpers import KILL_WAIT, SLOW_COMMAND, _wait_for
 
 PRECERT = REPO / "testplans" / "precert.yaml"
-ITEMS = {"dmesg", "kernel-config", "cmdline", "modules", "devicetree", "dmi", "firmware"}
+ITEMS = {"dmesg", "kernel-config", "cmdline", "modules", "devicetree-blob", "devicetree"}
+ITEMS |= {"dmi", "firmware"}
 
 
 def _ssh(board, command: str) -> str:
