@@ -176,7 +176,7 @@ def test_hang_panic_reset_and_ssh_drop_mid_test_never_pass_and_the_run_recovers(
 @pytest.mark.slow
 @pytest.mark.parametrize("board_name", ["qemu-x86_64-mini", "qemu-aarch64-uboot"])
 def test_precert_plan_certifies_the_other_shipped_boards(
-    qemu_board, results_root: Path, board_name: str
+    qemu_board, results_root: Path, tmp_path: Path, board_name: str
 ) -> None:
     board = qemu_board(board_name)
     run = harness_run(board, REPO / "testplans" / "precert.yaml", results_root)
@@ -191,3 +191,26 @@ def test_precert_plan_certifies_the_other_shipped_boards(
         assert '/compatible = "linux,dummy-virt"' in tree and "/chosen/bootargs = " in tree
         firmware = (run.folder / "diagnostics" / "firmware.txt").read_text()
         assert re.search(r"/chosen/u-boot,version: \d{4}\.\d\d", firmware), firmware
+        _arm64_helper_runs_on_the_board_and_is_removed(board, tmp_path)
+
+
+def _arm64_helper_runs_on_the_board_and_is_removed(board, tmp_path: Path) -> None:
+    """The helper chosen by the profile's arch (aarch64: Debian's arm64 busybox-static) runs
+    on the unit. Its busybox shell has every applet, so nothing is missing in a run; the
+    helper is supplied here as if sha256sum were, the way a run does it."""
+    from harness.run.boardlink import open_board
+    from harness.run.tools import SuppliedTools
+    from harness.vlab.toolset import toolset_for
+
+    link = open_board(board.profile, board.env_file, tmp_path / "helpers-console.log")
+    try:
+        helpers = SuppliedTools(link, toolset_for("aarch64"), ["sha256sum"])
+        helpers.install()
+        assert helpers.provided == ["sha256sum"], helpers.unavailable
+        hashed = link.ssh.run(f"{helpers.directory}/sha256sum /proc/version")
+        assert re.match(r"^[0-9a-f]{64} +/proc/version$", hashed.stdout), hashed
+        helpers.remove()
+        assert helpers.removed is True
+        assert link.ssh.run(f"ls -d {helpers.directory}").exit_status != 0
+    finally:
+        link.close()
