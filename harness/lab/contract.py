@@ -9,7 +9,7 @@ the tests, instead of being papered over with `getattr` fallbacks.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.lab.result import CommandResult
 from harness.lab.states import BoardState
@@ -33,6 +33,7 @@ class FileChannel(CommandChannel, Protocol):
 
     def put(self, local: str | Path, remote: str) -> None: ...
     def get(self, remote: str, local: str | Path) -> None: ...
+    def sftp(self) -> Any: ...  # paramiko.SFTPClient: mkdir, chmod, symlink, remove
 
 
 class BoardLink(Protocol):

@@ -268,6 +268,11 @@ class SSHSession:
                 raise SSHLinkLost(f"cannot open SFTP on {self.address}:{self.port}: {exc}") from exc
         return self._sftp
 
+    def sftp(self) -> paramiko.SFTPClient:
+        """The session's SFTP client, for what put/get do not cover (mkdir, chmod, symlink,
+        remove); its errors are paramiko's and OSError, raised as they are."""
+        return self._sftp_client()
+
     def put(self, local: str | Path, remote: str) -> None:
         """Copy a file to the board (SFTP)."""
         try:

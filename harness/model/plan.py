@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
@@ -32,6 +32,7 @@ ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 # A test id, or one instance of a template test: `storage-rw[vda]` (see harness/model/expand.py).
 INSTANCE_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*(\[[A-Za-z0-9._:/-]+\])?$"
 PARAM_PATTERN = r"^[a-z][a-z0-9_]*$"
+TOOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"  # a command name, no path
 # Default plans are looked up relative to the working directory, as board names are
 # (harness/model/board.py BOARDS_DIR).
 PLANS_DIR = Path("testplans")
@@ -319,6 +320,11 @@ class PlanFile(Strict):
     )
     tests: list[TestSpec] = []
     waivers: list[Waiver] = []
+    tools: list[Annotated[str, Field(pattern=TOOL_PATTERN)]] = Field(
+        default=[],
+        description="commands the plan's steps and checks run on the unit; the harness "
+        'supplies the ones the unit lacks (docs/plan-format.md "Tools")',
+    )
 
     @field_validator("parameters")
     @classmethod
@@ -352,6 +358,7 @@ class Plan(BaseModel):
     tests: list[TestSpec]
     waivers: list[Waiver]
     parameters: dict[str, int | float | str] = {}
+    tools: list[str] = Field(default=[], description="every file's `tools:`, includes first")
 
     def test(self, test_id: str) -> TestSpec:
         """The test `test_id`; a KeyError naming the plan and its test ids if there is none."""
@@ -372,7 +379,8 @@ def load_plan(file: str | Path) -> Plan:
     tests: list[TestSpec] = []
     waivers: list[tuple[Waiver, SourceDoc, int]] = []
     seen_tests: dict[str, TestSpec] = {}
-    top = _load_one(file, [], loaded, tests, waivers, seen_tests)
+    tools: list[str] = []
+    top = _load_one(file, [], loaded, tests, waivers, seen_tests, tools)
     for waiver, doc, index in waivers:
         if waiver.test.split("[")[0] not in seen_tests:
             raise doc.error(
@@ -391,6 +399,7 @@ def load_plan(file: str | Path) -> Plan:
         tests=tests,
         waivers=[waiver for waiver, _, _ in waivers],
         parameters=top.parameters,
+        tools=list(dict.fromkeys(tools)),
     )
 
 
@@ -401,6 +410,7 @@ def _load_one(
     tests: list[TestSpec],
     waivers: list[tuple[Waiver, SourceDoc, int]],
     seen_tests: dict[str, TestSpec],
+    tools: list[str],
 ) -> PlanFile:
     doc = load_yaml(file)
     if isinstance(doc.data, dict) and "kind" in doc.data and doc.data["kind"] != "plan":
@@ -416,8 +426,9 @@ def _load_one(
             raise doc.error(
                 f"included plan {include!r} not found (looked for {target})", ("includes", index)
             )
-        _load_one(target, [*stack, resolved], loaded, tests, waivers, seen_tests)
+        _load_one(target, [*stack, resolved], loaded, tests, waivers, seen_tests, tools)
     loaded.append((resolved, file.read_bytes()))
+    tools.extend(plan.tools)
     for index, test in enumerate(plan.tests):
         where = ("tests", index)
         if test.id in seen_tests:

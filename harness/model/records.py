@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from harness.model.board import BoardProfile
+from harness.model.board_evidence import DiagnosticsInfo, ToolsInfo
 from harness.model.plan import INSTANCE_ID_PATTERN
 
 SCHEMA_VERSION = 1
@@ -412,6 +413,22 @@ class RunRecord(_Record):
     )
     retries: int | None = Field(default=None, ge=0)
     exit_code: int | None = None
+    diagnostics: DiagnosticsInfo | None = Field(
+        default=None, description="the unit's diagnostics, files under diagnostics/"
+    )
+    tools: ToolsInfo | None = Field(
+        default=None, description="commands missing on the unit and the helpers supplied"
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_unrecorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A run that recorded neither (older harnesses, a board never reached) keeps the
+        exact run.json it had."""
+        data = handler(self)
+        for key in ("diagnostics", "tools"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
     @model_serializer(mode="wrap")
     def _omit_absent_image(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

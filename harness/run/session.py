@@ -44,6 +44,7 @@ from harness.model.records import (
 from harness.report.html import write_report_after_run
 from harness.report.junit import write_junit
 from harness.report.runfolder import INVENTORY, RunFolder, iso, new_run_id, utc_now
+from harness.run import sysinfo, tools
 from harness.run.boardlink import kernel_identity, open_board, software_identity
 from harness.run.executor import TestExecutor
 from harness.run.facts import discover_facts
@@ -215,7 +216,10 @@ class RunSession:
         if self._executor is not None or self._board_problem is not None:
             return self._executor
         try:
-            self._board = self._board_opener(self.profile, self.env_file, self.folder.console_log)
+            board = self._board_opener(self.profile, self.env_file, self.folder.console_log)
+            # Commands the plan or the diagnostics use that the unit lacks: helpers supplied.
+            wanted = [*self.plan.tools, *sysinfo.TOOLS]
+            self._board, self.run.tools = tools.supply(board, wanted)
             self._refresh_facts()
         except HarnessError as exc:  # InfraError, or a bad env file (UserError) found only now
             self._board_problem = f"{type(exc).__name__}: {exc}"
@@ -435,6 +439,7 @@ class RunSession:
         verdict = decide_verdict(ordered)
         code = exit_code_for(verdict, counts)
         applied = {record.id for record in ordered if record.outcome == "waived"}
+        self._collect_diagnostics()
         run = self.run
         run.status = "finished"
         run.finished_at = run.sessions[-1].finished_at = iso(utc_now())
@@ -449,6 +454,19 @@ class RunSession:
         self.close_board()
         self._tell("run_finished", lambda listener: listener.run_finished(self))
         return code
+
+    def _collect_diagnostics(self) -> None:
+        """The unit's diagnostics into the run folder (sysinfo.py), then the helper tools off
+        the board; neither touches a lost lab or changes an outcome."""
+        lost = self._lab_lost()
+        if self._executor is not None or self.run.diagnostics is None:
+            self.run.diagnostics = sysinfo.after_run(
+                self._board, self._executor, lost, self._board_problem, self.folder.path,
+                self.run.software.bootloader,
+            )  # fmt: skip
+        if isinstance(self._board, tools.ToolsBoard) and not lost:
+            self._board.tools.remove()
+            self.run.tools = self._board.tools.info(self.run.tools.probed if self.run.tools else [])
 
     def halt(self) -> None:
         """Stop without writing anything (interrupted, or the results disk is full).

@@ -17,6 +17,7 @@ from rich.table import Table
 from harness.errors import UserError
 from harness.vlab.build import ROLES, STALE_AFTER_DAYS, build_lab, prune_cache
 from harness.vlab.recipe import ARCHES
+from harness.vlab.toolset import build_toolset
 
 
 def _register(results: dict, registry_db: str | None) -> list[dict]:
@@ -86,7 +87,8 @@ def build(
     register_vendor_kernels: bool,
     registry_db: str | None,
 ) -> None:
-    """Build kernels, initramfs and the aarch64 U-Boot disk from Debian packages (cached)."""
+    """Build kernels, initramfs, the aarch64 U-Boot disk and the helper toolsets from Debian
+    packages (cached)."""
     overrides = _parse_overrides(packages)
     wanted = arches or tuple(ARCHES)
     console = Console(stderr=True)
@@ -107,6 +109,12 @@ def build(
             progress.update(tasks[arch], description=message, completed=1 if done else 0)
 
         results = build_lab(wanted, report, overrides=overrides)
+    for arch in wanted:  # the static helpers a run copies to units that lack a tool
+        toolset, status = build_toolset(arch)
+        console.print(
+            f"helper toolset {arch}: {toolset.package} {toolset.version} ({status}), "
+            f"{toolset.binary}"
+        )
     removed = prune_cache(
         {a.directory.parent for a in results.values()},
         unused_days=None if prune else STALE_AFTER_DAYS,

@@ -13,6 +13,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from harness.report.bundle import make_bundle
+from harness.report.bundle_read import verify_bundle
 from tests.discover.discover_helpers import INVENTORY_TESTS, PRECERT, SMOKE, run_verdict
 from tests.discover.discover_helpers import harness as discover
 from tests.run.conftest import REPO, RunOutput, fault_env, harness_run, schema
@@ -30,7 +32,9 @@ def _valid(run: RunOutput) -> None:
 BOARD = "qemu-x86_64"
 
 
-def test_precert_plan_certifies_the_qemu_x86_64_board(qemu_board, results_root: Path) -> None:
+def test_precert_plan_certifies_the_qemu_x86_64_board(
+    qemu_board, results_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     board = qemu_board(BOARD)
     run = harness_run(board, REPO / "testplans" / "precert.yaml", results_root)
     assert run.code == 0, run.stderr
@@ -57,6 +61,30 @@ def test_precert_plan_certifies_the_qemu_x86_64_board(qemu_board, results_root: 
     assert re.match(r"^\d+\.\d+", meta["software"]["kernel_release"])
     assert meta["software"]["os_release"]
     _valid(run)
+    _diagnostics_in_the_signed_bundle(run, tmp_path, monkeypatch)
+
+
+def _diagnostics_in_the_signed_bundle(
+    run: RunOutput, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unit's diagnostics are files of the run, with their sha256 in run.json and in the
+    bundle's verified manifest; a PC-like board has DMI and no device tree; nothing the
+    plan uses is missing from the image, so no helper was supplied."""
+    meta = run.run_json()
+    files = {entry["name"]: entry for entry in meta["diagnostics"]["files"]}
+    for name in ("dmesg", "cmdline", "modules", "dmi", "firmware"):
+        assert files[name]["status"] == "collected", files[name]
+    assert files["devicetree"]["status"] == "absent"
+    assert "Linux version" in (run.folder / "diagnostics" / "dmesg.txt").read_text()
+    assert "bios_version" in (run.folder / "diagnostics" / "firmware.txt").read_text()
+    assert meta["tools"]["missing"] == [] and meta["tools"]["helpers"] == []
+    monkeypatch.setenv("HARNESS_DATA_HOME", str(tmp_path / "home"))
+    report = verify_bundle(make_bundle(run.folder, tmp_path / "run.bundle.tar").path)
+    assert report.ok, report.problems
+    manifest = {entry["path"]: entry["sha256"] for entry in report.manifest["files"]}
+    for entry in files.values():
+        if entry["status"] == "collected":
+            assert manifest[entry["file"]] == entry["sha256"], entry["name"]
 
 
 @pytest.mark.slow  # ~45 s on the module's board, which is up by now; 100 s when it boots first
@@ -150,13 +178,22 @@ def test_hang_panic_reset_and_ssh_drop_mid_test_never_pass_and_the_run_recovers(
 @pytest.mark.slow
 @pytest.mark.parametrize("board_name", ["qemu-x86_64-mini", "qemu-aarch64-uboot"])
 def test_precert_plan_certifies_the_other_shipped_boards_and_their_discovered_drafts(
-    qemu_board, results_root: Path, board_name: str
+    qemu_board, results_root: Path, tmp_path: Path, board_name: str
 ) -> None:
     board = qemu_board(board_name)
     run = harness_run(board, REPO / "testplans" / "precert.yaml", results_root)
     assert run.code == 0, run.stderr
     assert run.run_json()["verdict"] == "certified"
     assert run.outcomes()["usb-devices"] == "pass", "both boards have USB mass storage"
+    if board_name == "qemu-aarch64-uboot":  # an SBC-like board: device tree and U-Boot
+        files = {e["name"]: e for e in run.run_json()["diagnostics"]["files"]}
+        for name in ("devicetree", "devicetree-blob"):
+            assert files[name]["status"] == "collected", files[name]
+        tree = (run.folder / "diagnostics" / "devicetree.txt").read_text()
+        assert '/compatible = "linux,dummy-virt"' in tree and "/chosen/bootargs = " in tree
+        firmware = (run.folder / "diagnostics" / "firmware.txt").read_text()
+        assert re.search(r"/chosen/u-boot,version: \d{4}\.\d\d", firmware), firmware
+        _arm64_helper_runs_on_the_board_and_is_removed(board, tmp_path)
 
     # `harness board discover` on the same running board: a draft that `harness check`
     # accepts, certified by the smoke plan, whose inventory precert compares without a fail.
@@ -174,3 +211,25 @@ def test_precert_plan_certifies_the_other_shipped_boards_and_their_discovered_dr
     inventory, meta = run_verdict(draft, PRECERT, work / "results", *via, "-k", INVENTORY_TESTS)
     assert meta["counts"]["fail"] == meta["counts"]["error"] == 0, inventory.stderr
     assert meta["counts"]["pass"] == 5, inventory.stderr
+
+
+def _arm64_helper_runs_on_the_board_and_is_removed(board, tmp_path: Path) -> None:
+    """The helper chosen by the profile's arch (aarch64: Debian's arm64 busybox-static) runs
+    on the unit. Its busybox shell has every applet, so nothing is missing in a run; the
+    helper is supplied here as if sha256sum were, the way a run does it."""
+    from harness.run.boardlink import open_board
+    from harness.run.tools import SuppliedTools
+    from harness.vlab.toolset import toolset_for
+
+    link = open_board(board.profile, board.env_file, tmp_path / "helpers-console.log")
+    try:
+        helpers = SuppliedTools(link, toolset_for("aarch64"), ["sha256sum"])
+        helpers.install()
+        assert helpers.provided == ["sha256sum"], helpers.unavailable
+        hashed = link.ssh.run(f"{helpers.directory}/sha256sum /proc/version")
+        assert re.match(r"^[0-9a-f]{64} +/proc/version$", hashed.stdout), hashed
+        helpers.remove()
+        assert helpers.removed is True
+        assert link.ssh.run(f"ls -d {helpers.directory}").exit_status != 0
+    finally:
+        link.close()

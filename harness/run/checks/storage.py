@@ -21,6 +21,7 @@ from harness.run.context import TestContext
 # busybox dd may be built without its rate line, so the board's uptime times the copy.
 TIMED = re.compile(r"^elapsed ([\d.]+) ([\d.]+)$", re.MULTILINE)
 UPTIME = "$(cut -d' ' -f1 /proc/uptime)"
+SHA256_LINE = re.compile(r"^([0-9a-f]{64}) ", re.MULTILINE)
 
 
 def _timed(command: str) -> str:
@@ -58,7 +59,12 @@ def write_pattern(ctx: TestContext) -> None:
     if made.exit_status != 0:
         ctx.fail(f"cannot make a {mib} MiB pattern in {SCRATCH}: {made.stdout.strip()[-200:]}")
     state: dict[str, Any] = {"dev": dev, "mib": mib, "pattern": pattern}
-    state["sha256"] = made.stdout.split()[0]
+    # Searched, not taken whole: a kernel message may land in console output (`[ 86.4]
+    # hrtimer: interrupt took ...` before the sum, seen on a loaded aarch64 board).
+    digest = SHA256_LINE.search(made.stdout)
+    if digest is None:
+        ctx.fail(f"no sha256 of the pattern in: {made.stdout.strip()[-200:]}")
+    state["sha256"] = digest.group(1)
     if len(mounts) >= 2:
         state.update(target=f"{mounts[1].rstrip('/')}/.harness-storage-rw.bin", offset=0)
         ctx.log.info("%s is mounted on %s: testing through a file there", dev, mounts[1])
@@ -110,7 +116,7 @@ def verify_pattern(ctx: TestContext) -> None:
         if read.exit_status != 0:
             ctx.fail(f"reading back {state['target']} failed: {read.stdout.strip()[-300:]}")
         _throughput(ctx, "read_throughput", state["mib"], read.stdout)
-        got = re.search(r"^([0-9a-f]{64}) ", read.stdout, re.MULTILINE)
+        got = SHA256_LINE.search(read.stdout)
         if got is None or got.group(1) != state["sha256"]:
             where = ctx.run(f"cmp {state['pattern']} {back}").stdout.strip()
             ctx.fail(
