@@ -422,20 +422,12 @@ class RunRecord(_Record):
 
     @model_serializer(mode="wrap")
     def _omit_unrecorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A run that recorded neither (older harnesses, a board never reached) keeps the
-        exact run.json it had."""
+        """A run that recorded none of these (older harnesses, a board never reached, no
+        --image) keeps exactly the run.json it had before the fields existed."""
         data = handler(self)
-        for key in ("diagnostics", "tools"):
+        for key in ("diagnostics", "tools", "image"):
             if data.get(key) is None:
                 data.pop(key, None)
-        return data
-
-    @model_serializer(mode="wrap")
-    def _omit_absent_image(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A run without --image keeps exactly the run.json it had before the field existed."""
-        data = handler(self)
-        if data.get("image") is None:
-            data.pop("image", None)
         return data
 
     def to_json(self) -> dict[str, Any]:
