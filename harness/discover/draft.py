@@ -215,6 +215,7 @@ def _inventory(draft: Draft, probe: Probe, facts: Facts) -> dict[str, Any]:
     usb = [u for u in facts.usb_devices if u.vendor_id and u.vendor_id != ROOT_HUB_VENDOR]
     inventory["usb_devices"] = [
         {"kind": u.kind or "other", "vendor_id": u.vendor_id, "product_id": u.product_id}
+        | ({"block_device": u.block_device} if u.block_device else {})
         for u in usb
     ]
     if usb:

@@ -130,6 +130,11 @@ class UsbDevice(Strict):
     kind: Literal["mass-storage", "hub", "network", "serial", "hid", "other"] = "mass-storage"
     vendor_id: str | None = None
     product_id: str | None = None
+    block_device: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="the disk a mass-storage device shows as (sda): per-disk USB tests use it",
+    )
 
 
 class Inventory(Strict):
@@ -156,6 +161,15 @@ class NetworkPeer(Strict):
     bind: str = Field(
         default="0.0.0.0", description="where the harness listens on the lab host for the board"
     )
+    interfaces: dict[str, str] = Field(
+        default={},
+        description="the lab host's address through a given board interface, where it is not "
+        "`address` (a second NIC on another network: {eth1: 10.0.3.2})",
+    )
+
+    def address_for(self, interface: str) -> str:
+        """The lab host's address as the board reaches it through `interface`."""
+        return self.interfaces.get(interface, self.address)
 
 
 class UartLoopback(Strict):
@@ -193,6 +207,13 @@ class Virtual(Strict):
     memory_mib: int = Field(default=256, ge=128, le=4096)
     disks: list[VirtualDisk] = []
     usb_storage: VirtualDisk | None = None
+    nics: int = Field(
+        default=1,
+        ge=1,
+        le=4,
+        description="virtio-net NICs; NIC N (ethN) is on its own QEMU user network "
+        "10.0.(2+N).0/24, the lab host at 10.0.(2+N).2",
+    )
     extra_uart: bool = False
     watchdog: Literal["i6300esb"] | None = None
     rtc: bool = True

@@ -3,7 +3,9 @@
 Template tests (`for_each: board.inventory.block_devices`) become one test per item of that
 list in the board profile, `storage-rw[vda]`, `storage-rw[vdb]`: each instance has its own id,
 outcome and evidence, so a failure on one disk is never folded into a test about all disks,
-and `-k 'storage-rw[vdb]'` selects one. Templates expand over the *profile*, not over what
+and `-k 'storage-rw[vdb]'` selects one. A template may also run over one field of a list's items
+(`for_each: board.inventory.usb_devices[*].block_device`: one instance per USB device that
+names its disk). Templates expand over the *profile*, not over what
 the unit shows: a disk the profile promises and the unit lacks is then a failing instance
 named after that disk, which is what certification must say.
 
@@ -104,7 +106,9 @@ def expand_plan(plan: Plan, profile: BoardProfile, overrides: dict[str, str] | N
             tests.append(_instance(test, test.id, None, params))
             continue
         items = resolve_path(parse_reference("${" + test.for_each + "}"), scope)
-        for item in items if isinstance(items, list) else []:
+        # A projection (`usb_devices[*].block_device`) gives None for items without the field:
+        # those are not instances (a USB hub shows as no disk).
+        for item in [i for i in items if i is not None] if isinstance(items, list) else []:
             key = item.get("name") if isinstance(item, dict) else item
             tests.append(_instance(test, f"{test.id}[{key}]", item, params))
     return plan.model_copy(update={"tests": tests, "parameters": params})

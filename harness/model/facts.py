@@ -26,6 +26,7 @@ class UsbDeviceFact(BaseModel):
     vendor_id: str | None = None
     product_id: str | None = None
     kind: str | None = None
+    block_device: str | None = None  # the disk a mass-storage device shows as (sda)
 
 
 class Facts(BaseModel):

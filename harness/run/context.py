@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from harness.run.expect import Measurement
 
@@ -128,5 +128,5 @@ class TestContext:
     def measure(self, name: str, value: float, unit: str) -> None:
         self.measurements.append(Measurement(name, float(value), unit))
 
-    def fail(self, reason: str) -> None:
+    def fail(self, reason: str) -> NoReturn:
         raise StepFailed(reason)

@@ -25,9 +25,11 @@ _DISCOVERY_LINES = [
     "for d in /sys/block/*; do n=${d##*/}; case $n in loop*|ram*|zram*|dm-*|sr*) continue;; esac;"
     ' echo "@block $n $(cat $d/size 2>/dev/null) $(cat $d/removable 2>/dev/null)"; done',
     'for n in /sys/class/net/*; do [ "${n##*/}" = lo ] || echo "@net ${n##*/}"; done',
+    # Per USB device: ids, class, interface classes and the disks behind it (`-`: none).
     "for u in /sys/bus/usb/devices/*; do [ -r $u/idVendor ] || continue;"
-    ' echo "@usb $(cat $u/idVendor) $(cat $u/idProduct) $(cat $u/bDeviceClass)'
-    " $(cat $u/*:*/bInterfaceClass 2>/dev/null | tr '\\n' ',')\"; done",
+    " c=$(cat $u/*:*/bInterfaceClass 2>/dev/null | tr '\\n' ','); d=;"
+    ' for b in $u/*:*/host*/target*/*/block/*; do [ -e "$b" ] && d="$d${b##*/},"; done;'
+    ' echo "@usb $(cat $u/idVendor) $(cat $u/idProduct) $(cat $u/bDeviceClass) ${c:--} ${d:--}"; done',
     "echo \"@serial $(grep -c 'uart:[^u]' /proc/tty/driver/serial 2>/dev/null)"
     ' $(ls -d /sys/class/tty/ttyAMA* /sys/class/tty/ttyPS* 2>/dev/null | wc -l)"',
     'if ls -d /sys/class/watchdog/watchdog* >/dev/null 2>&1; then echo "@watchdog yes"; else echo "@watchdog no"; fi',
@@ -97,11 +99,13 @@ def parse_facts(output: str) -> Facts:
             parts = rest.split()
             if len(parts) >= 3:
                 interfaces = [c for c in (parts[3].split(",") if len(parts) > 3 else []) if c]
+                disks = [d for d in (parts[4].split(",") if len(parts) > 4 else []) if d != "-"]
                 values["usb_devices"].append(
                     UsbDeviceFact(
                         vendor_id=parts[0],
                         product_id=parts[1],
-                        kind=_usb_kind(parts[2], interfaces),
+                        kind=_usb_kind(parts[2], [c for c in interfaces if c != "-"]),
+                        block_device=next((d for d in disks if d), None),
                     )
                 )
         elif tag == "serial":

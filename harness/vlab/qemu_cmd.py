@@ -22,7 +22,7 @@ from harness.vlab.osimage import DeployedImage
 from harness.vlab.recipe import ARCHES
 
 AGENT_PORT_NAME = "org.harness.agent"
-GUEST_MAC = "52:54:00:12:34:56"
+GUEST_MAC = "52:54:00:12:34:56"  # eth0's; NIC N has the last byte + N
 # Translation-block cache per VM: QEMU's default (1 GiB cap, grown on demand)
 # costs ~50 MiB RSS more per VM than this for a fraction of a second of boot.
 TB_SIZE_MIB = 32
@@ -163,6 +163,34 @@ def _boot_args(
     ], []  # fmt: skip
 
 
+def nic_network(index: int) -> str:
+    """The user network of NIC `index` (ethN): 10.0.(2+N).0/24, the lab host at .2, the board .15.
+
+    One network per NIC, so the route to the lab host's address on a NIC's network leaves
+    through that NIC, and a transfer to it proves that interface moves data (the guest's
+    init gives each ethN its .15 address; harness/vlab/guest/init.sh).
+    """
+    return f"10.0.{2 + index}.0/24"
+
+
+def _nics(virtual: Virtual, ssh_port: int) -> list[str]:
+    """Each NIC on its own QEMU user network; SSH is forwarded to the first only."""
+    argv: list[str] = []
+    last = int(GUEST_MAC.rsplit(":", 1)[1], 16)
+    for index in range(virtual.nics):
+        options = f"user,id=net{index}"
+        if index == 0:
+            options += f",hostfwd=tcp:127.0.0.1:{ssh_port}-:22"
+        else:
+            options += f",net={nic_network(index)}"
+        mac = f"{GUEST_MAC.rsplit(':', 1)[0]}:{last + index:02x}"
+        argv += [
+            "-netdev", options,
+            "-device", f"virtio-net-pci,netdev=net{index},mac={mac},romfile=",
+        ]  # fmt: skip
+    return argv
+
+
 def qemu_command(
     profile: BoardProfile,
     artifacts: ArchArtifacts,
@@ -248,10 +276,7 @@ def qemu_command(
             "-drive", f"if=none,id=usbdisk0,format=raw,file={_escape(str(run_dir / 'usb0.img'))}",
             "-device", "usb-storage,bus=xhci.0,drive=usbdisk0,serial=vlab-usb0",
         ]  # fmt: skip
-    argv += [
-        "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
-        "-device", f"virtio-net-pci,netdev=net0,mac={GUEST_MAC},romfile=",
-    ]  # fmt: skip
+    argv += _nics(virtual, ssh_port)
     if virtual.watchdog == "i6300esb":
         argv += ["-device", "i6300esb", "-action", "watchdog=reset"]
     if virtual.rtc:

@@ -16,7 +16,10 @@ REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "testplans" / "smoke.yaml"
 PRECERT = REPO / "testplans" / "precert.yaml"
 # The precert tests that compare a unit with its profile's inventory: what a draft must pass.
-INVENTORY_TESTS = "cpu-count or memory-size or block-devices or network-interfaces or serial-ports"
+INVENTORY_TESTS = (
+    "cpu-count or memory-size or block-devices or network-interfaces or serial-ports"
+    " or usb-devices or usb-storage"
+)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """`harness board discover` on the QEMU x86_64 board: identity from its DMI table (which the
 virtual lab fills from the profile), its
-disk, interface, UARTs, watchdog and RTC, and a draft that `harness check` accepts and
-that certifies the board."""
+disks (the USB stick's named as its USB device's disk), interfaces, UARTs, watchdog and RTC,
+and a draft that `harness check` accepts and that certifies the board."""
 
 from __future__ import annotations
 
@@ -40,8 +40,15 @@ def test_qemu_x86_64_draft_reads_dmi_and_devices_and_certifies_the_board(
     inventory = draft["inventory"]
     assert inventory["cpus"] == expected.cpus
     assert inventory["memory_mib"] == expected.memory_mib, "MemTotal rounds up to the RAM fitted"
-    assert inventory["block_devices"] == [{"name": "vda", "size_mib": 64}]
-    assert inventory["network_interfaces"] == ["eth0"]
+    assert inventory["block_devices"] == [
+        {"name": "sda", "size_mib": 16},
+        {"name": "vda", "size_mib": 64},
+        {"name": "vdb", "size_mib": 32},
+    ]
+    assert inventory["network_interfaces"] == ["eth0", "eth1"]
+    assert [(u["kind"], u.get("block_device")) for u in inventory["usb_devices"]] == [
+        ("mass-storage", "sda")
+    ]
     assert (inventory["serial_ports"], inventory["watchdog"], inventory["rtc"]) == (2, True, True)
 
     assert harness("check", str(out), cwd=tmp_path).code == 0
@@ -50,4 +57,4 @@ def test_qemu_x86_64_draft_reads_dmi_and_devices_and_certifies_the_board(
     assert meta["verdict"] == "certified"
     precert, meta = run_verdict(out, PRECERT, tmp_path / "results", "-k", INVENTORY_TESTS)
     assert meta["counts"]["fail"] == 0 and meta["counts"]["error"] == 0, precert.stderr
-    assert meta["counts"]["pass"] == 5
+    assert meta["counts"]["pass"] == 7, "five inventory tests, usb-devices, usb-storage[sda]"

@@ -31,7 +31,7 @@ PI_FACTS = Facts(
     ],
     usb_devices=[
         UsbDeviceFact(vendor_id="1d6b", product_id="0003", kind="hub"),
-        UsbDeviceFact(vendor_id="0781", product_id="5583", kind="mass-storage"),
+        UsbDeviceFact(vendor_id="0781", product_id="5583", kind="mass-storage", block_device="sda"),
     ],
     serial_ports=2,
     watchdog=True,
@@ -93,7 +93,9 @@ def test_inventory_is_what_the_checks_compare_root_hubs_virtual_and_empty_device
         ("sda", 14800),
     ], "a card reader without a card is not a device a unit must show"
     assert inventory.network_interfaces == ["eth0"], "wlan0 is down, docker0 is not hardware"
-    assert [(u.kind, u.vendor_id) for u in inventory.usb_devices] == [("mass-storage", "0781")]
+    assert [(u.kind, u.vendor_id, u.block_device) for u in inventory.usb_devices] == [
+        ("mass-storage", "0781", "sda")
+    ], "the USB stick's disk is named, so precert reads it back as a USB disk (usb-storage[sda])"
     assert (inventory.serial_ports, inventory.watchdog, inventory.rtc) == (2, True, False)
     text = render(draft, [])
     assert "removable here: sda, mmcblk1" not in text  # mmcblk1 has no medium: not drafted

@@ -85,25 +85,33 @@ def test_shipped_precert_plan_covers_the_issue_checklist() -> None:
     plan = load_plan(REPO / "testplans" / "precert.yaml")
     assert (plan.id, plan.version) == ("precert", "2.0")
     ids = {test.id for test in plan.tests}
+    # The categories of the issue, in its order: boot, kernel, CPU, memory, storage, network,
+    # USB, serial, watchdog, RTC, reboot stress, SSH, stress phase.
     assert {
-        "console-login",
-        "boot-time",
-        "software-identity",
-        "kernel-not-tainted",
-        "cpu-load",
-        "memory-pattern",
+        "console-login", "boot-time", "boot-log-clean", "bootloader-version",
+        "software-identity", "kernel-not-tainted", "dmesg-clean", "kernel-cmdline",
+        "cpu-online", "cpu-load", "cpu-frequency", "thermal-zones",
+        "memory-size", "memory-pattern",
         "storage-rw",
-        "network-transfer",
+        "network-link", "network-address", "network-transfer", "network-ping",
+        "usb-devices", "usb-storage",
         "uart-loopback",
-        "watchdog-reset",
-        "rtc-advancing",
-        "reboot-warm",
-        "power-cycle",
+        "watchdog", "watchdog-reset",
+        "rtc-readable", "rtc-advancing", "rtc-alarm", "rtc-reboot",
+        "reboot-warm", "power-cycle",
+        "ssh-command",
         "stress",
-        "dmesg-clean",
-    } <= ids
-    templates = {test.id for test in plan.tests if test.for_each}
-    assert templates == {"storage-rw", "network-link", "network-transfer", "uart-loopback"}
+    } <= ids  # fmt: skip
+    templates = {test.id: test.for_each for test in plan.tests if test.for_each}
+    assert templates == {
+        "storage-rw": "board.inventory.block_devices",
+        "network-link": "board.inventory.network_interfaces",
+        "network-address": "board.inventory.network_interfaces",
+        "network-transfer": "board.inventory.network_interfaces",
+        "network-ping": "board.inventory.network_interfaces",
+        "usb-storage": "board.inventory.usb_devices[*].block_device",
+        "uart-loopback": "board.fixtures.uart_loopbacks",
+    }
     assert plan.test("usb-devices").requires == "board.inventory.usb_devices"
     assert plan.test("watchdog").requires == "board.inventory.watchdog"
 

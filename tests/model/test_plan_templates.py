@@ -38,8 +38,47 @@ def test_fixture_templates_follow_the_lab_fixtures_of_each_board() -> None:
     assert link.steps[0].run is not None and "/sys/class/net/eth0/carrier" in link.steps[0].run
 
 
-def test_precert_on_the_x86_board_has_its_instance_tests_counted_per_device() -> None:
-    assert len(_precert("qemu-x86_64")) == 35
+def test_precert_on_the_x86_board_has_at_least_45_tests_counting_each_device_instance() -> None:
+    tests = _precert("qemu-x86_64")
+    assert len(tests) >= 45, sorted(tests)
+    per_device = sorted(test_id for test_id in tests if "[" in test_id)
+    assert per_device == [
+        "network-address[eth0]", "network-address[eth1]",
+        "network-link[eth0]", "network-link[eth1]",
+        "network-ping[eth0]", "network-ping[eth1]",
+        "network-transfer[eth0]", "network-transfer[eth1]",
+        "storage-rw[sda]", "storage-rw[vda]", "storage-rw[vdb]",
+        "uart-loopback[ttyS1]",
+        "usb-storage[sda]",
+    ]  # fmt: skip
+
+
+def test_a_template_over_one_field_of_a_list_has_instances_only_for_items_that_have_it(
+    tmp_path: Path,
+) -> None:
+    """`usb_devices[*].block_device`: a USB disk is an instance, a hub (no disk) is not."""
+    source = (REPO / "boards" / "qemu-x86_64.yaml").read_text()
+    lab = tmp_path / "lab-board.yaml"
+    lab.write_text(
+        source.replace(
+            "    - {kind: mass-storage, block_device: sda}\n",
+            "    - {kind: hub}\n    - {kind: mass-storage, block_device: sdb}\n"
+            "    - {kind: mass-storage, block_device: sda}\n",
+        )
+    )
+    plan = expand_plan(load_plan(PRECERT), find_board(str(lab)))
+    usb = [test for test in plan.tests if test.id.startswith("usb-storage")]
+    assert [test.id for test in usb] == ["usb-storage[sdb]", "usb-storage[sda]"]
+    assert (
+        usb[0].item == "sdb"
+        and usb[0].title == "USB disk sdb is on USB and reads back the same twice"
+    )
+
+
+def test_each_interface_reaches_the_lab_host_at_its_own_address_where_the_profile_says_so() -> None:
+    peer = find_board(str(REPO / "boards" / "qemu-x86_64.yaml")).fixtures.network_peer
+    assert peer is not None
+    assert (peer.address_for("eth0"), peer.address_for("eth1")) == ("10.0.2.2", "10.0.3.2")
 
 
 def test_parameters_default_then_lab_then_command_line(tmp_path: Path) -> None:

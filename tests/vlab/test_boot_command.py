@@ -50,7 +50,7 @@ def option_values(argv: list[str], option: str) -> list[str]:
     return [argv[index + 1] for index, value in enumerate(argv) if value == option]
 
 
-def test_x86_64_board_command_has_its_cpus_memory_disk_watchdog_uarts_and_sockets(
+def test_x86_64_board_command_has_its_cpus_memory_disks_nics_watchdog_uarts_and_sockets(
     lab: dict[str, ArchArtifacts], tmp_path: Path
 ) -> None:
     profile = find_board("qemu-x86_64", BOARDS)
@@ -65,10 +65,18 @@ def test_x86_64_board_command_has_its_cpus_memory_disk_watchdog_uarts_and_socket
         value for value in option_values(argv, "-chardev") if value.startswith("socket,id=console0")
     )
     assert f"path={tmp_path / 'console.sock'}" in console and "logappend=on" in console
-    assert option_values(argv, "-netdev") == ["user,id=net0,hostfwd=tcp:127.0.0.1:40123-:22"]
+    # Two NICs, each on its own user network (eth1 reaches the lab host at 10.0.3.2); SSH is
+    # forwarded to the first only.
+    assert option_values(argv, "-netdev") == [
+        "user,id=net0,hostfwd=tcp:127.0.0.1:40123-:22",
+        "user,id=net1,net=10.0.3.0/24",
+    ]
+    nics = [d for d in option_values(argv, "-device") if d.startswith("virtio-net-pci,")]
+    assert [nic.split(",")[2] for nic in nics] == ["mac=52:54:00:12:34:56", "mac=52:54:00:12:34:57"]
     assert option_values(argv, "-qmp") == [f"unix:{tmp_path / 'qmp.sock'},server=on,wait=off"]
     assert f"name={AGENT_PORT_NAME}" in " ".join(option_values(argv, "-device"))
-    assert (tmp_path / "disk0.img").stat().st_size == 64 * 1024 * 1024
+    assert [(tmp_path / f"disk{i}.img").stat().st_size for i in (0, 1)] == [64 << 20, 32 << 20]
+    assert (tmp_path / "usb0.img").stat().st_size == 16 << 20
     assert console_device(profile) == "ttyS0"
 
 

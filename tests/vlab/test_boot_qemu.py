@@ -303,8 +303,16 @@ def test_x86_64_board_boots_directly_to_login_with_ssh_sftp_hardware_and_agent_p
         try:
             assert run(client, "uname -m") == (0, "x86_64\n")
             assert run(client, "grep -c ^processor /proc/cpuinfo") == (0, "2\n")
-            wait_for_block_devices(client, ["vda"])
-            assert run(client, "cat /sys/block/vda/size")[1].strip() == str(64 * 2048)
+            wait_for_block_devices(client, ["vda", "vdb", "sda"])
+            sizes = run(client, "for d in vda vdb sda; do cat /sys/block/$d/size; done")[1].split()
+            assert sizes == [str(mib * 2048) for mib in (64, 32, 16)]
+            assert run(client, "readlink -f /sys/block/sda | grep -c usb") == (0, "1\n")
+            # The second NIC is on its own user network, where the lab host is 10.0.3.2.
+            assert run(client, "ip -4 -o addr show dev eth1 | grep -o 'inet [0-9./]*'") == (
+                0,
+                "inet 10.0.3.15/24\n",
+            )
+            assert "dev eth1" in run(client, "ip route get 10.0.3.2")[1]
             assert run(client, "cat /sys/class/dmi/id/product_name") == (0, "harness,vx86\n")
             assert run(client, "test -c /dev/watchdog && cat /sys/class/tty/ttyS1/type")[0] == 0
             assert run(client, ". /etc/os-release && echo $ID $VERSION_ID") == (

@@ -1,4 +1,4 @@
-"""CPU: a checksum-verified load pinned to every online core at once.
+"""CPU: a checksum-verified load pinned to every online core at once, and frequency scaling.
 
 Each core hashes the same known stream (zeros, `cpu_load_mib` MiB) with busybox `taskset` and
 `sha256sum`; the harness knows the right answer, so a core that computes wrongly (marginal
@@ -40,3 +40,57 @@ def checksum_load_per_core(ctx: TestContext) -> None:
             f"checksum load of {mib} MiB per core: expected sha256 {expected[:16]}…, "
             + "; ".join(wrong)
         )
+
+
+POLICIES = "/sys/devices/system/cpu/cpufreq"
+POLICY_LINE = re.compile(r"^policy (\S+) (\d+) (\d+) (\S+) ([\d ]+)$", re.MULTILINE)
+# Governors that never raise the frequency for load: staying at the minimum is their job.
+FIXED_GOVERNORS = ("powersave", "userspace")
+
+
+def frequency_scaling(ctx: TestContext) -> None:
+    """Every online CPU is in a cpufreq policy, and each policy leaves its minimum under load.
+
+    A policy's range (cpuinfo min/max) and governor are recorded; then one of its CPUs is kept
+    busy and its frequency is read until it rises above the minimum (bounded, 3 s), which is
+    what scaling is for. A policy with a single frequency, or a governor that holds it low on
+    purpose, is noted, not failed.
+    """
+    listing = ctx.run(
+        f"for p in {POLICIES}/policy*; do [ -d $p ] || continue; "
+        'echo "policy ${p##*/} $(cat $p/cpuinfo_min_freq) $(cat $p/cpuinfo_max_freq) '
+        '$(cat $p/scaling_governor) $(cat $p/affected_cpus)"; done'
+    ).stdout
+    policies = POLICY_LINE.findall(listing)
+    if not policies:
+        ctx.fail(f"{POLICIES} has no readable policy: {listing.strip()[-200:]!r}")
+    cores = ctx.integer("nproc") or 1
+    covered = {int(cpu) for *_, cpus in policies for cpu in cpus.split()}
+    problems = [f"CPU {cpu} is in no cpufreq policy" for cpu in range(cores) if cpu not in covered]
+    for name, low, high, governor, cpus in policies:
+        ctx.measure(f"{name}_min", int(low) / 1000, "MHz")
+        ctx.measure(f"{name}_max", int(high) / 1000, "MHz")
+        if int(low) >= int(high) or governor in FIXED_GOVERNORS:
+            ctx.log.info(
+                "%s: %s-%s kHz, governor %s: not expected to move", name, low, high, governor
+            )
+            continue
+        cpu = cpus.split()[0]
+        loaded = ctx.run(
+            f"taskset -c {cpu} sh -c 'while :; do :; done' & b=$!; "
+            f"for i in $(seq 15); do f=$(cat {POLICIES}/{name}/scaling_cur_freq); "
+            f'[ "$f" -gt {low} ] && break; sleep 0.2; done; kill $b; echo "loaded $f"',
+            timeout=30,
+        ).stdout
+        match = re.search(r"^loaded (\d+)$", loaded, re.MULTILINE)
+        if match is None:
+            problems.append(f"{name}: no frequency under load ({loaded.strip()[-120:]!r})")
+            continue
+        ctx.measure(f"{name}_loaded", int(match.group(1)) / 1000, "MHz")
+        if int(match.group(1)) <= int(low):
+            problems.append(
+                f"{name} (CPUs {cpus}) stayed at its minimum {int(low) / 1000:g} MHz under load "
+                f"(governor {governor}, maximum {int(high) / 1000:g} MHz)"
+            )
+    if problems:
+        ctx.fail("frequency scaling: " + "; ".join(problems))

@@ -3,7 +3,10 @@
 The lab host is the peer (harness/run/peer.py); the board uses busybox `nc`. The route to the
 peer must leave through the interface under test, so a transfer that silently took another
 link cannot pass for this one. Throughput in each direction is a measurement (MiB/s), timed
-on the lab host from the connection's accept to its last byte.
+on the lab host from the connection's accept to its last byte. A board with interfaces on
+several networks reaches the lab host at a different address through each
+(`network_peer.interfaces`). `ping_peer` is the ICMP check beside the transfer: echoes
+through the interface, none lost, round-trip time recorded.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import os
 import re
 
+from harness.model.board import NetworkPeer
 from harness.run.context import TestContext
 from harness.run.peer import Peer
 
@@ -20,13 +24,8 @@ REMOTE = "/tmp/harness-net"
 
 def transfer_to_and_from_peer(ctx: TestContext) -> None:
     iface = str(ctx.item)
-    peer_fixture = ctx.profile.fixtures.network_peer
-    if peer_fixture is None:
-        ctx.fail("no network_peer fixture in the board profile")
-    address, size = peer_fixture.address, int(float(ctx.params.get("transfer_mib", 1)) * 2**20)
-    route = ctx.run(f"ip route get {address}").stdout
-    if f" dev {iface} " not in route + " ":
-        ctx.fail(f"the route to the lab host {address} does not use {iface}: {route.strip()}")
+    peer_fixture, address = _peer_through(ctx, iface)
+    size = int(float(ctx.params.get("transfer_mib", 1)) * 2**20)
     # Download: the lab host sends random bytes, the board checks their sha256.
     payload = os.urandom(size)
     peer = Peer(peer_fixture.bind)
@@ -61,6 +60,47 @@ def transfer_to_and_from_peer(ctx: TestContext) -> None:
             + (f" ({transfer.error})" if transfer.error else "")
         )
     ctx.measure("upload_throughput", _rate(size, transfer.seconds), "MiB/s")
+
+
+def _peer_through(ctx: TestContext, iface: str) -> tuple[NetworkPeer, str]:
+    """The peer fixture and its address through `iface`; fails unless the route leaves by it."""
+    peer_fixture = ctx.profile.fixtures.network_peer
+    if peer_fixture is None:
+        ctx.fail("no network_peer fixture in the board profile")
+    address = peer_fixture.address_for(iface)
+    route = ctx.run(f"ip route get {address}").stdout
+    if f" dev {iface} " not in route + " ":
+        ctx.fail(f"the route to the lab host {address} does not use {iface}: {route.strip()}")
+    return peer_fixture, address
+
+
+PING = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
+RTT = re.compile(r"min/avg/max[^=]*= ([\d.]+)/([\d.]+)/([\d.]+)")
+
+
+def ping_peer(ctx: TestContext) -> None:
+    """`ping_count` ICMP echoes to the lab host, bound to the interface: none lost; RTT recorded.
+
+    busybox `ping -I IFACE` binds the socket to the interface, and `-A` sends the next echo as
+    soon as the reply is in, so a healthy link answers them all in well under a second.
+    """
+    iface = str(ctx.item)
+    _, address = _peer_through(ctx, iface)
+    count = max(1, int(ctx.params.get("ping_count", 10)))
+    result = ctx.run(f"ping -c {count} -A -W 5 -I {iface} {address}", timeout=30 + count)
+    sent = PING.search(result.stdout)
+    if sent is None:
+        ctx.fail(f"ping {address} via {iface} printed no summary: {result.stdout.strip()[-300:]}")
+    transmitted, received = int(sent.group(1)), int(sent.group(2))
+    ctx.measure("packets_lost", transmitted - received, "count")
+    rtt = RTT.search(result.stdout)
+    if rtt is not None:
+        ctx.measure("rtt_avg", float(rtt.group(2)), "ms")
+        ctx.measure("rtt_max", float(rtt.group(3)), "ms")
+    if received < transmitted:
+        ctx.fail(
+            f"ping {address} via {iface}: {transmitted - received} of {transmitted} echoes lost"
+        )
 
 
 def _rate(size: int, seconds: float) -> float:

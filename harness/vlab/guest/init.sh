@@ -53,6 +53,13 @@ if [ -e /sys/class/net/eth0 ]; then
 else
 	echo "vlab-init: no eth0"
 fi
+# A board with more NICs has each on its own user network (harness/vlab/qemu_cmd.py:
+# nic_network): ethN is 10.0.(2+N).15, the lab host 10.0.(2+N).2 through it.
+for n in 1 2 3; do
+	[ -e /sys/class/net/eth$n ] || continue
+	ip addr add "10.0.$((2 + n)).15/24" dev "eth$n"
+	ip link set "eth$n" up
+done
 
 # Boot messages stay in the console log as evidence; afterwards only warnings
 # and worse (oops bodies, panics) reach the console so they cannot interleave
