@@ -17,22 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.local_harness import local_harness
+
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "testplans" / "smoke.yaml"
 
 
 def certify(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, HARNESS_DATA_HOME=str(tmp_path / "data"))
-    env.pop("HARNESS_REGISTRY_URL", None)
-    env.pop("HARNESS_REGISTRY_DB", None)
-    return subprocess.run(
-        [sys.executable, "-m", "harness", "certify", "--results", str(tmp_path / "results"), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=900,
-    )
+    return local_harness(tmp_path, "certify", "--results", str(tmp_path / "results"), *args)
 
 
 @pytest.mark.qemu

@@ -11,29 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.run.conftest import PLANS, REPO
-
-
-def harness(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, HARNESS_DATA_HOME=str(tmp_path / "data"))
-    env.pop("HARNESS_REGISTRY_URL", None)
-    env.pop("HARNESS_REGISTRY_DB", None)
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=900,
-    )
+from tests.local_harness import local_harness
+from tests.run.conftest import PLANS
 
 
 @pytest.mark.qemu
@@ -42,13 +26,13 @@ def test_certify_with_an_image_boots_it_and_puts_its_sha256_on_the_certificate(
 ) -> None:
     marker = f"harness.image_marker={secrets.token_hex(4)}"
     image = tmp_path / "vx86-os.img"
-    made = harness(tmp_path, "lab", "image", "--board", "qemu-x86_64", "-o", str(image),
+    made = local_harness(tmp_path, "lab", "image", "--board", "qemu-x86_64", "-o", str(image),
                    "--append", marker)  # fmt: skip
     assert made.returncode == 0, made.stderr
     sha256 = hashlib.sha256(image.read_bytes()).hexdigest()
     assert f"sha256 {sha256}" in made.stdout
 
-    result = harness(
+    result = local_harness(
         tmp_path, "certify", "--plan", str(PLANS / "image.yaml"), "--image", str(image),
         "--param", f"image_marker={marker}", "--param", f"image_sha256={sha256}",
         "--results", str(tmp_path / "results"),
@@ -71,7 +55,7 @@ def test_certify_with_an_image_boots_it_and_puts_its_sha256_on_the_certificate(
     assert f"<code>{sha256}</code>" in (folder / "report.html").read_text()
     assert f'<property name="image.sha256" value="{sha256}"' in (folder / "junit.xml").read_text()
 
-    certs = harness(tmp_path, "registry", "certs", "--json")
+    certs = local_harness(tmp_path, "registry", "certs", "--json")
     assert certs.returncode == 0, certs.stderr
     (cert,) = json.loads(certs.stdout)
     assert cert["run_id"] == run["run_id"]
