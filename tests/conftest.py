@@ -11,6 +11,7 @@ tests (`-m 'not qemu'`) never builds.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -26,6 +27,19 @@ _BUILD_FAILURE = pytest.StashKey[str]()
 # Fixtures that boot QEMU or need the built lab: a test using one must be marked `qemu`,
 # or `-m 'not qemu'` would not be the fast suite the README promises.
 QEMU_FIXTURES = frozenset({"qemu_board", "lab_artifacts"})
+
+
+def _deliver_ctrl_c_to_harnesses() -> None:
+    """Tests press Ctrl-C on harnesses they start (SIGINT). A suite started in the background
+    by a shell without job control (`pytest &` in a script) inherits SIGINT ignored, and so
+    would every harness it starts: the signal would vanish and such a test would hang until
+    its guard. Handling SIGINT here again (Python's own handler) means children exec with the
+    default disposition, as from a terminal."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_deliver_ctrl_c_to_harnesses()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
