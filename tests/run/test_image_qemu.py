@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.model.board import find_board
 from tests.local_harness import local_harness
 from tests.run.conftest import PLANS
 
@@ -32,10 +33,13 @@ def test_certify_with_an_image_boots_it_and_puts_its_sha256_on_the_certificate(
     sha256 = hashlib.sha256(image.read_bytes()).hexdigest()
     assert f"sha256 {sha256}" in made.stdout
 
+    # A direct-boot board gets the image as its last virtio disk, after the profile's own.
+    disks = find_board("qemu-x86_64").lab.virtual.disks
+    image_disk = "vd" + "abcdefgh"[len(disks)]
     result = local_harness(
         tmp_path, "certify", "--plan", str(PLANS / "image.yaml"), "--image", str(image),
         "--param", f"image_marker={marker}", "--param", f"image_sha256={sha256}",
-        "--results", str(tmp_path / "results"),
+        "--param", f"image_disk={image_disk}", "--results", str(tmp_path / "results"),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "verdict: CERTIFIED" in result.stdout

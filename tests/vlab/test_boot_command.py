@@ -204,6 +204,7 @@ def test_an_os_image_backs_the_uboot_boot_disk_and_boots_a_direct_board_from_its
     kernel = Path(option_values(argv, "-kernel")[0])
     assert kernel.read_bytes() == b"kernel " * 1000
     assert option_values(argv, "-append") == ["console=ttyS0 harness.m=1"]
-    drives = option_values(argv, "-drive")
-    assert drives[0].endswith(f"file={run_dir / 'disk0.img'}")
-    assert drives[-1] == f"if=none,id=vdisk1,format=qcow2,file={boot_overlay(run_dir)}"
+    virtio = [d for d in option_values(argv, "-drive") if ",id=vdisk" in d]
+    assert virtio[0].endswith(f"file={run_dir / 'disk0.img'}")
+    last = len(direct.lab.virtual.disks)  # after the profile's disks, so their names stay
+    assert virtio[-1] == f"if=none,id=vdisk{last},format=qcow2,file={boot_overlay(run_dir)}"
