@@ -4,12 +4,12 @@ Both interfaces are brought up at the fixture's bitrate (`ip link set IF type ca
 N`), with iproute2's `ip` found by its path: busybox's `ip` cannot set CAN bit timing, and
 a busybox shell built to prefer its applets runs its own `ip` for the bare name even where
 iproute2 is installed (as on the virtual lab's OS, and on many Buildroot images). Then each
-direction is
-tried in turn: `candump -L -n COUNT` listens on the receiver, the check waits until the
-kernel lists that listener in /proc/net/can/rcvlist_all (so no frame can be sent before
-anyone receives), `cansend` sends COUNT frames with random identifiers and payloads, and
-the frames candump logged must equal the sent ones. can-utils' cansend and candump come
-from the unit's OS: the harness's static helper (busybox) has no CAN tools.
+direction is tried in turn: `candump -L -n COUNT` listens on the receiver, the check waits
+until the kernel lists that listener in /proc/net/can/rcvlist_all (so no frame can be sent
+before anyone receives; a kernel without CAN procfs gets 5 s instead), `cansend` sends
+COUNT frames with random identifiers and payloads, and the frames candump logged must
+equal the sent ones. can-utils' cansend and candump come from the unit's OS: the
+harness's static helper (busybox) has no CAN tools.
 
 A pair that is not wired, or not terminated, leaves the sender without acknowledgements:
 nothing arrives, and the failure shows the sender's CAN state (ERROR-PASSIVE, BUS-OFF) from
