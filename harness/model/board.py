@@ -17,6 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.errors import Location, UserError
 from harness.model.bootloaders import ResolvedBootloader
+from harness.model.fixtures import (  # noqa: F401  (re-exported: checks import them from here)
+    CanPair,
+    Fixtures,
+    GpioLoopback,
+    NetworkPeer,
+    SpiLoopback,
+    UartLoopback,
+)
 from harness.model.yamlsource import load_yaml, validate
 
 # Where names are looked up, like every default path of the harness (plans in PLANS_DIR,
@@ -154,46 +162,6 @@ class Inventory(Strict):
     rtc: bool = False
 
 
-class NetworkPeer(Strict):
-    """The lab host as a peer for network transfers: the harness serves and receives data there."""
-
-    address: str = Field(min_length=1, description="the lab host's address as the board reaches it")
-    bind: str = Field(
-        default="0.0.0.0", description="where the harness listens on the lab host for the board"
-    )
-    interfaces: dict[str, str] = Field(
-        default={},
-        description="the lab host's address through a given board interface, where it is not "
-        "`address` (a second NIC on another network: {eth1: 10.0.3.2})",
-    )
-
-    def address_for(self, interface: str) -> str:
-        """The lab host's address as the board reaches it through `interface`."""
-        return self.interfaces.get(interface, self.address)
-
-
-class UartLoopback(Strict):
-    """A UART whose TX is wired to its own RX (or to another UART's RX): bytes sent come back."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$", description="instance name, e.g. ttyS1")
-    tx: str = Field(min_length=1, description="device that sends, e.g. /dev/ttyS1")
-    rx: str | None = Field(default=None, description="device that receives; default: tx itself")
-    baud: int = Field(default=115200, gt=0)
-
-
-class Fixtures(Strict):
-    """What the lab has wired to each unit; a test that needs a missing fixture is skipped."""
-
-    network_peer: NetworkPeer | None = None
-    uart_loopbacks: list[UartLoopback] = []
-    operator: bool = Field(
-        default=False, description="a person is at the bench to answer manual steps"
-    )
-    display: bool = Field(
-        default=False, description="a monitor on the unit's display output (HDMI, DSI) to look at"
-    )
-
-
 class VirtualDisk(Strict):
     size_mib: int = Field(gt=0, le=4096)
 
@@ -215,6 +183,11 @@ class Virtual(Strict):
         "10.0.(2+N).0/24, the lab host at 10.0.(2+N).2",
     )
     extra_uart: bool = False
+    can_pair: bool = Field(
+        default=False,
+        description="two Kvaser PCI CAN controllers on one QEMU CAN bus (can0, can1): a CAN pair "
+        "fixture; the kernel needs kvaser_pci (Debian's arm64 and generic amd64 kernels have it)",
+    )
     watchdog: Literal["i6300esb"] | None = None
     rtc: bool = True
     extra_args: list[str] = []

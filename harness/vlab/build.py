@@ -66,7 +66,7 @@ def _resolve_plans(arches: Sequence[ArchRecipe], overrides: Mapping[str, str]) -
                 arch.deb_arch,
             )
         }
-        for role in recipe.USERLAND_PACKAGES:
+        for role in (*recipe.USERLAND_PACKAGES, *arch.extra_packages):
             roles[role] = (overrides.get(role, role), arch.deb_arch)
         if arch.uboot_bios:
             roles[recipe.UBOOT_PACKAGE] = (

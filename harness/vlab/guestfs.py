@@ -174,6 +174,21 @@ def _ssh_server(tree: Path, unpacked: Path, arch: ArchRecipe, host_key: Path) ->
         _copy(tree, loader_path, elfdeps.real_file(unpacked, unpacked / loader_path))
 
 
+def _extra_programs(tree: Path, unpacked: Path, arch: ArchRecipe) -> None:
+    """The recipe's extra programs (iproute2's ip, can-utils), and the libraries they need."""
+    programs = []
+    for source, target in arch.extra_programs:
+        path = elfdeps.real_file(unpacked, unpacked / source)
+        if not path.is_file():
+            raise InfraError(f"no /{source} in the extra packages of {arch.arch}")
+        _copy(tree, target, path)
+        programs.append(path)
+    libraries = elfdeps.library_closure(programs, unpacked, arch.library_dirs)
+    for soname, path in libraries.items():
+        if not (tree / f"lib/{arch.triplet}/{soname}").exists():
+            _copy(tree, f"lib/{arch.triplet}/{soname}", elfdeps.real_file(unpacked, path))
+
+
 def _kernel_modules(tree: Path, modules_dir: Path) -> list[str]:
     """The drivers in recipe.MODULES plus their dependencies, and the order /init loads them in.
 
@@ -202,4 +217,5 @@ def assemble(
     }
     _base_system(tree, unpacked, arch, values)
     _ssh_server(tree, unpacked, arch, host_key)
+    _extra_programs(tree, unpacked, arch)
     return _kernel_modules(tree, modules_dir)

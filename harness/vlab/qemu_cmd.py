@@ -281,6 +281,11 @@ def qemu_command(
         argv += ["-device", "i6300esb", "-action", "watchdog=reset"]
     if virtual.rtc:
         argv += ["-rtc", "base=utc,clock=host"]
+    if virtual.can_pair:
+        # A CAN pair fixture: two SJA1000-based Kvaser PCI cards on one emulated bus, so every
+        # frame one sends the other receives (and acknowledges), as two wired controllers.
+        argv += ["-object", "can-bus,id=canbus0"]
+        argv += ["-device", "kvaser_pci,canbus=canbus0"] * 2
     argv += [
         "-device", "virtio-serial-pci,id=agentbus",
         "-chardev", f"socket,id=agent0,path={_escape(_socket_path(agent_socket, 'agent'))},server=on,wait=off",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
 
 OS_NAME = "Harness Virtual Lab OS"
 OS_ID = "harness-vlab"
@@ -28,12 +28,14 @@ MODULES = [
     "usb_storage",
     "sd_mod",
     "i6300esb",
+    "kvaser_pci",  # the CAN pair fixture (lab.virtual.can_pair), with sja1000 and can_dev
+    "can_raw",  # the raw CAN sockets cansend and candump use
 ]
 
 # A kernel flavour built without these (e.g. cloud-amd64 via `--package kernel=...`)
 # still makes a working lab: boards simply lack that hardware, and their
 # inventory checks say so.
-OPTIONAL_MODULES = {"xhci_pci", "usb_storage", "sd_mod", "i6300esb"}
+OPTIONAL_MODULES = {"xhci_pci", "usb_storage", "sd_mod", "i6300esb", "kvaser_pci", "can_raw"}
 
 # Packages taken for their userland files; the kernel is resolved from a meta package.
 USERLAND_PACKAGES = [
@@ -50,6 +52,18 @@ USERLAND_PACKAGES = [
 
 UBOOT_PACKAGE = "u-boot-qemu"
 
+# The CAN pair of qemu-aarch64-uboot needs what a real board's OS has for CAN: iproute2's
+# `ip` (busybox's cannot set a CAN bitrate; it replaces busybox's /sbin/ip, whose output it
+# shares) and can-utils' cansend/candump, with the libraries `ip` links against.
+CAN_PACKAGES = (
+    "iproute2", "can-utils", "libbpf1", "libelf1", "libmnl0", "libbsd0", "libmd0", "libcap2",
+)  # fmt: skip
+CAN_PROGRAMS = (
+    ("bin/ip", "sbin/ip"),
+    ("usr/bin/cansend", "usr/bin/cansend"),
+    ("usr/bin/candump", "usr/bin/candump"),
+)
+
 
 @dataclass(frozen=True)
 class ArchRecipe:
@@ -62,6 +76,10 @@ class ArchRecipe:
     qemu_binary: str
     # u-boot.bin inside u-boot-qemu, for boards whose boot flow is u-boot
     uboot_bios: str | None = None
+    # More Debian packages and the programs taken from them (path in the package, path in
+    # the image); their shared libraries come along (the packages must provide them).
+    extra_packages: tuple[str, ...] = ()
+    extra_programs: tuple[tuple[str, str], ...] = ()
 
     @property
     def library_dirs(self) -> list[str]:
@@ -90,6 +108,8 @@ ARCHES: dict[str, ArchRecipe] = {
         console="ttyAMA0",
         qemu_binary="qemu-system-aarch64",
         uboot_bios="usr/lib/u-boot/qemu_arm64/u-boot.bin",
+        extra_packages=CAN_PACKAGES,
+        extra_programs=CAN_PROGRAMS,
     ),
 }
 

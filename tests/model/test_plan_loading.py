@@ -111,6 +111,9 @@ def test_shipped_precert_plan_covers_the_issue_checklist() -> None:
         "network-ping": "board.inventory.network_interfaces",
         "usb-storage": "board.inventory.usb_devices[*].block_device",
         "uart-loopback": "board.fixtures.uart_loopbacks",
+        "gpio-loopback": "board.fixtures.gpio_loopbacks",
+        "spi-loopback": "board.fixtures.spi_loopbacks",
+        "can-loopback": "board.fixtures.can_pairs",
     }
     assert plan.test("usb-devices").requires == "board.inventory.usb_devices"
     assert plan.test("watchdog").requires == "board.inventory.watchdog"

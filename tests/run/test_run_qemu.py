@@ -206,6 +206,14 @@ def test_precert_plan_certifies_the_other_shipped_boards_and_their_discovered_dr
     assert outcomes["usb-devices"] == "pass", "both boards have USB mass storage"
     assert outcomes["usb-storage[sda]"] == "pass"
     if board_name == "qemu-aarch64-uboot":  # an SBC-like board: device tree and U-Boot
+        # Its CAN pair fixture (two Kvaser PCI controllers on one QEMU CAN bus): frames went
+        # both ways through the emulated bus and were compared, candump's log in the evidence.
+        assert outcomes["can-loopback[can0-can1]"] == "pass"
+        log = run.result("can-loopback[can0-can1]")["log"]
+        for sender, receiver in (("can0", "can1"), ("can1", "can0")):
+            sent = re.findall(rf"cansend {sender} ([0-9A-F]+#[0-9A-F]*);", log)
+            got = re.findall(rf"^\s*\(\d+\.\d+\) {receiver} (\S+)\s*$", log, re.MULTILINE)
+            assert len(sent) == 4 and got == sent, log
         files = {e["name"]: e for e in run.run_json()["diagnostics"]["files"]}
         for name in ("devicetree", "devicetree-blob"):
             assert files[name]["status"] == "collected", files[name]

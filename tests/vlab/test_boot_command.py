@@ -114,6 +114,9 @@ def test_uboot_board_boots_u_boot_from_a_copy_on_write_overlay_of_the_cached_dis
     assert info["format"] == "qcow2"
     assert info["backing-filename"] == str(artifacts.boot_disk)
     assert console_device(profile) == "ttyAMA0"
+    # Its CAN pair fixture: two controllers on one emulated bus.
+    assert option_values(argv, "-object") == ["can-bus,id=canbus0"]
+    assert option_values(argv, "-device").count("kvaser_pci,canbus=canbus0") == 2
 
 
 def test_disks_of_a_run_keep_their_contents_when_the_command_is_built_again(

@@ -114,6 +114,11 @@ def test_initramfs_holds_busybox_dropbear_with_its_libraries_sftp_server_and_mod
         "xhci-pci.ko",
         "i6300esb.ko",
     } <= set(order)
+    if arch == "aarch64":  # the CAN pair of qemu-aarch64-uboot: drivers and userland
+        assert order.index("sja1000.ko") < order.index("kvaser_pci.ko")
+        assert {"can-raw.ko", "can-dev.ko"} <= set(order)
+        assert {"sbin/ip", "usr/bin/cansend", "usr/bin/candump", f"{libdir}/libmnl.so.0"} <= names
+        assert "iproute2" in artifacts.packages and "can-utils" in artifacts.packages
     assert f"getty -L 115200 {console}" in _initramfs_file(artifacts.initrd, "sbin/console-getty")
     shadow = _initramfs_file(artifacts.initrd, "etc/shadow")
     assert shadow.startswith("root:$6$")
