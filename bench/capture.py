@@ -73,7 +73,9 @@ def _harness(board: Board, size: int, digest: str) -> float:
 def run(ctx: Context) -> Row:
     row = Row("capture", TITLE, BASELINE)
     for ref in ctx.boards():
-        size = ctx.n(64, 1) * MiB
+        # A QEMU board's emulated UART is far slower than the sim's pty: 16 MiB keeps the
+        # full run within its half hour; the simulated board gets the whole 64 MiB.
+        size = ctx.n(64 if ref == "sim" else 16, 1) * MiB
         folder = ctx.folder("capture")
         with ctx.board(ref) as running:
             profile = running.profile
@@ -90,12 +92,12 @@ def run(ctx: Context) -> Row:
                         size,
                         digest,
                     )
-                    for _ in range(ctx.n(2, 1))
+                    for _ in range(1)
                 ]
                 board = Board.open(profile, running.env_file, console_log=folder / "console.log")
                 board.console.login()
                 ours = []
-                for attempt in range(ctx.n(2, 1)):
+                for attempt in range(1):
                     with ctx.profiled(f"capture-{ref}", enabled=attempt == 0):
                         ours.append(_harness(board, size, digest))
                 board.console.run("rm -f /tmp/bench-burst")

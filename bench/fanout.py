@@ -164,7 +164,7 @@ def run(ctx: Context) -> Row:
     with contextlib.ExitStack() as stack:
         boards = [stack.enter_context(ctx.board("sim")) for _ in range(max(sizes))]
         env = stack.enter_context(coordinator(boards, folder))
-        rounds = ctx.n(2, 1)
+        rounds = 1
         walls = {
             n: [parallel_runs(boards, n, env, folder / f"r{r}") for r in range(rounds)]
             for n in sizes

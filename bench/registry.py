@@ -27,7 +27,7 @@ def _curve(row: Row, ctx: Context, name: str, url: str, sizes: list[int]) -> Non
     loader = Loader(store)
     loader.lab()
     models = 0
-    queries = ctx.n(2000, 100)
+    queries = ctx.n(1000, 100)
     try:
         for size in sizes:
             started = time.perf_counter()

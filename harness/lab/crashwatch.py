@@ -27,6 +27,7 @@ from harness.lab.crash_patterns import (
     UNEXPECTED_RESET,
     CrashPattern,
 )
+from harness.lab.literals import Needles, required_literals
 from harness.lab.terminal import strip_escapes
 
 # A "line" without a newline is cut here so binary junk cannot grow the buffer forever.
@@ -87,6 +88,11 @@ class CrashWatch:
         self._any = re.compile(
             "|".join(f"(?:{_NAMED_GROUP.sub('(?:', p.regex.pattern)})" for p in self.patterns)
         )
+        # Fixed texts per row: a chunk containing none of them has no line worth matching.
+        needles = [required_literals(p.regex) for p in self.patterns]
+        self._needles: list[Needles] | None = (
+            None if any(n is None for n in needles) else needles  # type: ignore[misc]
+        )
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._partial = ""
         self._before: deque[str] = deque(maxlen=CONTEXT_BEFORE)
@@ -143,13 +149,36 @@ class CrashWatch:
     def _feed_text(self, text: str) -> list[CrashEvent]:
         found: list[CrashEvent] = []
         text = self._partial + text
-        *lines, self._partial = text.split("\n")
-        for raw in lines:
-            found += self._line(raw)
+        if self._quiet(text):
+            self._skip_lines(text)
+        else:
+            *lines, self._partial = text.split("\n")
+            for raw in lines:
+                found += self._line(raw)
         while len(self._partial) > MAX_LINE:
             found += self._line(self._partial[:MAX_LINE])
             self._partial = self._partial[MAX_LINE:]
         return found
+
+    def _quiet(self, text: str) -> bool:
+        """True when no line of `text` can start or extend an event (the fast path of a
+        burst of output): no event collects context and no row's fixed text occurs."""
+        if self._open or self._needles is None or "\x1b]" in text:
+            return False  # an OSC escape may span lines: strip line by line instead
+        visible = strip_escapes(text)
+        lowered = visible.lower() if any(n.folded for n in self._needles) else None
+        return not any(n.found_in(visible, lowered) for n in self._needles)
+
+    def _skip_lines(self, text: str) -> None:
+        """What `_line` would do with lines that match nothing: count them, and keep the
+        last few (markers excepted) as context for a later event."""
+        head, newline, self._partial = text.rpartition("\n")
+        if not newline:
+            return
+        self._line_number += head.count("\n") + 1
+        recent = head.rsplit("\n", 2 * CONTEXT_BEFORE)[-2 * CONTEXT_BEFORE :]
+        kept = [strip_escapes(r) for r in recent if not _MARKER.match(r.rstrip("\r"))]
+        self._before.extend(kept[-CONTEXT_BEFORE:])
 
     def _line(self, raw: str) -> list[CrashEvent]:
         self._line_number += 1
