@@ -46,11 +46,14 @@ def _curve(row: Row, ctx: Context, name: str, url: str, sizes: list[int]) -> Non
                 baseline=True,
             )
             asked = iter(asks)
+            elig = row.add(
+                f"{name} {size:,}: eligibility",
+                timed(lambda asked=asked: store.eligibility(next(asked)), queries),
+            )
+            # An extra pass under the profiler (it slows what it watches).
             with ctx.profiled(f"eligibility-{name}-{size}", enabled=size == sizes[-1]):
-                elig = row.add(
-                    f"{name} {size:,}: eligibility",
-                    timed(lambda asked=asked: store.eligibility(next(asked)), queries),
-                )
+                for device in asks[:200]:
+                    store.eligibility(device)
             row.target(
                 f"{name} {size:,}: eligibility p99", elig.percentile(99) * 1000, "<=", 5, " ms"
             )
