@@ -52,10 +52,10 @@ class RawConsole:
         self.until(b"raw-ready-42")
         self.seen.clear()
 
-    def command(self, line: bytes, answer: bytes) -> bytes:
+    def command(self, line: bytes, answer: bytes, timeout: float = GUARD) -> bytes:
         """Send one line; read until `answer` shows up."""
         self.sock.sendall(line)
-        return self.until(answer)
+        return self.until(answer, timeout)
 
     def close(self) -> None:
         """Echo back on and log out, so the next client finds a login prompt."""
