@@ -38,9 +38,10 @@ def probe_run(
     """Wall seconds of one probed `harness run`, and the probe's report. Every test must
     end with an outcome in `allowed`."""
     out = folder / "probe.json"
-    argv = [sys.executable, "-m", "bench.probe", str(out)]
-    if profile is not None:
+    argv = [sys.executable, "-m", "bench.probe"]
+    if profile is not None:  # before OUT: everything after OUT is the harness's
         argv += ["--profile", str(profile)]
+    argv.append(str(out))
     argv += [
         "--", "run", "--board", str(board_source), "--plan", str(plan), "--env", str(env_file),
         "--results", str(folder / "results"), "--no-submit", "--plain",

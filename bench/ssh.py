@@ -120,11 +120,14 @@ def run(ctx: Context) -> Row:
                     get += timed(lambda back=back, ssh=ssh: ssh.get("/tmp/bench-sftp.bin", back), 1)
                     check(_sha(back) == digest, "SFTP round trip changed the bytes")
                     back.unlink()
+                    # A QEMU board's /tmp is RAM: one copy at a time.
+                    ssh.run("rm -f /tmp/bench-sftp.bin")
                     remote = "root@127.0.0.1:/tmp/bench-scp.bin"
                     scp_to += timed(lambda o=openssh, p=payload, r=remote: o.scp(str(p), r), 1)
                     scp_from += timed(lambda back=back, o=openssh, r=remote: o.scp(r, str(back)), 1)
                     check(_sha(back) == digest, "scp round trip changed the bytes")
                     back.unlink()
+                ssh.run("rm -f /tmp/bench-scp.bin")
                 with ctx.profiled(f"sftp-{ref}"):  # an extra copy: profiling slows it
                     ssh.put(payload, "/tmp/bench-sftp.bin")
                 ssh.run("rm -f /tmp/bench-sftp.bin /tmp/bench-scp.bin")
