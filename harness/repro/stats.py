@@ -13,13 +13,15 @@
 - Bisection: the same zero-reproduction rule decides "good" per build, with p0
   the lower Wilson bound of the known-bad build's rate; fewer iterations than
   that is "uncertain", never "good".
+
+scipy.stats is imported inside the functions that use it: importing it costs about two
+seconds of CPU, and every `harness` command (a plan run, a board check) imports this
+module through the CLI without ever computing a rate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from scipy.stats import binomtest, fisher_exact
 
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
@@ -31,6 +33,8 @@ def wilson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float
     """The Wilson score interval of k/n, or None when nothing was counted."""
     if n <= 0:
         return None
+    from scipy.stats import binomtest
+
     ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
     return float(ci.low), float(ci.high)
 
@@ -39,6 +43,8 @@ def zero_failure_p_value(n: int, p0: float) -> float:
     """P(no reproduction in n iterations | true rate p0): the exact one-sided binomial p-value."""
     if n <= 0:
         return 1.0
+    from scipy.stats import binomtest
+
     return float(binomtest(0, n, p0, alternative="less").pvalue)
 
 
@@ -67,6 +73,8 @@ class Comparison:
 def compare(a_k: int, a_n: int, b_k: int, b_n: int) -> Comparison:
     """Fisher's exact test of two rates (k reproductions of n counted iterations each)."""
     table = [[a_k, a_n - a_k], [b_k, b_n - b_k]]
+    from scipy.stats import fisher_exact
+
     result = fisher_exact(table, alternative="two-sided")
     return Comparison((a_k, a_n), (b_k, b_n), float(result.pvalue), float(result.statistic))
 
