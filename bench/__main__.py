@@ -69,17 +69,23 @@ def main(argv: list[str] | None = None) -> int:
             row.seconds = time.monotonic() - row_started
             rows.append(row)
             _print_row(row)
+            # The table is rewritten after every row: a run stopped part-way (a deadline, a
+            # hang in a later row) keeps what it measured, and says which rows it lacks.
+            if out is not None:
+                not_run = [r for r in ROWS if r not in {done.key for done in rows}]
+                text = render(
+                    rows,
+                    quick=args.quick,
+                    started=started,
+                    load_start=load_start,
+                    seconds=time.monotonic() - clock,
+                    not_run=[importlib.import_module(f"bench.{r}").TITLE for r in not_run],
+                )
+                write(out, text)
     finally:
+        ctx.close()
         shutil.rmtree(scratch, ignore_errors=True)
-    text = render(
-        rows,
-        quick=args.quick,
-        started=started,
-        load_start=load_start,
-        seconds=time.monotonic() - clock,
-    )
     if out is not None:
-        write(out, text)
         print(f"bench: wrote {out}", file=sys.stderr)
     return 1 if any(r.error for r in rows) else 0
 

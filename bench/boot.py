@@ -66,7 +66,7 @@ def run(ctx: Context) -> Row:
     os.environ[TRACE_ENV] = "1"
     try:
         for ref in ctx.boards():
-            boots = ctx.n(5 if ref == "sim" else 3, 2)
+            boots = ctx.n(5 if ref == "sim" else 3, 1)
             folder = ctx.folder("boot")
             with ctx.board(ref) as running:
                 trace = Path(running.state().state_dir) / "console.trace"

@@ -21,6 +21,7 @@ import yaml
 
 from bench.core import REPO
 from harness.model.board import load_board
+from harness.registry.pgtemp import TempPostgres
 from harness.vlab.bench import SIM_PROFILE, resolve_board
 from harness.vlab.handle import RunningBoard
 
@@ -34,6 +35,20 @@ class Context:
     scratch: Path
     profiles: Path = PROFILES
     log: list[str] = field(default_factory=list)
+    _postgres: TempPostgres | None = None
+
+    def postgres(self) -> TempPostgres:
+        """One PostgreSQL server for the whole run, started when a row first needs it (each
+        row takes a database of its own): initdb and start-up cost seconds, once is enough."""
+        if self._postgres is None:
+            self._postgres = TempPostgres().start()
+        return self._postgres
+
+    def close(self) -> None:
+        """Stop what the run shared between rows."""
+        if self._postgres is not None:
+            self._postgres.stop()
+            self._postgres = None
 
     @property
     def lab_dir(self) -> Path:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -42,6 +43,14 @@ def _client(env: dict[str, str], *args: str) -> str:
     )
     check(done.returncode == 0, f"labgrid-client {' '.join(args)}: {done.stderr.strip()}")
     return done.stdout
+
+
+def _place(env: dict[str, str], index: int) -> None:
+    """Place bench-pINDEX, matching the exporter's group benchINDEX, acquired."""
+    place = f"bench-p{index}"
+    _client(env, "-p", place, "create")
+    _client(env, "-p", place, "add-match", f"benchexp/bench{index}/*")
+    _client(env, "-p", place, "acquire")
 
 
 @contextlib.contextmanager
@@ -103,11 +112,10 @@ def coordinator(boards: list, folder: Path) -> Iterator[dict[str, str]]:
             check(procs[1].poll() is None, "labgrid-exporter exited")
             check(time.monotonic() < deadline, "the exporter never registered its resources")
             time.sleep(0.2)  # poll interval while the exporter registers
-        for index in range(len(boards)):
-            place = f"bench-p{index}"
-            _client(env, "-p", place, "create")
-            _client(env, "-p", place, "add-match", f"benchexp/bench{index}/*")
-            _client(env, "-p", place, "acquire")
+        # Each labgrid-client call is a process start (~1 s of CPU): the places are set up
+        # side by side, one thread each.
+        with ThreadPoolExecutor(max_workers=len(boards)) as pool:
+            list(pool.map(lambda index: _place(env, index), range(len(boards))))
         yield env
     finally:
         for proc in reversed(procs):

@@ -15,7 +15,6 @@ import time
 from bench.context import Context
 from bench.core import Row, check, ratio, timed
 from bench.seed import PER_MODEL, Loader, devices
-from harness.registry.pgtemp import TempPostgres
 from harness.registry.store import Store
 
 TITLE = "registry eligibility"
@@ -71,6 +70,5 @@ def run(ctx: Context) -> Row:
     sizes = [1_000] if ctx.quick else [10_000, 100_000, 1_000_000]
     db = ctx.folder("registry") / "registry.db"
     _curve(row, ctx, "SQLite", f"sqlite:///{db}", sizes)
-    with TempPostgres() as pg:
-        _curve(row, ctx, "PostgreSQL", pg.new_database(), sizes)
+    _curve(row, ctx, "PostgreSQL", ctx.postgres().new_database(), sizes)
     return row

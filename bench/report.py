@@ -11,7 +11,17 @@ from pathlib import Path
 from bench.core import Row, git_revision, load_average, machine
 
 
-def render(rows: list[Row], *, quick: bool, started: str, load_start: str, seconds: float) -> str:
+def render(
+    rows: list[Row],
+    *,
+    quick: bool,
+    started: str,
+    load_start: str,
+    seconds: float,
+    not_run: list[str] | None = None,
+) -> str:
+    """The whole file; `not_run` names the rows this run did not measure (--only, or a
+    run stopped part-way), so a partial table never reads as a complete one."""
     info = machine()
     mode = "--quick (correctness only: tiny sizes, simulated board)" if quick else "full"
     lines = [
@@ -29,6 +39,7 @@ def render(rows: list[Row], *, quick: bool, started: str, load_start: str, secon
         f"| load average (1/5/15 min) | at start {load_start}; at end {load_average()} |",
         f"| mode | {mode} |",
         f"| wall time | {seconds / 60:.1f} min |",
+        f"| rows not run | {'; '.join(not_run) if not_run else 'none'} |",
         "",
         "The machine is shared (other jobs run beside the benchmark), so compare the ratios, "
         "which set each result against a baseline measured minutes apart in the same run, "

@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.context import Context
 from bench.core import REPO, Row, check
 from harness.labkey import LabIdentity
-from harness.registry.pgtemp import TempPostgres
 from harness.registry.store import Store
 from harness.report.bundle import make_bundle
 from tests.registry.runfolder import make_run_folder
@@ -86,41 +85,40 @@ def run(ctx: Context) -> Row:
     folder = ctx.folder("submissions")
     identities, bundles = _bundles(folder, per_lab)
     size = sum(len(b) for runs in bundles.values() for _, b in runs) / (LABS * per_lab)
-    with TempPostgres() as pg:
-        url = pg.new_database()
-        store = Store(url)
-        tokens = {i.name: store.add_lab(i.name, i.public_key_text) for i in identities}
-        port = _free_port()
-        log = (folder / "server.log").open("ab")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "harness", "registry", "--db", url, "serve", "--port", str(port)],
-            cwd=REPO, env={**os.environ, "HARNESS_DATA_HOME": str(folder / "home")}, stdout=log, stderr=log,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + GUARD
-            while True:
-                check(server.poll() is None, "the registry server exited during start-up")
-                try:
-                    if httpx.get(base + "/health", timeout=5).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                check(time.monotonic() < deadline, "the registry server never answered /health")
-                time.sleep(0.05)
-            started = time.perf_counter()
-            outcomes = asyncio.run(_submit_all(base, tokens, bundles))
-            wall = time.perf_counter() - started
-        finally:
-            server.terminate()
-            server.wait(timeout=GUARD)
-            log.close()
-        total = LABS * per_lab
-        check(len(outcomes) == total, f"{len(outcomes)} answers for {total} submissions")
-        bad = [o for o in outcomes if o[2] != 201 or o[3] != "stored"]
-        check(not bad, f"{len(bad)} submissions not stored, e.g. {bad[:3]}")
-        stored = [(r["lab"], r["run_id"]) for r in store.list_runs()]
-        store.close()
+    url = ctx.postgres().new_database()
+    store = Store(url)
+    tokens = {i.name: store.add_lab(i.name, i.public_key_text) for i in identities}
+    port = _free_port()
+    log = (folder / "server.log").open("ab")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "harness", "registry", "--db", url, "serve", "--port", str(port)],
+        cwd=REPO, env={**os.environ, "HARNESS_DATA_HOME": str(folder / "home")}, stdout=log, stderr=log,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + GUARD
+        while True:
+            check(server.poll() is None, "the registry server exited during start-up")
+            try:
+                if httpx.get(base + "/health", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            check(time.monotonic() < deadline, "the registry server never answered /health")
+            time.sleep(0.05)
+        started = time.perf_counter()
+        outcomes = asyncio.run(_submit_all(base, tokens, bundles))
+        wall = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=GUARD)
+        log.close()
+    total = LABS * per_lab
+    check(len(outcomes) == total, f"{len(outcomes)} answers for {total} submissions")
+    bad = [o for o in outcomes if o[2] != 201 or o[3] != "stored"]
+    check(not bad, f"{len(bad)} submissions not stored, e.g. {bad[:3]}")
+    stored = [(r["lab"], r["run_id"]) for r in store.list_runs()]
+    store.close()
     check(len(stored) == total, f"the registry holds {len(stored)} runs, {total} were submitted")
     check(len(set(stored)) == total, "a run is stored twice")
     rate = row.add(
