@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -60,13 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             module = importlib.import_module(f"bench.{name}")
             print(f"bench: {module.TITLE} ...", file=sys.stderr, flush=True)
-            row_started = time.monotonic()
+            row_started, cpu_started = time.monotonic(), _cpu_seconds()
             try:
                 row = module.run(ctx)
             except Exception as exc:  # one broken row must not hide the others' results
                 traceback.print_exc()
                 row = Row(name, module.TITLE, module.BASELINE, error=f"{type(exc).__name__}: {exc}")
             row.seconds = time.monotonic() - row_started
+            row.cpu_seconds = _cpu_seconds() - cpu_started
             rows.append(row)
             _print_row(row)
             # The table is rewritten after every row: a run stopped part-way (a deadline, a
@@ -90,6 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any(r.error for r in rows) else 0
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of the children it waited for (boards, harness runs,
+    servers): unlike wall time it hardly grows when other jobs share the host."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _print_row(row: Row) -> None:
     if row.error:
         print(f"  FAILED: {row.error}", file=sys.stderr)
@@ -102,7 +114,7 @@ def _print_row(row: Row) -> None:
         )
     for what in row.checks:
         print(f"  ok: {what}", file=sys.stderr)
-    print(f"  ({row.seconds:.0f} s)", file=sys.stderr, flush=True)
+    print(f"  ({row.seconds:.0f} s, {row.cpu_seconds:.0f} s of CPU)", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,7 @@ class Row:
     notes: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # parts of the row not measured, and why
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process and its waited-for children
     error: str | None = None
 
     def add(

@@ -71,7 +71,7 @@ def render(
 
 def _details(row: Row) -> list[str]:
     out = [f"## {row.title}", "", f"Baseline in the same run: {row.baseline}. "
-           f"Row took {row.seconds:.0f} s.", ""]  # fmt: skip
+           f"Row took {row.seconds:.0f} s ({row.cpu_seconds:.0f} s of CPU).", ""]  # fmt: skip
     if row.error:
         out += [f"**Failed:** {row.error}", ""]
     if row.series:
