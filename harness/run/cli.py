@@ -90,6 +90,28 @@ def _stop_on_sigterm() -> Iterator[list[str]]:
         signal.signal(signal.SIGTERM, previous)
 
 
+_AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+
+
+@contextlib.contextmanager
+def _installed_plugins_not_loaded() -> Iterator[None]:
+    """Run pytest with our plugin only, not every pytest plugin installed on the host.
+
+    pytest imports (and assertion-rewrites) each installed plugin at start: on the lab's
+    Python that was 5 of the 8.5 s of CPU a smoke-plan run on the simulated board took
+    (schemathesis, hypothesis...), and a stray plugin could change how a run behaves.
+    """
+    previous = os.environ.get(_AUTOLOAD)
+    os.environ[_AUTOLOAD] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_AUTOLOAD, None)
+        else:
+            os.environ[_AUTOLOAD] = previous
+
+
 @contextlib.contextmanager
 def _lab(
     profile: BoardProfile, env: Path | None, place: str | None, run_id: str
@@ -235,7 +257,7 @@ def run(
             last_failed,
             junitxml,
         )
-        with _stop_on_sigterm() as stopped_by:
+        with _stop_on_sigterm() as stopped_by, _installed_plugins_not_loaded():
             status = pytest.main(args, plugins=[progress])
     folder = results_root / run_id
     if (
