@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.context import Context
 from bench.core import Row, check
 from harness.lab.board import Board
-from harness.vlab.bench_process import TRACE_ENV
+from harness.vlab.boardhost_process import TRACE_ENV
 
 TITLE = "boot-to-login detection"
 BASELINE = "the time the login prompt's bytes reach the host (the bench relay's own timestamps)"

@@ -22,7 +22,7 @@ import yaml
 from bench.core import REPO
 from harness.model.board import load_board
 from harness.registry.pgtemp import TempPostgres
-from harness.vlab.bench import SIM_PROFILE, resolve_board
+from harness.vlab.boardhost import SIM_PROFILE, resolve_board
 from harness.vlab.handle import RunningBoard
 
 PROFILES = REPO / "bench" / "profiles"

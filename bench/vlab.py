@@ -24,7 +24,7 @@ from bench.context import Context
 from bench.core import REPO, Row, check, ratio
 from bench.rawconsole import RawConsole
 from harness.model.board import find_board, load_board
-from harness.vlab.bench import SIM_PROFILE, resolve_board
+from harness.vlab.boardhost import SIM_PROFILE, resolve_board
 from harness.vlab.handle import RunningBoard
 
 TITLE = "virtual lab: console relay, board start, QEMU boot"

@@ -16,24 +16,13 @@ from typing import Any
 
 import click
 
-from harness.errors import InfraError
+from harness.model.plan import PLANS_DIR
+from harness.options import place_options, results_option
 from harness.report.runfolder import RUN_JSON, read_run_record
-from harness.run.cli import run as run_command
+from harness.run.launch import RunRequest, run_plan
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_BOARD = "qemu-x86_64"
-DEFAULT_PLAN = REPO / "testplans" / "precert.yaml"
-
-
-def _newest_run(results_root: Path, board: str, since: float) -> Path:
-    runs = [
-        p
-        for p in results_root.glob(f"*-{board}-*")
-        if (p / "run.json").is_file() and p.stat().st_mtime >= since
-    ]
-    if not runs:
-        raise InfraError(f"no run folder for {board} appeared under {results_root}")
-    return max(runs, key=lambda p: p.name)
+DEFAULT_BOARD = "qemu-x86_64"  # a name in boards/ of the working directory, like the plan
+DEFAULT_PLAN = PLANS_DIR / "precert.yaml"
 
 
 def _show_verdict(run: dict[str, Any], folder: Path) -> None:
@@ -63,8 +52,8 @@ def _show_verdict(run: dict[str, Any], folder: Path) -> None:
 
 
 def _show_eligibility(run: dict[str, Any]) -> None:
-    from harness.registry.cli import Backend
     from harness.registry.eligibility import Device
+    from harness.registry.interface import open_registry
 
     board, software = run["board"], run.get("software", {})
     if not software.get("os_release") or not software.get("kernel_release"):
@@ -79,7 +68,11 @@ def _show_eligibility(run: dict[str, Any]) -> None:
         software.get("kernel_version") or "",
         software.get("kernel_build_id") or "",
     )
-    answer = Backend(None, None, None).call("eligibility", device)
+    registry = open_registry()
+    try:
+        answer = registry.eligibility(device)
+    finally:
+        registry.close()
     click.echo("")
     click.secho(f"eligibility: {answer['status']}", bold=True)
     click.echo(f"  {answer['summary']}")
@@ -106,14 +99,28 @@ def _show_eligibility(run: dict[str, Any]) -> None:
 @click.option(
     "--env", type=click.Path(path_type=Path), help="labgrid environment file of a physical unit"
 )
-@click.option("--place", help="labgrid coordinator place")
 @click.option(
-    "--results",
-    "results_root",
-    type=click.Path(path_type=Path),
-    default=Path("results"),
-    show_default=True,
+    "--place",
+    "place_names",
+    multiple=True,
+    help="labgrid place on the coordinator in $LG_COORDINATOR (repeat to fan out over several)",
 )
+@click.option(
+    "--places",
+    "place_patterns",
+    multiple=True,
+    metavar="TAGS",
+    help="fan out over every place whose tags match, e.g. 'board=qemu-*' (globs allowed)",
+)
+@place_options
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="fan-out: boards run at once",
+)
+@results_option
 @click.option("--no-submit", is_flag=True, help="do not submit the run to the registry")
 @click.option("--json", "as_json", is_flag=True, help="print run.json instead of the summary")
 @click.pass_context
@@ -122,35 +129,109 @@ def certify(
     board_ref: str,
     plan_file: Path,
     env: Path | None,
-    place: str | None,
+    place_names: tuple[str, ...],
+    place_patterns: tuple[str, ...],
+    reserve: str | None,
+    wait: bool,
+    wait_timeout: float | None,
+    parallel: int,
     results_root: Path,
     no_submit: bool,
     as_json: bool,
 ) -> int:
-    """Certify a board (default: the built-in virtual board), feed the registry, show the verdict."""
-    import time
+    """Certify a board (default: the built-in virtual board), feed the registry, show the verdict.
 
-    started = time.time() - 1
-    code = ctx.invoke(
-        run_command,
+    With several --place, or --places TAGS, the plan runs on every place (at most --parallel
+    at once), each board in its own run folder; a farm summary with one JUnit file follows,
+    and the exit code is the worst of the runs (docs/farm.md).
+    """
+    if len(place_names) > 1 or place_patterns:
+        return _fan_out(
+            ctx,
+            board_ref,
+            plan_file,
+            env,
+            place_names,
+            place_patterns,
+            reserve,
+            parallel,
+            results_root,
+            no_submit,
+        )
+    request = RunRequest(
         board_ref=board_ref,
         plan_file=plan_file,
         env=env,
-        place=place,
+        place=place_names[0] if place_names else None,
         results_root=results_root,
+        reserve=reserve,
+        wait=wait,
+        wait_timeout=wait_timeout,
         no_submit=no_submit,
     )
+    code, folder = run_plan(request)
     if code in (130, 143):  # stopped by SIGINT/SIGTERM: the run is resumable, there is no verdict
-        return int(code)
-    from harness.run.cli import _load_board
-
-    profile_name = _load_board(board_ref).name
-    folder = _newest_run(results_root, profile_name, started)
+        return code
     run = read_run_record(folder / RUN_JSON).to_json()
     if as_json:
         click.echo(json.dumps(run, indent=2))
-        return int(code)
+        return code
     _show_verdict(run, folder)
     if not no_submit:
         _show_eligibility(run)
-    return int(code)
+    return code
+
+
+def _fan_out(
+    ctx: click.Context,
+    board_ref: str,
+    plan_file: Path,
+    env: Path | None,
+    place_names: tuple[str, ...],
+    place_patterns: tuple[str, ...],
+    reserve: str | None,
+    parallel: int,
+    results_root: Path,
+    no_submit: bool,
+) -> int:
+    from harness.errors import Location, UserError
+    from harness.farm.fanout import fan_out, python_harness
+    from harness.model.plan import load_plan
+    from harness.run.place import require_coordinator
+
+    if env is not None or reserve is not None:
+        raise UserError(
+            "a fan-out (several --place, or --places) takes neither --env nor --reserve",
+            Location(field="--places"),
+        )
+    require_coordinator("--places")
+    load_plan(plan_file)  # a broken plan exits 2 once, not once per board
+    given = ctx.get_parameter_source("board_ref") is not click.core.ParameterSource.DEFAULT
+
+    def command(board: str, place: str, run_id: str) -> list[str]:
+        argv = python_harness(
+            "run",
+            "--board",
+            board,
+            "--plan",
+            str(plan_file),
+            "--place",
+            place,
+            "--wait",
+            "--run-id",
+            run_id,
+            "--results",
+            str(results_root),
+            "--plain",
+        )
+        return [*argv, "--no-submit"] if no_submit else argv
+
+    return fan_out(
+        command=command,
+        patterns=list(place_patterns),
+        names=list(place_names),
+        board_ref=board_ref if given else None,
+        parallel=parallel,
+        results_root=results_root,
+        label=f"plan {plan_file}",
+    )

@@ -2,7 +2,8 @@
 
 Sub-commands live next to the stage they drive and are imported only when
 used, so `harness --help` and `harness check` stay fast and a broken optional
-stack (say, no PostgreSQL driver) cannot break unrelated commands.
+stack (say, no PostgreSQL driver) cannot break unrelated commands. The group's
+`--verbose` / `--log-file` set up the harness's own diagnostics (harness/diagnostics.py).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from pathlib import Path
 
 import click
 
 from harness import __version__
+from harness.diagnostics import configure
 from harness.errors import EXIT_BAD_INPUT, HarnessError
 
 # name -> "module:attribute" of a click command or group
@@ -27,6 +30,9 @@ COMMANDS: dict[str, str] = {
     "registry": "harness.registry.cli:registry",
     "eligible": "harness.registry.live:eligible",
     "certify": "harness.certify:certify",
+    "farm": "harness.farm.cli:farm",
+    "board": "harness.discover.cli:board",
+    "report": "harness.report.report_cli:report",
 }
 
 
@@ -48,8 +54,20 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="harness")
-def cli() -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="show the harness's own diagnostics on standard error (-vv: debug, with tracebacks)",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="append the harness's own diagnostics (debug and up, with tracebacks) to this file",
+)
+def cli(verbose: int, log_file: Path | None) -> None:
     """Board certification harness: certify boards, reproduce customer cases, answer eligibility."""
+    configure(verbose, log_file)
 
 
 def main(argv: list[str] | None = None) -> None:

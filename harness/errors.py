@@ -7,6 +7,8 @@ error the harness raises on purpose is one of these.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,3 +64,33 @@ class InfraError(HarnessError):
     """The lab or the harness failed (board unreachable, QEMU missing, registry down). Exit 3."""
 
     exit_code = EXIT_INFRA
+
+
+@contextmanager
+def reading_user_file(
+    path: str | Path,
+    expected: str,
+    error: type[UserError] = UserError,
+    missing: str = "file not found",
+) -> Iterator[None]:
+    """Opening or reading a file the user named: an OS error is one `error` naming the file
+    (missing, a directory where `expected` was wanted, unreadable), never a traceback."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise error(missing, Location(path)) from None
+    except IsADirectoryError:
+        raise error(f"is a directory, expected {expected}", Location(path)) from None
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror}", Location(path)) from None
+
+
+class LabLost(BaseException):
+    """The lab went away under a test (its place was taken over, its exporter died).
+
+    Raised in the run's main thread by the lab guard (harness/farm/hold.py) to stop
+    the test under way at once: nothing may touch a board the run no longer holds,
+    so it is a BaseException that the executor's recovery (which catches Exception)
+    lets through, like KeyboardInterrupt. The run engine records the test as an
+    infrastructure error and stops.
+    """

@@ -16,6 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # Files whose every test boots QEMU or reads the built images.
 QEMU_FILES = {
+    "tests/farm/test_farm_qemu.py",
     "tests/lab/test_qemu_uboot.py",
     "tests/lab/test_qemu_x86.py",
     "tests/run/test_run_qemu.py",

@@ -10,8 +10,10 @@ reply, and the server's own log. Excluded are only the places a secret must
 live: the lab's key folder, the board profile and env file the lab wrote,
 and the bench's state.
 
-`SESSIONS` is the list of sessions run and scanned; a `harness repro` session
-plugs in by appending a function `(SecretsLab) -> Outputs` to it.
+`SESSIONS` is the list of sessions run and scanned (certification, the registry
+down and a wrong token, and a repro run with a verify-resolution run against its
+downloaded bundle, attached to a registry case); another session plugs in by
+appending a function `(SecretsLab) -> Outputs` to it.
 """
 
 from __future__ import annotations
@@ -33,14 +35,15 @@ from cryptography.hazmat.primitives import serialization
 
 from harness.labkey import PRIVATE_NAME, key_dir, load_or_create_identity
 from harness.model.board import load_board
-from harness.registry.store import Store
-from harness.vlab.bench import SIM_PROFILE
+from harness.registry.store import LOCAL_ADMIN, Store
+from harness.vlab.boardhost import SIM_PROFILE
 from harness.vlab.handle import RunningBoard
 from tests.registry.conftest import Server
 from tests.secrets_scan import Outputs, Secret, find_leaks
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = REPO / "tests" / "run" / "plans" / "all-pass.yaml"
+CASES = REPO / "testplans" / "cases"
 
 pytestmark = pytest.mark.slow
 
@@ -157,11 +160,69 @@ def refused_token(lab: SecretsLab) -> Outputs:
     return outputs
 
 
-# A `harness repro` session is added here when that command exists.
+def repro_verify_and_case(lab: SecretsLab) -> Outputs:
+    """`harness repro` delivered to the registry, its bundle downloaded and used as the baseline
+    of a verify-resolution run, both attached to a registry case (and refused to a wrong token)."""
+    results = lab.work / "results-repro"
+    case = lab.work / "case.yaml"
+    case.write_text((CASES / "always.yaml").read_text())
+    fixed = lab.work / "fixed.yaml"
+    fixed.write_text(case.read_text().replace("status: ERROR state", "status: OK"))
+    board = ["--board", str(lab.board.profile.source), "--env", str(lab.board.env_file)]
+    done, outputs = lab.harness(
+        "repro", "repro", str(case), *board, "--repeat", "3", "--results", str(results)
+    )
+    outputs.folders.append(results)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "registry: delivered" in done.stderr, done.stderr
+    (repro_id,) = [p.name for p in results.iterdir() if (p / "run.json").is_file()]
+    auth = {"Authorization": f"Bearer {lab.token}"}
+    reply = httpx.get(f"{lab.server.url}/runs/{repro_id}/bundle", headers=auth, timeout=60)
+    assert reply.status_code == 200, reply.text
+    baseline = lab.work / "repro-baseline.bundle.tar"
+    baseline.write_bytes(reply.content)
+    outputs.files.append(baseline)
+
+    verify, more = lab.harness(
+        "repro --verify", "repro", str(fixed), *board, "--verify", "--baseline", str(baseline),
+        "--results", str(results),
+    )  # fmt: skip
+    outputs.add(more)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    (verify_id,) = [p.name for p in results.iterdir() if p.name != repro_id]
+    store = Store(lab.server.db_url)
+    try:
+        store.open_case(
+            {"case_id": "demo-always", "customer_ref": "ACME-1001", "severity": "low",
+             "subsystem": "userspace", "vendor": "Harness Virtual Lab",
+             "model": "SIM (simulated, not hardware)", "revision": "1"},
+            LOCAL_ADMIN,
+        )  # fmt: skip
+    finally:
+        store.close()
+    for name, args, env in (
+        ("cases attach", ("attach", "demo-always", repro_id), {}),
+        ("cases attach (wrong token)", ("attach", "demo-always", verify_id),
+         {"HARNESS_REGISTRY_TOKEN": lab.wrong_token}),
+        ("cases verify", ("verify", "demo-always", "--verdict", "resolved", "--run", verify_id), {}),
+    ):  # fmt: skip
+        step, more = lab.harness(name, "registry", "cases", *args, **env)
+        outputs.add(more)
+        assert (step.returncode == 0) == ("wrong" not in name), step.stdout + step.stderr
+    report = httpx.get(f"{lab.server.url}/runs/{repro_id}/report", timeout=60)
+    assert report.status_code == 200 and "ERROR state" in report.text
+    outputs.texts["HTTP reply: repro report"] = report.text
+    cases_page = httpx.get(f"{lab.server.url}/ui/cases", timeout=60)
+    outputs.texts["HTTP reply: cases page"] = cases_page.text
+    assert "resolved" in cases_page.text
+    return outputs
+
+
 SESSIONS: list[Callable[[SecretsLab], Outputs]] = [
     certify_and_deliver,
     certify_with_registry_down_then_sync,
     refused_token,
+    repro_verify_and_case,
 ]
 
 

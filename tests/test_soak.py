@@ -1,16 +1,19 @@
-"""Soak: certification cycles with faults, then the registry reconciled against the run folders exactly.
+"""Soak: certification and repro cycles with faults, then the registry reconciled against the run folders exactly.
 
 Short mode (default, in CI): a fixed handful of cycles on the simulated board.
 Long mode: `python3 -m pytest tests/test_soak.py --long [--soak-hours 4] [--soak-seed N]`
-draws a random cycle kind for hours. Each cycle is a real `harness run` of
+draws a random cycle kind for hours. Each certification cycle is a real `harness run` of
 plans/fault-matrix.yaml that submits to a real registry (`harness registry
 serve` on 127.0.0.1), with its fault injected on evidence (the victim's READY
 line), exactly as in the fault matrix. At the end, `harness registry sync`
 drains the outbox and the registry must hold exactly one run per finished run
 folder, with the verdict that folder's run.json states, and nothing else.
 
-Cycles are entries of `CYCLES` (name -> function); a `harness repro` cycle
-plugs in by adding one there and to `LONG_KINDS`.
+Repro cycles run `harness repro` of a case that holds the board mid-iteration
+(tests/repro/conftest.py, `holding_case`): SIGKILL there and `--resume`, or a
+board fault there; their run folders are reconciled like certification's.
+Cycles are entries of `CYCLES` (name -> function); every entry is drawn in
+`--long` mode, and `SHORT_PLAN` is the CI set.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from harness.labkey import load_or_create_identity
 from harness.registry.store import Store
 from harness.vlab.handle import RunningBoard
 from tests.registry.conftest import Server
+from tests.repro.conftest import holding_case, repro_argv, wait_for_hold
 from tests.run.conftest import REPO
 from tests.run.matrix_helpers import MatrixRun, before_is_intact, resume_matrix
 
@@ -98,13 +102,71 @@ def registry_down_cycle(lab: SoakLab, rng: random.Random) -> None:
         lab.server.start()
 
 
+def _repro(lab: SoakLab, case: Path, root: Path, *extra: str) -> subprocess.Popen[str]:
+    """`harness repro` of a holding case (tests/repro/conftest.py) delivering to the registry."""
+    return subprocess.Popen(
+        repro_argv(lab.board, case, root, "--repeat", "4", *extra),
+        cwd=REPO, env=lab.registry_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def _repro_finished(proc: subprocess.Popen[str]) -> str:
+    try:
+        _, err = proc.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"harness repro still running after 900 s\n{err}")
+    assert proc.returncode in (0, 1), err
+    assert "Traceback" not in err and "registry: delivered" in err, err
+    return err
+
+
+def _case_folder(root: Path) -> Path:
+    folder = root.parent / f"{root.name}-case"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def repro_sigkill_resume_cycle(lab: SoakLab, rng: random.Random) -> None:
+    """`harness repro` killed in the middle of an iteration, resumed, then delivered once."""
+    root = lab.next_root()
+    root.mkdir(parents=True)
+    case = holding_case(_case_folder(root))
+    mark = lab.board.console_mark()
+    proc = _repro(lab, case, root)
+    wait_for_hold(lab.board, proc, mark)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    (folder,) = list(root.iterdir())
+    assert len((folder / "results.jsonl").read_text().splitlines()) == 2
+    _repro_finished(_repro(lab, case, root, "--resume", folder.name))
+
+
+def repro_board_fault_cycle(lab: SoakLab, rng: random.Random) -> None:
+    """A board fault strikes `harness repro` mid-iteration; the run ends and is delivered."""
+    kind = rng.choice(["hang", "panic", "reset", "power-off", "noise"])
+    lab.log.append(f"repro board fault {kind}")
+    root = lab.next_root()
+    root.mkdir(parents=True)
+    case = holding_case(_case_folder(root), timeout=45)
+    mark = lab.board.console_mark()
+    proc = _repro(lab, case, root)
+    wait_for_hold(lab.board, proc, mark)
+    lab.board.fault(kind, **({"bytes": 2048} if kind == "noise" else {}))
+    _repro_finished(proc)
+
+
 CYCLES: dict[str, Callable[[SoakLab, random.Random], None]] = {
     "clean": clean_cycle,
     "board-fault": board_fault_cycle,
     "sigkill-resume": sigkill_resume_cycle,
     "registry-down": registry_down_cycle,
+    "repro-sigkill-resume": repro_sigkill_resume_cycle,
+    "repro-board-fault": repro_board_fault_cycle,
 }
-SHORT_PLAN = ["clean", "board-fault", "sigkill-resume", "registry-down"]
+SHORT_PLAN = ["clean", "board-fault", "sigkill-resume", "registry-down", "repro-sigkill-resume"]
 LONG_KINDS = list(CYCLES)
 
 
@@ -166,7 +228,9 @@ def soak_lab(tmp_path: Path, vlab_dir: Path, sim_board: RunningBoard) -> Iterato
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)  # a bound for a hang: four cycles take ~10 min on a loaded machine
+@pytest.mark.timeout(
+    2400
+)  # a bound for a hang: the five short cycles took 4.5 min on a loaded host
 def test_soak_cycles_with_faults_reconcile_exactly_with_the_registry(
     soak_lab: SoakLab, request: pytest.FixtureRequest
 ) -> None:

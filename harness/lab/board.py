@@ -29,6 +29,7 @@ settled (settle.py); `last_settle` says how long that took.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -124,6 +125,10 @@ class Board:
         )
         self.console.on_read.append(self._spot_bootloader)
         self._power = self._optional_driver("PowerProtocol")
+        if type(self._power).__name__ == "ManualPowerDriver" and not sys.stdin.isatty():
+            # It asks a person to switch the power; an unattended run has nobody to ask.
+            console_log.note("ManualPowerDriver ignored: no terminal to ask for a power cycle")
+            self._power = None
         self._service = self._optional_resource("NetworkService")
         self._ssh: SSHSession | None = None
         self.bootloader: str | None = None

@@ -111,6 +111,7 @@ class ConsoleSession:
         self.watch = watch or CrashWatch()
         self.raise_on = raise_on
         self.ready = False
+        self._in_flight: str | None = None
         self._buffer = bytearray()
         self._session = secrets.token_hex(3)
         self._counter = 0
@@ -253,6 +254,9 @@ class ConsoleSession:
         self._write(line, command)
         deadline = time.monotonic() + timeout
         searched = 0
+        # Set while the board runs the command: if the harness is stopped (Ctrl-C, SIGTERM)
+        # before the end marker, logout() interrupts the command instead of queueing behind it.
+        self._in_flight = command
         while True:
             match = end.search(self._buffer, max(0, searched - 64))
             if match:
@@ -264,6 +268,7 @@ class ConsoleSession:
             if remaining <= 0:
                 self._recover_after_timeout(command, timeout)
             self._read(remaining)
+        self._in_flight = None
         duration = time.perf_counter() - started
         shell_ended = match.group(2) is not None
         exit_status = int(match.group(2) if shell_ended else match.group(1))
@@ -308,6 +313,7 @@ class ConsoleSession:
             raise ShellUnresponsive("the restarted machine shell did not answer")
 
     def _recover_after_timeout(self, command: str, timeout: float) -> None:
+        self._in_flight = None  # interrupted here, whatever happens next
         partial = strip_escapes(bytes(self._buffer).decode("utf-8", errors="replace"))
         self.log.note(f"command timed out after {timeout:g} s; interrupting")
         for wait in RESYNC_WAIT:
@@ -324,7 +330,8 @@ class ConsoleSession:
         self.log.note("the shell does not answer")
         raise ShellUnresponsive(
             f"the console shell did not answer after {command!r} timed out "
-            f"({len(RESYNC_WAIT)} Ctrl-C and resync attempts); the board may be hung"
+            f"({len(RESYNC_WAIT)} Ctrl-C and resync attempts); the board may be hung",
+            output=partial,
         )
 
     def _probe(self, wait: float) -> str | None:
@@ -404,6 +411,7 @@ class ConsoleSession:
 
     def _ready(self) -> None:
         self.ready = True
+        self._in_flight = None
         self.watch.arm()
         # While the machine shell answers, the session knows the state; should it stop
         # answering, only new console output may say where the board went.
@@ -411,7 +419,19 @@ class ConsoleSession:
         self.log.note("shell ready")
 
     def logout(self) -> None:
-        """Leave the console at a login prompt (echo back on), as a careful person would."""
+        """Leave the console at a login prompt (echo back on), as a careful person would.
+
+        A command the harness stopped waiting for (it was interrupted) is interrupted on the
+        board too first; if the shell then does not answer, the board is left as it is.
+        """
+        if self.ready and self._in_flight is not None:
+            self.log.note(
+                f"interrupting {self._in_flight!r}, which the harness stopped waiting for"
+            )
+            self._in_flight = None
+            self._write(b"\x03", "<Ctrl-C>")
+            if not any(self.resync(wait) for wait in RESYNC_WAIT):
+                self.ready = False
         if self.ready:
             self._write(LOGOUT.encode(), "<logout>")
             self.ready = False

@@ -98,7 +98,6 @@ class CrashWatch:
         self._before: deque[str] = deque(maxlen=CONTEXT_BEFORE)
         self._open: list[CrashEvent] = []
         self._line_number = 0
-        self._bytes_seen = 0
         self.events: list[CrashEvent] = []
         self.expect_boot()
 
@@ -123,13 +122,8 @@ class CrashWatch:
         return self._stage
 
     # --- feeding ----------------------------------------------------------------------
-    @property
-    def bytes_seen(self) -> int:
-        return self._bytes_seen
-
     def feed(self, data: bytes) -> list[CrashEvent]:
         """Process raw console bytes; returns the events that started in them."""
-        self._bytes_seen += len(data)
         return self._feed_text(self._decoder.decode(data))
 
     def feed_text(self, text: str) -> list[CrashEvent]:

@@ -90,7 +90,13 @@ class ShellUnresponsive(ConsoleError):
 
     Typical causes: the board hung, is powered off, or a program took over the
     terminal. `Board.ensure_shell()` is the way back (re-login, then power cycle).
+    `output` holds what a command printed before the shell stopped answering (the
+    message itself quotes the command, which is not board output).
     """
+
+    def __init__(self, message: str, output: str = ""):
+        self.output = output
+        super().__init__(message)
 
 
 class LoginFailed(ConsoleError):

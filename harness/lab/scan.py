@@ -20,6 +20,7 @@ from pathlib import Path
 from harness.errors import Location, UserError
 from harness.lab.consolelog import BOARD, NOTE, parse_line
 from harness.lab.crashwatch import CrashEvent, CrashWatch
+from harness.userfile import open_input
 
 _OPENERS = {".gz": gzip.open, ".xz": lzma.open, ".lzma": lzma.open, ".bz2": bz2.open}
 # Harness notes (consolelog.py) after which a boot is deliberate.
@@ -53,15 +54,17 @@ def _looks_binary(head: bytes) -> bool:
     return bool(head) and controls > len(head) // 10
 
 
-def read_log(path: Path) -> str:
-    """The log's text (decompressed by suffix); a UserError names the file when it cannot be read."""
+def read_log(path: Path, limit: int | None = None) -> str:
+    """The log's text (decompressed by suffix); a UserError names the file when it cannot be read.
+
+    `limit` bounds the text in bytes *after* decompression: a customer's 16 MiB .gz
+    can hold gigabytes of zeros, so callers reading untrusted logs pass one.
+    """
     opener = _OPENERS.get(path.suffix.lower())
     try:
-        if opener is not None:
-            with opener(path, "rb") as handle:
-                data = handle.read()
-        else:
-            data = path.read_bytes()
+        with open_input(path) as raw:
+            handle = opener(raw, "rb") if opener is not None else raw
+            data = handle.read() if limit is None else handle.read(limit + 1)
     except IsADirectoryError as exc:
         raise UserError("is a directory, not a console log", Location(path)) from exc
     except FileNotFoundError as exc:
@@ -70,6 +73,11 @@ def read_log(path: Path) -> str:
         raise UserError("console log is not readable (permission denied)", Location(path)) from exc
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raise UserError(f"cannot read the console log: {exc}", Location(path)) from exc
+    if limit is not None and len(data) > limit:
+        raise UserError(
+            f"console log is larger than {limit >> 20} MiB once decompressed: trim it to the failure",
+            Location(path),
+        )
     if _looks_binary(data[:8192]):
         raise UserError(
             "this is a binary file, not a console log (for a compressed log keep its .gz/.xz/.bz2 suffix)",

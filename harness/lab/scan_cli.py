@@ -1,4 +1,5 @@
-"""`harness scan LOG [--json]`: crashes and resets in any console log.
+"""`harness scan LOG [--json]`: crashes and resets in any console log, with the fingerprint
+of each crash (harness/repro/fingerprint.py) that a repro run matches its board's crash against.
 
 Exit 0 when the log is clean, 1 when something was found, 2 when the input
 cannot be read, so a CI job or a support script can branch on it.
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
 from harness.errors import EXIT_OK, EXIT_TEST_FAILED
-from harness.lab.scan import ScanReport, scan_file
+from harness.lab.scan import ScanReport, read_log, scan_text
 
 
 def _print_table(report: ScanReport) -> None:
@@ -30,15 +33,32 @@ def _print_table(report: ScanReport) -> None:
         click.echo(event.excerpt)
 
 
+def _print_fingerprints(prints: list[Any]) -> None:
+    if not prints:
+        return
+    click.echo("\ncrash fingerprints (what `harness repro` matches a board's crash against):")
+    for found in prints:
+        frames = " <- ".join(found.frames) or found.message or ""
+        click.echo(f"  {found.id}  {found.kind} in {found.function or '?'}  {frames}".rstrip())
+
+
 @click.command()
-@click.argument("log", type=click.Path(dir_okay=True, path_type=str))
+@click.argument("log", type=click.Path(dir_okay=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def scan(log: str, as_json: bool) -> int:
-    """Find kernel crashes and unexpected resets in the console LOG (plain, .gz, .xz or .bz2)."""
-    report = scan_file(log)
+def scan(log: Path, as_json: bool) -> int:
+    """Find kernel crashes and unexpected resets in the console LOG (plain, .gz, .xz or .bz2),
+    and fingerprint each crash (kind, faulting function, top frames) as `harness repro` does."""
+    from harness.repro.fingerprint import fingerprints
+
+    text = read_log(log)
+    report = scan_text(text, log)
+    prints = fingerprints(text, log)
     if as_json:
-        json.dump(report.to_dict(), sys.stdout, indent=2)
+        data = report.to_dict()
+        data["fingerprints"] = [found.model_dump(mode="json") for found in prints]
+        json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         _print_table(report)
+        _print_fingerprints(prints)
     return EXIT_OK if report.clean else EXIT_TEST_FAILED

@@ -111,14 +111,12 @@ class ConsoleEvidence:
         # latest one went to a board that has since restarted.
         self.boots_seen = 0
         self.last_output = time.monotonic()
-        self.bytes_seen = 0
 
     # --- feeding ------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
         if not data:
             return
         self.last_output = time.monotonic()
-        self.bytes_seen += len(data)
         text = self._decoder.decode(data)
         self._tail = (self._tail + text)[-TAIL_BYTES:]
         text = self._partial + text

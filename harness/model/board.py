@@ -19,6 +19,11 @@ from harness.errors import Location, UserError
 from harness.model.bootloaders import ResolvedBootloader
 from harness.model.yamlsource import load_yaml, validate
 
+# Where names are looked up, like every default path of the harness (plans in PLANS_DIR,
+# harness/model/plan.py; results/): relative to the working directory, the lab's project
+# folder, never to where the harness package is installed.
+BOARDS_DIR = Path("boards")
+
 
 class Strict(BaseModel):
     """Unknown keys are errors: a typo in a profile must not silently drop a check."""
@@ -240,11 +245,11 @@ def load_board(file: str | Path) -> BoardProfile:
 
 
 def find_board(name_or_path: str, boards_dir: Path | None = None) -> BoardProfile:
-    """Accept either a profile path or a board name from `boards/`."""
+    """Accept either a profile path or a board name from `boards/` (BOARDS_DIR)."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return load_board(path)
-    boards_dir = boards_dir or Path.cwd() / "boards"
+    boards_dir = boards_dir or BOARDS_DIR.absolute()
     for candidate in sorted(boards_dir.glob("*.y*ml")):
         if candidate.stem == name_or_path:
             return load_board(candidate)

@@ -23,10 +23,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from harness.errors import Location, UserError
+from harness.errors import Location, UserError, reading_user_file
 from harness.lab.crash_patterns import PATTERNS, UNEXPECTED_RESET
 from harness.model.plan import ID_PATTERN, Step, Strict, TestSpec, _compile_regex
 from harness.model.yamlsource import SourceDoc, load_yaml, validate
+from harness.userfile import open_input
 
 # A case file is a page of YAML; anything near this size is not a case.
 MAX_CASE_BYTES = 256 * 1024
@@ -272,15 +273,8 @@ _BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def _read_bounded(file: Path) -> str:
-    try:
-        with open(file, "rb") as handle:
-            data = handle.read(MAX_CASE_BYTES + 1)
-    except FileNotFoundError:
-        raise UserError("file not found", Location(file)) from None
-    except IsADirectoryError:
-        raise UserError("is a directory, expected a case file", Location(file)) from None
-    except OSError as exc:
-        raise UserError(f"cannot read: {exc.strerror}", Location(file)) from None
+    with reading_user_file(file, "a case file"), open_input(file) as handle:
+        data = handle.read(MAX_CASE_BYTES + 1)
     if len(data) > MAX_CASE_BYTES:
         raise UserError(
             f"larger than {MAX_CASE_BYTES // 1024} KiB: not a case file "

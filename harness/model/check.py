@@ -19,7 +19,7 @@ LOADERS: dict[str, str] = {
 
 
 def load_any(file: Path) -> object:
-    doc = load_yaml(file)
+    doc = load_yaml(file, labgrid_env=True)  # labgrid's `!template` is read; our loaders refuse it
     kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
     if kind is None and isinstance(doc.data, dict) and "targets" in doc.data:
         from harness.model.labenv import check_env_file
@@ -46,10 +46,12 @@ def check(files: tuple[Path, ...]) -> int:
     problems = 0
     for file in files:
         try:
-            load_any(file)
+            loaded = load_any(file)
         except UserError as exc:
             problems += 1
             click.echo(f"harness: {exc}", err=True)
         else:
             click.echo(f"ok: {file}")
+            for line in getattr(loaded, "lines", lambda: [])():
+                click.echo(f"  {line}")  # a labgrid environment: what the harness will use
     return 2 if problems else 0

@@ -29,6 +29,9 @@ from harness.model.requires import Path as ExprPath
 from harness.model.yamlsource import SourceDoc, load_yaml, validate
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+# Default plans are looked up relative to the working directory, as board names are
+# (harness/model/board.py BOARDS_DIR).
+PLANS_DIR = Path("testplans")
 REFERENCE = re.compile(r"^\$\{([^}]+)\}$")
 
 # The names a `requires` expression or a `${...}` reference may start with, and their schema.
@@ -339,7 +342,12 @@ class Plan(BaseModel):
     waivers: list[Waiver]
 
     def test(self, test_id: str) -> TestSpec:
-        return next(test for test in self.tests if test.id == test_id)
+        """The test `test_id`; a KeyError naming the plan and its test ids if there is none."""
+        found = next((test for test in self.tests if test.id == test_id), None)
+        if found is None:
+            known = ", ".join(test.id for test in self.tests) or "none"
+            raise KeyError(f"plan {self.id!r} has no test {test_id!r} (its tests: {known})")
+        return found
 
     def waiver_for(self, test_id: str) -> Waiver | None:
         return next((waiver for waiver in self.waivers if waiver.test == test_id), None)

@@ -3,7 +3,7 @@
 These models are the contract between the stages (harness/README.md "Run folder"): the
 run engine builds every line and run.json through them, the report, bundle and registry
 read run folders through them, and the JSON Schemas in harness/report/schemas/ are
-generated from them (`python3 -m harness.model.records --write`; a test fails when the
+generated from them (`python3 -m harness.model.schemas --write`; a test fails when the
 committed schemas differ), so the format has one definition instead of a dict literal per
 writer and a hand-kept schema beside them.
 
@@ -18,14 +18,10 @@ reported instead of silently dropped when the record is written back.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
-import sys
 from collections.abc import Iterable
 from enum import StrEnum
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -37,12 +33,10 @@ from pydantic import (
     model_serializer,
 )
 
-from harness.durable import write_atomic
+from harness.model.board import BoardProfile
 from harness.model.plan import ID_PATTERN
 
 SCHEMA_VERSION = 1
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "report" / "schemas"
-SCHEMA_BASE_URL = "https://board-harness.example/schemas/"
 
 
 class Outcome(StrEnum):
@@ -239,6 +233,8 @@ class PlanInfo(_Record):
 
 
 class BoardInfo(_Record):
+    """Which board a run was on: its profile's name and identity."""
+
     name: str
     vendor: str
     model: str
@@ -247,6 +243,20 @@ class BoardInfo(_Record):
     arch: str
     compatible: str
     profile_sha256: Sha256 | Literal[""]
+
+    @classmethod
+    def of(cls, profile: BoardProfile) -> Self:
+        identity = profile.identity
+        return cls(
+            name=profile.name,
+            vendor=identity.vendor,
+            model=identity.model,
+            revision=identity.revision,
+            soc=identity.soc,
+            arch=identity.arch,
+            compatible=identity.compatible,
+            profile_sha256=profile.sha256 or "",
+        )
 
 
 class LabInfo(_Record):
@@ -369,59 +379,3 @@ def run_error_class(results: Iterable[ResultRecord]) -> ErrorClass | None:
         if r.error_class is not None and r.outcome in (Outcome.ERROR, Outcome.NOT_RUN)
     }
     return next((c for c in ERROR_CLASS_PRECEDENCE if c in found), None)
-
-
-# ---- JSON Schemas -------------------------------------------------------------------------
-
-SCHEMAS: dict[str, type[BaseModel]] = {
-    "result.schema.json": ResultRecord,
-    "run.schema.json": RunRecord,
-}
-
-
-def json_schema(model: type[BaseModel], name: str) -> dict[str, Any]:
-    """The published schema of `model`: pydantic's, plus the draft and the id it is found under."""
-    generated = model.model_json_schema(by_alias=True, mode="validation")
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_BASE_URL + name,
-        **generated,
-    }
-
-
-def schema_texts() -> dict[str, str]:
-    return {
-        name: json.dumps(json_schema(model, name), indent=2, sort_keys=True) + "\n"
-        for name, model in SCHEMAS.items()
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python3 -m harness.model.records",
-        description="Regenerate (--write) or check the JSON Schemas in harness/report/schemas/.",
-    )
-    parser.add_argument("--write", action="store_true", help="write the schemas")
-    args = parser.parse_args(argv)
-    stale = []
-    for name, text in schema_texts().items():
-        path = SCHEMA_DIR / name
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            continue
-        if args.write:
-            write_atomic(path, text)
-            print(f"wrote {path}")
-        else:
-            stale.append(name)
-    if stale:
-        print(
-            f"out of date: {', '.join(stale)}; run python3 -m harness.model.records --write",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -405,9 +405,6 @@ class Expr:
     def evaluate(self, scope: Mapping[str, Any]) -> bool:
         return bool(_evaluate(self.tree, scope))
 
-    def names(self) -> list[str]:
-        return [str(path) for path in _paths(self.tree)]
-
     def paths(self) -> list[Path]:
         return _paths(self.tree)
 

@@ -34,7 +34,8 @@ from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent
 from yaml.resolver import Resolver
 
-from harness.errors import Location, UserError
+from harness.errors import Location, UserError, reading_user_file
+from harness.userfile import open_input
 
 PathKey = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -192,6 +193,19 @@ class _Loader(_BoundedComposer, SafeConstructor, Resolver, _EventSource):
             ) from None
 
 
+class LabgridTemplate(str):
+    """A labgrid `!template` scalar, kept as its text: labgrid fills in `$LG_*` itself."""
+
+
+class _LabgridEnvLoader(_Loader):
+    """For labgrid environment files: the same bounds, plus labgrid's own `!template` tag."""
+
+
+_LabgridEnvLoader.add_constructor(
+    "!template", lambda loader, node: LabgridTemplate(loader.construct_scalar(node))
+)
+
+
 def _walk(root: yaml.Node, lines: dict[PathKey, int], file: Path) -> None:
     """Record the line of every path, depth-first in document order, without recursion.
 
@@ -232,18 +246,11 @@ def _read_bounded(file: Path, limits: YamlLimits) -> str:
         Location(file),
         "see 'Limits' in docs/plan-format.md",
     )
-    try:
-        with file.open("rb") as stream:
-            info = os.fstat(stream.fileno())
-            if stat.S_ISREG(info.st_mode) and info.st_size > limits.max_bytes:
-                raise too_big
-            raw = stream.read(limits.max_bytes + 1)
-    except FileNotFoundError:
-        raise UserError("file not found", Location(file)) from None
-    except IsADirectoryError:
-        raise UserError("is a directory, expected a YAML file", Location(file)) from None
-    except OSError as exc:
-        raise UserError(f"cannot read: {exc.strerror}", Location(file)) from None
+    with reading_user_file(file, "a YAML file"), open_input(file) as stream:
+        info = os.fstat(stream.fileno())
+        if stat.S_ISREG(info.st_mode) and info.st_size > limits.max_bytes:
+            raise too_big
+        raw = stream.read(limits.max_bytes + 1)
     if len(raw) > limits.max_bytes:
         raise too_big
     try:
@@ -253,7 +260,13 @@ def _read_bounded(file: Path, limits: YamlLimits) -> str:
         raise UserError(f"not UTF-8 text ({exc.reason})", Location(file, line)) from None
 
 
-def load_yaml(file: str | Path, text: str | None = None, limits: YamlLimits = LIMITS) -> SourceDoc:
+def load_yaml(
+    file: str | Path,
+    text: str | None = None,
+    limits: YamlLimits = LIMITS,
+    *,
+    labgrid_env: bool = False,
+) -> SourceDoc:
     """Load one YAML document with line tracking; any problem is a UserError naming the file.
 
     Bounded by `limits` in size, node count (aliases expanded) and depth, so an
@@ -267,7 +280,7 @@ def load_yaml(file: str | Path, text: str | None = None, limits: YamlLimits = LI
             f"text is larger than {limits.max_bytes} bytes, the limit for harness YAML files",
             Location(file),
         )
-    loader = _Loader(text, limits)
+    loader = (_LabgridEnvLoader if labgrid_env else _Loader)(text, limits)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

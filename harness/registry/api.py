@@ -9,7 +9,7 @@ happened completely or not at all. Errors come back as one paragraph in
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path as FilePath
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -24,9 +24,26 @@ from harness.errors import InfraError, UserError
 from harness.registry.eligibility import Device
 from harness.registry.errors import Forbidden, Invalid, RegistryError, Unauthorized
 from harness.registry.gate import Gate
+from harness.registry.interface import Record
+from harness.registry.local import LocalRegistry
+from harness.registry.rules import (
+    EXPIRY_DAYS,
+    MAX_ROW_ID,
+    NAME_MAX,
+    REASON_MAX,
+    REVISION_MAX,
+    SUMMARY_MAX,
+    TEXT_MAX,
+    CaseVerdict,
+    Role,
+    Severity,
+    board_spec,
+)
 from harness.registry.store import Principal, Store
 
 _bearer = HTTPBearer(auto_error=False)
+# Who reads a registry with public reads and no token (reads need no actor).
+ANONYMOUS = Principal(role="reader", label="anonymous")
 # A repro report holds board output that a customer's case controls: never let it run script.
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _templates = Environment(
@@ -42,38 +59,43 @@ class _Body(BaseModel):
 class LabIn(_Body):
     """A lab's enrolment: the output of `harness registry labs self --json` on the lab."""
 
-    name: str = Field(min_length=1, max_length=200)
-    public_key: str = Field(min_length=1, max_length=200, description="ed25519:<base64>")
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+    public_key: str = Field(min_length=1, max_length=NAME_MAX, description="ed25519:<base64>")
     signature: str = Field(
         min_length=1,
-        max_length=200,
+        max_length=NAME_MAX,
         description="base64 ed25519 signature of the name and key by that key (proves the name)",
     )
-    fingerprint: str | None = Field(default=None, max_length=200, description="ignored")
+    fingerprint: str | None = Field(default=None, max_length=NAME_MAX, description="ignored")
 
 
 class TokenIn(_Body):
-    role: Literal["admin", "lab", "reader"]
-    label: str = Field(min_length=1, max_length=200)
+    role: Role
+    label: str = Field(min_length=1, max_length=NAME_MAX)
     lab: str | None = None
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="default: never")
+    expires_in_days: int | None = Field(
+        default=None, ge=EXPIRY_DAYS[0], le=EXPIRY_DAYS[1], description="default: never"
+    )
 
 
 class RotateIn(_Body):
     expires_in_days: int | None = Field(
-        default=None, ge=1, le=3650, description="default: the old token's validity period"
+        default=None,
+        ge=EXPIRY_DAYS[0],
+        le=EXPIRY_DAYS[1],
+        description="default: the old token's validity period",
     )
 
 
 class BoardIn(_Body):
-    vendor: str = Field(min_length=1, max_length=200)
-    model: str = Field(min_length=1, max_length=200)
-    soc: str = Field(default="", max_length=200)
+    vendor: str = Field(min_length=1, max_length=NAME_MAX)
+    model: str = Field(min_length=1, max_length=NAME_MAX)
+    soc: str = Field(default="", max_length=NAME_MAX)
     revisions: list[str] = []
 
 
 class RevokeIn(_Body):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(min_length=1, max_length=REASON_MAX)
 
 
 class KernelBoardIn(_Body):
@@ -83,53 +105,42 @@ class KernelBoardIn(_Body):
 
 
 class KernelIn(_Body):
-    kernel_release: str = Field(min_length=1, max_length=200, description="uname -r")
+    kernel_release: str = Field(min_length=1, max_length=NAME_MAX, description="uname -r")
     kernel_version: str = Field(
-        default="", max_length=400, description="uname -v, if the build must match exactly"
+        default="", max_length=TEXT_MAX, description="uname -v, if the build must match exactly"
     )
-    build_id: str = Field(min_length=1, max_length=200)
+    build_id: str = Field(min_length=1, max_length=NAME_MAX)
     boards: list[KernelBoardIn] = Field(min_length=1)
 
 
 class CaseIn(_Body):
-    case_id: str = Field(min_length=1, max_length=200)
-    customer_ref: str = Field(min_length=1, max_length=400)
-    severity: Literal["critical", "high", "medium", "low"]
-    subsystem: str = Field(min_length=1, max_length=200)
-    summary: str = Field(default="", max_length=10000)
-    vendor: str = Field(min_length=1, max_length=200)
-    model: str = Field(min_length=1, max_length=200)
-    revision: str = Field(min_length=1, max_length=100)
-    os_release: str = Field(default="", max_length=200, description="the customer's device")
-    kernel_release: str = Field(default="", max_length=200, description="uname -r")
-    kernel_version: str = Field(default="", max_length=400, description="uname -v")
+    case_id: str = Field(min_length=1, max_length=NAME_MAX)
+    customer_ref: str = Field(min_length=1, max_length=TEXT_MAX)
+    severity: Severity
+    subsystem: str = Field(min_length=1, max_length=NAME_MAX)
+    summary: str = Field(default="", max_length=SUMMARY_MAX)
+    vendor: str = Field(min_length=1, max_length=NAME_MAX)
+    model: str = Field(min_length=1, max_length=NAME_MAX)
+    revision: str = Field(min_length=1, max_length=REVISION_MAX)
+    os_release: str = Field(default="", max_length=NAME_MAX, description="the customer's device")
+    kernel_release: str = Field(default="", max_length=NAME_MAX, description="uname -r")
+    kernel_version: str = Field(default="", max_length=TEXT_MAX, description="uname -v")
     opened_at: datetime | None = Field(default=None, description="default: now")
 
 
 class AttachIn(_Body):
-    run_id: str = Field(min_length=1, max_length=200)
+    run_id: str = Field(min_length=1, max_length=NAME_MAX)
 
 
 class VerifyIn(_Body):
-    verdict: Literal["resolved", "not-resolved"]
-    run_id: str = Field(min_length=1, max_length=200)
+    verdict: CaseVerdict
+    run_id: str = Field(min_length=1, max_length=NAME_MAX)
 
 
 # Certificate ids are 63-bit row ids; anything else is refused as a 422 naming the field
 # (it used to overflow the database driver: HTTP 500).
-CertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="certificate id")]
-TokenId = Annotated[int, Path(ge=1, le=2**63 - 1, description="token id")]
-
-
-def _kernel_board(spec: str, index: int) -> dict[str, str]:
-    """VENDOR/MODEL or VENDOR/MODEL@REVISION (the query form of KernelBoardIn)."""
-    head, _, revision = spec.partition("@")
-    vendor, sep, model = head.partition("/")
-    if not sep or not vendor or not model:
-        raise Invalid(
-            f"field 'board.{index}': {spec!r} must be VENDOR/MODEL or VENDOR/MODEL@REVISION"
-        )
-    return {"vendor": vendor, "model": model, "revision": revision}
+CertId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="certificate id")]
+TokenId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="token id")]
 
 
 def _field_error(exc: RequestValidationError) -> str:
@@ -201,10 +212,19 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
             raise Unauthorized("this registry needs a bearer token for reads")
         return principal
 
-    Admin = Annotated[Principal, Depends(require("admin"))]
-    Lab = Annotated[Principal, Depends(require("lab"))]
-    LabOrAdmin = Annotated[Principal, Depends(require("lab", "admin"))]
-    Reader = Annotated[Principal | None, Depends(reader)]
+    def calls_as(who: Callable[..., Principal | None]) -> Callable[..., LocalRegistry]:
+        """The registry interface bound to the request's caller: each route is one call on it,
+        so the HTTP API answers exactly what a `LocalRegistry` answers (harness/registry/local.py)."""
+
+        def bind(principal: Annotated[Principal | None, Depends(who)]) -> LocalRegistry:
+            return LocalRegistry(store, principal or ANONYMOUS)
+
+        return bind
+
+    Admin = Annotated[LocalRegistry, Depends(calls_as(require("admin")))]
+    Lab = Annotated[LocalRegistry, Depends(calls_as(require("lab")))]
+    LabOrAdmin = Annotated[LocalRegistry, Depends(calls_as(require("lab", "admin")))]
+    Reader = Annotated[LocalRegistry, Depends(calls_as(reader))]
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:
@@ -212,55 +232,50 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
 
     # -- labs and tokens (admin)
     @app.post("/labs", status_code=201, tags=["admin"])
-    def add_lab(body: LabIn, who: Admin) -> dict[str, Any]:
+    def add_lab(body: LabIn, registry: Admin) -> Record:
         """Register a lab from its signed enrolment; the answer holds its submit token (shown once)."""
-        token = store.add_lab(body.name, body.public_key, who, signature=body.signature)
-        lab = next(lab for lab in store.list_labs() if lab["name"] == body.name)
-        return {**lab, "token": token}
+        return registry.add_lab(body.name, body.public_key, body.signature)
 
     @app.get("/labs", tags=["admin"])
-    def list_labs(_: Admin) -> list[dict[str, Any]]:
-        return store.list_labs()
+    def list_labs(registry: Admin) -> list[Record]:
+        return registry.list_labs()
 
     @app.post("/tokens", status_code=201, tags=["admin"])
-    def add_token(body: TokenIn, who: Admin) -> dict[str, Any]:
+    def add_token(body: TokenIn, registry: Admin) -> Record:
         """A new token; the answer holds the secret (shown once) and the token's record."""
-        return store.create_token_record(
-            body.role, body.label, body.lab, who, expires_in_days=body.expires_in_days
-        )
+        return registry.create_token(body.role, body.label, body.lab, body.expires_in_days)
 
     @app.get("/tokens", tags=["admin"])
-    def list_tokens(_: Admin) -> list[dict[str, Any]]:
+    def list_tokens(registry: Admin) -> list[Record]:
         """Every token (never its secret): role, holder, expiry, last use, state."""
-        return store.list_tokens()
+        return registry.list_tokens()
 
     @app.post("/tokens/{token_id}/revoke", tags=["admin"])
-    def revoke_token(token_id: TokenId, who: Admin) -> dict[str, Any]:
-        return store.revoke_token(token_id, who)
+    def revoke_token(token_id: TokenId, registry: Admin) -> Record:
+        return registry.revoke_token(token_id)
 
     @app.post("/tokens/{token_id}/rotate", status_code=201, tags=["admin"])
-    def rotate_token(token_id: TokenId, who: Admin, body: RotateIn | None = None) -> dict[str, Any]:
+    def rotate_token(token_id: TokenId, registry: Admin, body: RotateIn | None = None) -> Record:
         """Revoke the token and issue its replacement; the answer holds the new secret."""
-        days = body.expires_in_days if body is not None else None
-        return store.rotate_token(token_id, who, expires_in_days=days)
+        return registry.rotate_token(token_id, body.expires_in_days if body is not None else None)
 
     @app.get("/audit", tags=["admin"])
-    def audit(_: Admin, limit: int = Query(1000, ge=1, le=100000)) -> list[dict[str, Any]]:
-        return store.audit_entries(limit)
+    def audit(registry: Admin, limit: int = Query(1000, ge=1, le=100000)) -> list[Record]:
+        return registry.audit_entries(limit)
 
     # -- evidence (lab)
     @app.post("/submissions", tags=["lab"])
-    def submit(who: Lab, response: Response, bundle: UploadFile = File(...)) -> dict[str, Any]:
+    def submit(registry: Lab, response: Response, bundle: UploadFile = File(...)) -> Record:
         """Upload an evidence bundle; a certified run becomes a certificate. Same run twice = stored once."""
         # The upload is already spooled to a temporary file (past the gate's size limit for
         # this route); the store verifies and stores it from there in pieces.
-        result = store.submit_bundle(bundle.file, who)
+        result = registry.submit_bundle(bundle.file)
         response.status_code = 201 if result["status"] == "stored" else 200
         return result
 
     @app.get("/runs", tags=["read"])
-    def list_runs(_: Reader) -> list[dict[str, Any]]:
-        return store.list_runs()
+    def list_runs(registry: Reader) -> list[Record]:
+        return registry.list_runs()
 
     @app.get("/runs/{run_id:path}/report", tags=["read"], response_class=HTMLResponse)
     def get_report(run_id: str, _: Reader) -> Response:
@@ -290,54 +305,54 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
 
     # -- boards and certificates
     @app.post("/boards", status_code=201, tags=["admin"])
-    def register_board(body: BoardIn, who: Admin) -> dict[str, Any]:
-        return store.register_board(body.vendor, body.model, body.soc, body.revisions, who)
+    def register_board(body: BoardIn, registry: Admin) -> Record:
+        return registry.register_board(body.vendor, body.model, body.soc, body.revisions)
 
     @app.get("/boards", tags=["read"])
-    def list_boards(_: Reader) -> list[dict[str, Any]]:
-        return store.list_boards()
+    def list_boards(registry: Reader) -> list[Record]:
+        return registry.list_boards()
 
     @app.get("/certificates", tags=["read"])
     def list_certificates(
-        _: Reader,
+        registry: Reader,
         vendor: str | None = None,
         model: str | None = None,
         revision: str | None = None,
         os_release: str | None = None,
-    ) -> list[dict[str, Any]]:
-        return store.list_certificates(vendor, model, revision, os_release)
+    ) -> list[Record]:
+        return registry.list_certificates(vendor, model, revision, os_release)
 
     @app.get("/certificates/{cert_id}", tags=["read"])
-    def get_certificate(cert_id: CertId, _: Reader) -> dict[str, Any]:
-        return store.get_certificate(cert_id)
+    def get_certificate(cert_id: CertId, registry: Reader) -> Record:
+        return registry.get_certificate(cert_id)
 
     @app.post("/certificates/{cert_id}/revoke", tags=["admin"])
-    def revoke(cert_id: CertId, body: RevokeIn, who: Admin) -> dict[str, Any]:
-        return store.revoke_certificate(cert_id, body.reason, who)
+    def revoke(cert_id: CertId, body: RevokeIn, registry: Admin) -> Record:
+        return registry.revoke_certificate(cert_id, body.reason)
 
     # -- vendor kernels
     @app.post("/kernels", status_code=201, tags=["admin"])
-    def register_kernel(body: KernelIn, who: Admin) -> dict[str, Any]:
+    def register_kernel(body: KernelIn, registry: Admin) -> Record:
         boards = [b.model_dump() for b in body.boards]
-        return store.register_kernel(
-            body.kernel_release, body.kernel_version, body.build_id, boards, who
+        return registry.register_kernel(
+            body.kernel_release, body.kernel_version, body.build_id, boards
         )
 
     @app.post("/kernels/artifact", status_code=201, tags=["admin"])
     async def register_kernel_artifact(
         request: Request,
-        who: Admin,
+        registry: Admin,
         board: list[str] = Query(min_length=1, description="VENDOR/MODEL[@REVISION], repeatable"),
-        name: str = Query("upload", min_length=1, max_length=400, description="file name"),
-        kernel_release: str = Query("", max_length=200, description="must match the artifact"),
-        kernel_version: str = Query("", max_length=400),
-    ) -> dict[str, Any]:
+        name: str = Query("upload", min_length=1, max_length=TEXT_MAX, description="file name"),
+        kernel_release: str = Query("", max_length=NAME_MAX, description="must match the artifact"),
+        kernel_version: str = Query("", max_length=TEXT_MAX),
+    ) -> Record:
         """Register a vendor kernel from its build artifact (body: the raw .deb, bzImage,
         Image[.gz] or vmlinux). The registry extracts the build id; a malformed, truncated or
         hostile artifact is 422. The body is read only after the token is checked."""
         from harness.kernelid.artifact import MAX_ARTIFACT_BYTES
 
-        boards = [_kernel_board(spec, i) for i, spec in enumerate(board)]
+        boards = [board_spec(spec, f"board.{i}") for i, spec in enumerate(board)]
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_ARTIFACT_BYTES):
             raise Invalid(f"field 'body': a kernel artifact is at most {MAX_ARTIFACT_BYTES} bytes")
@@ -351,45 +366,44 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
         if not body:
             raise Invalid("field 'body': the kernel artifact is empty")
         return await run_in_threadpool(
-            store.register_kernel_artifact,
+            registry.register_kernel_artifact,
             bytes(body),
             boards,
-            who,
             name=name,
             kernel_release=kernel_release,
             kernel_version=kernel_version,
         )
 
     @app.get("/kernels", tags=["read"])
-    def list_kernels(_: Reader) -> list[dict[str, Any]]:
-        return store.list_kernels()
+    def list_kernels(registry: Reader) -> list[Record]:
+        return registry.list_kernels()
 
     # -- customer cases
     @app.post("/cases", status_code=201, tags=["admin"])
-    def open_case(body: CaseIn, who: Admin) -> dict[str, Any]:
+    def open_case(body: CaseIn, registry: Admin) -> Record:
         """Open a case; its initial response target (12 business hours) is computed and stored."""
-        return store.open_case(body.model_dump(), who)
+        return registry.open_case(body.model_dump())
 
     @app.get("/cases", tags=["read"])
-    def list_cases(_: Reader) -> list[dict[str, Any]]:
-        return store.list_cases()
+    def list_cases(registry: Reader) -> list[Record]:
+        return registry.list_cases()
 
     @app.post("/cases/{case_id:path}/runs", tags=["lab"])
-    def attach(case_id: str, body: AttachIn, who: LabOrAdmin) -> dict[str, Any]:
-        return store.attach_run(case_id, body.run_id, who)
+    def attach(case_id: str, body: AttachIn, registry: LabOrAdmin) -> Record:
+        return registry.attach_run(case_id, body.run_id)
 
     @app.post("/cases/{case_id:path}/verification", tags=["lab"])
-    def verify(case_id: str, body: VerifyIn, who: LabOrAdmin) -> dict[str, Any]:
-        return store.verify_case(case_id, body.verdict, body.run_id, who)
+    def verify(case_id: str, body: VerifyIn, registry: LabOrAdmin) -> Record:
+        return registry.verify_case(case_id, body.verdict, body.run_id)
 
     @app.get("/cases/{case_id:path}", tags=["read"])
-    def get_case(case_id: str, _: Reader) -> dict[str, Any]:
-        return store.get_case(case_id)
+    def get_case(case_id: str, registry: Reader) -> Record:
+        return registry.get_case(case_id)
 
     # -- eligibility
     @app.get("/eligibility", tags=["read"])
     def eligibility(
-        _: Reader,
+        registry: Reader,
         vendor: str = Query(min_length=1),
         model: str = Query(min_length=1),
         revision: str = Query(min_length=1),
@@ -397,36 +411,36 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
         kernel_release: str = Query(min_length=1),
         kernel_version: str = "",
         kernel_build_id: str = Query(
-            "", max_length=200, description="GNU build id of the running kernel (hex)"
+            "", max_length=NAME_MAX, description="GNU build id of the running kernel (hex)"
         ),
-    ) -> dict[str, Any]:
+    ) -> Record:
         device = Device(
             vendor, model, revision, os_release, kernel_release, kernel_version, kernel_build_id
         )
-        return store.eligibility(device).as_dict()
+        return registry.eligibility(device)
 
     # -- read-only web page
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def boards_page(_: Reader) -> str:
+    def boards_page(registry: Reader) -> str:
         return _templates.get_template("boards.html").render(
-            boards=store.list_boards(), version=__version__
+            boards=registry.list_boards(), version=__version__
         )
 
     @app.get("/ui/cases", response_class=HTMLResponse, include_in_schema=False)
-    def cases_page(_: Reader) -> str:
+    def cases_page(registry: Reader) -> str:
         return _templates.get_template("cases.html").render(
-            cases=store.list_cases(), version=__version__
+            cases=registry.list_cases(), version=__version__
         )
 
     @app.get("/ui/eligibility", response_class=HTMLResponse, include_in_schema=False)
     def eligibility_page(
-        _: Reader,
+        registry: Reader,
         vendor: str = "",
         model: str = "",
         revision: str = "",
         os_release: str = "",
         kernel_release: str = "",
-        kernel_build_id: str = Query("", max_length=200),
+        kernel_build_id: str = Query("", max_length=NAME_MAX),
     ) -> str:
         form = {
             "vendor": vendor,
@@ -437,7 +451,7 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
         }
         answer, missing = None, [k for k, v in form.items() if not v.strip()]
         if not missing:
-            answer = store.eligibility(
+            answer = registry.eligibility(
                 Device(
                     vendor,
                     model,
@@ -446,7 +460,7 @@ def create_app(store: Store, public_reads: bool = True) -> FastAPI:
                     kernel_release,
                     kernel_build_id=kernel_build_id,
                 )
-            ).as_dict()
+            )
         form["kernel_build_id"] = kernel_build_id
         asked = any(form.values())
         return _templates.get_template("eligibility.html").render(

@@ -4,108 +4,29 @@ Commands work against the local SQLite registry by default, a database given
 with --db (SQLite path or PostgreSQL URL), or an HTTP registry given with
 --url / HARNESS_REGISTRY_URL (token from HARNESS_REGISTRY_TOKEN). Output is a
 human table unless --json is given; bad input exits 2 with one paragraph.
+The command groups live beside it: cli_kernels.py (vendor kernels), cli_cases.py
+(customer cases), cli_access.py (labs and tokens); shared helpers in cli_common.py.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from harness.errors import Location, UserError
+from harness.registry.cli_access import labs, tokens
+from harness.registry.cli_cases import cases
+from harness.registry.cli_common import backend, emit, json_option
+from harness.registry.cli_kernels import kernels
 from harness.registry.config import (
     ENV_REGISTRY_TOKEN,
     ENV_REGISTRY_URL,
     default_db_url,
-    remote_registry,
 )
 from harness.registry.eligibility import Device
-
-
-class Backend:
-    """Local Store or RemoteStore behind the same calls the commands need."""
-
-    def __init__(self, db: str | None, url: str | None, token: str | None):
-        self.remote = None
-        self.store = None
-        configured = remote_registry()
-        if db is None and (url or configured):
-            from harness.registry.remote import RemoteStore
-
-            if token is None:
-                token = configured.token if configured else ""
-            self.remote = RemoteStore(url or configured.url, token)  # type: ignore[union-attr]
-        else:
-            from harness.registry.store import Store
-
-            self.store = Store(db or default_db_url())
-
-    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        if self.remote is not None:
-            return getattr(self.remote, name)(*args, **kwargs)
-        from harness.registry.store import LOCAL_ADMIN
-
-        method = getattr(self.store, name)
-        if name in (
-            "revoke_certificate",
-            "register_kernel",
-            "register_kernel_artifact",
-            "open_case",
-            "attach_run",
-            "verify_case",
-            "add_lab",
-            "create_token",
-            "create_token_record",
-            "revoke_token",
-            "rotate_token",
-            "register_board",
-        ):
-            kwargs["actor"] = LOCAL_ADMIN
-        result = method(*args, **kwargs)
-        return result.as_dict() if name == "eligibility" else result
-
-
-def _backend(ctx: click.Context) -> Backend:
-    options = ctx.find_object(dict) or {}
-    return Backend(options.get("db"), options.get("url"), options.get("token"))
-
-
-def _emit(
-    data: Any, as_json: bool, columns: list[tuple[str, str]] | None = None, title: str = ""
-) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
-        return
-    rows = data if isinstance(data, list) else [data]
-    table = Table(title=title or None, show_lines=False)
-    columns = columns or [(k, k) for k in (rows[0].keys() if rows else [])]
-    for header, _ in columns:
-        table.add_column(header, overflow="fold")
-    for row in rows:
-        table.add_row(*[_cell(row, path) for _, path in columns])
-    Console(width=None if sys.stdout.isatty() else 200, highlight=False).print(
-        table
-    ) if rows else click.echo("(none)")
-
-
-def _cell(row: dict[str, Any], path: str) -> str:
-    value: Any = row
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return "" if value is None else str(value)
-
-
-json_option = click.option(
-    "--json", "as_json", is_flag=True, help="JSON for machines instead of a table"
-)
 
 
 @click.group()
@@ -249,7 +170,7 @@ def eligible(
         except UserError:
             if profile != "sim":
                 raise
-            from harness.vlab.bench import resolve_board  # the built-in simulated board
+            from harness.vlab.boardhost import resolve_board  # the built-in simulated board
 
             identity = resolve_board(profile).identity
         given.update(vendor=identity.vendor, model=identity.model, revision=identity.revision)
@@ -280,13 +201,13 @@ def eligible(
         given.get("kernel_version", ""),
         given.get("kernel_build_id", ""),
     )
-    print_answer(_backend(ctx).call("eligibility", device), as_json)
+    print_answer(backend(ctx).eligibility(device), as_json)
 
 
 def print_answer(answer: dict[str, Any], as_json: bool) -> None:
     """An eligibility answer as JSON, or as a status line with its evidence."""
     if as_json:
-        _emit(answer, True)
+        emit(answer, True)
         return
     click.echo(f"{answer['status']}: {answer['summary']}")
     device = answer.get("device", {})
@@ -315,9 +236,9 @@ def _describe(item: dict[str, Any]) -> str:
 @click.pass_context
 def boards(ctx: click.Context, as_json: bool) -> None:
     """Board models with their revisions and current certification status."""
-    data = _backend(ctx).call("list_boards")
+    data = backend(ctx).list_boards()
     if as_json:
-        _emit(data, True)
+        emit(data, True)
         return
     rows = [
         {
@@ -330,7 +251,7 @@ def boards(ctx: click.Context, as_json: bool) -> None:
         for b in data
         for r in (b["revisions"] or [{"revision": "", "certified_os_releases": []}])
     ]
-    _emit(rows, False, title="Board models")
+    emit(rows, False, title="Board models")
 
 
 @registry.command()
@@ -349,10 +270,10 @@ def certs(
     as_json: bool,
 ) -> None:
     """Certificates (valid, expired and revoked), optionally filtered."""
-    data = _backend(ctx).call(
-        "list_certificates", vendor=vendor, model=model, revision=revision, os_release=os_release
+    data = backend(ctx).list_certificates(
+        vendor=vendor, model=model, revision=revision, os_release=os_release
     )
-    _emit(
+    emit(
         data,
         as_json,
         [
@@ -383,260 +304,12 @@ def certs(
 @click.pass_context
 def revoke(ctx: click.Context, cert_id: int, reason: str, as_json: bool) -> None:
     """Revoke a certificate (admin)."""
-    cert = _backend(ctx).call("revoke_certificate", cert_id, reason)
-    _emit(
+    cert = backend(ctx).revoke_certificate(cert_id, reason)
+    emit(
         cert,
         as_json,
         [("id", "id"), ("run", "run_id"), ("revoked", "revoked_at"), ("reason", "revoked_reason")],
     )
-
-
-@registry.group(invoke_without_command=True)
-@json_option
-@click.pass_context
-def kernels(ctx: click.Context, as_json: bool) -> None:
-    """Vendor-built kernels (lists them; `kernels add` registers one)."""
-    if ctx.invoked_subcommand is None:
-        data = _backend(ctx).call("list_kernels")
-        for k in data:
-            k["boards"] = [
-                f"{b['vendor']} {b['model']}" + (f" rev {b['revision']}" if b["revision"] else "")
-                for b in k["boards"]
-            ]
-        _emit(
-            data,
-            as_json,
-            [
-                ("id", "id"),
-                ("release", "kernel_release"),
-                ("version", "kernel_version"),
-                ("build", "build_id"),
-                ("verified", "build_id_verified"),
-                ("boards", "boards"),
-            ],
-            "Vendor kernels",
-        )
-
-
-def _board_spec(spec: str) -> dict[str, str]:
-    """VENDOR/MODEL or VENDOR/MODEL@REVISION."""
-    head, _, revision = spec.partition("@")
-    vendor, sep, model = head.partition("/")
-    if not sep or not vendor or not model:
-        raise UserError(
-            f"board {spec!r} must be VENDOR/MODEL or VENDOR/MODEL@REVISION",
-            Location(field="--board"),
-        )
-    return {"vendor": vendor, "model": model, "revision": revision}
-
-
-@kernels.command("add")
-@click.argument("artifact", required=False, type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--release",
-    default="",
-    help="uname -r of the vendor build (read from ARTIFACT; if given too, it must agree)",
-)
-@click.option(
-    "--version", "kversion", default="", help="uname -v, if devices must match the build exactly"
-)
-@click.option(
-    "--build-id",
-    default="",
-    help="GNU build id typed in instead of an ARTIFACT (recorded as unverified)",
-)
-@click.option(
-    "--board",
-    "board_specs",
-    multiple=True,
-    required=True,
-    help="VENDOR/MODEL[@REVISION], repeatable",
-)
-@json_option
-@click.pass_context
-def kernels_add(
-    ctx: click.Context,
-    artifact: Path | None,
-    release: str,
-    kversion: str,
-    build_id: str,
-    board_specs: tuple[str, ...],
-    as_json: bool,
-) -> None:
-    """Register a vendor-built kernel for some board models (admin).
-
-    ARTIFACT is the vendor's build: a Debian kernel package (.deb), a vmlinuz/bzImage, an arm64
-    Image or Image.gz, or a vmlinux; the build id is extracted from it. Without ARTIFACT give
-    --release and --build-id: the record is then marked unverified.
-    """
-    boards = [_board_spec(s) for s in board_specs]
-    if artifact is not None:
-        if build_id:
-            raise UserError(
-                "give a kernel ARTIFACT or --build-id, not both: the build id is read from the artifact",
-                Location(field="--build-id"),
-            )
-        if not artifact.is_file():
-            raise UserError("kernel artifact not found", Location(str(artifact), None, "ARTIFACT"))
-        data = _backend(ctx).call(
-            "register_kernel_artifact",
-            artifact,
-            boards,
-            kernel_release=release,
-            kernel_version=kversion,
-        )
-    else:
-        for name, value in (("--release", release), ("--build-id", build_id)):
-            if not value:
-                raise UserError(
-                    f"give a kernel ARTIFACT, or both --release and --build-id ({name} is missing)",
-                    Location(field=name),
-                )
-        data = _backend(ctx).call("register_kernel", release, kversion, build_id, boards)
-    _emit(
-        data,
-        as_json,
-        [
-            ("id", "id"),
-            ("release", "kernel_release"),
-            ("build", "build_id"),
-            ("verified", "build_id_verified"),
-            ("from", "artifact.format"),
-            ("seconds", "extraction_seconds"),
-        ],
-    )
-
-
-@registry.group(invoke_without_command=True)
-@json_option
-@click.pass_context
-def cases(ctx: click.Context, as_json: bool) -> None:
-    """Customer cases (lists them; see the sub-commands to open, attach runs and verify)."""
-    if ctx.invoked_subcommand is None:
-        _emit(_backend(ctx).call("list_cases"), as_json, _CASE_COLUMNS, "Customer cases")
-
-
-_CASE_COLUMNS = [
-    ("case", "case_id"),
-    ("customer", "customer_ref"),
-    ("severity", "severity"),
-    ("sub-system", "subsystem"),
-    ("board", "board.model"),
-    ("rev", "board.revision"),
-    ("opened", "opened_at"),
-    ("respond by", "response_target_at"),
-    ("business hours left", "response.business_hours_left"),
-    ("eligibility at intake", "eligibility.status"),
-    ("verified", "verification.verdict"),
-]
-
-
-@cases.command("open")
-@click.argument("case_file", required=False, type=click.Path(path_type=Path))
-@click.option("--id", "case_id")
-@click.option("--customer-ref")
-@click.option("--severity", type=click.Choice(["critical", "high", "medium", "low"]))
-@click.option("--subsystem")
-@click.option("--summary", default="")
-@click.option("--vendor")
-@click.option("--model")
-@click.option("--revision")
-@click.option("--os-release", default="", help="the customer's OS release (eligibility)")
-@click.option("--kernel", "kernel_release", default="", help="the customer's uname -r")
-@click.option(
-    "--opened-at",
-    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
-    help="default: now",
-)
-@json_option
-@click.pass_context
-def cases_open(
-    ctx: click.Context,
-    case_file: Path | None,
-    as_json: bool,
-    opened_at: datetime | None,
-    **fields: Any,
-) -> None:
-    """Open a customer case from its case file (or from the options).
-
-    Checks the device's eligibility at intake and prints the initial response target
-    (12 business hours) and the business time left.
-    """
-    if case_file is not None:
-        fields = _case_file_fields(case_file)
-    else:
-        for name in (
-            "case_id",
-            "customer_ref",
-            "severity",
-            "subsystem",
-            "vendor",
-            "model",
-            "revision",
-        ):
-            if not fields.get(name):
-                option = "--id" if name == "case_id" else "--" + name.replace("_", "-")
-                raise UserError(
-                    f"give a case file, or {option} and the other case fields",
-                    Location(field=option),
-                )
-    data = _backend(ctx).call("open_case", {**fields, "opened_at": opened_at})
-    _emit(data, as_json, _CASE_COLUMNS)
-
-
-def _case_file_fields(case_file: Path) -> dict[str, Any]:
-    """The registry's fields of a case, from a `kind: case` file (loaded as untrusted input)."""
-    from harness.model.case import load_case
-    from harness.registry.store import SEVERITIES
-
-    spec = load_case(case_file).spec
-    seen = spec.seen_on
-    return {
-        "case_id": spec.case.id,
-        "customer_ref": spec.case.customer_ref,
-        "severity": SEVERITIES[spec.case.severity - 1],
-        "subsystem": spec.case.subsystem,
-        "summary": spec.description.summary,
-        "vendor": seen.vendor,
-        "model": seen.model,
-        "revision": seen.revision,
-        "os_release": seen.os_release or "",
-        "kernel_release": seen.kernel or "",
-        "kernel_version": seen.kernel_version or "",
-    }
-
-
-@cases.command("show")
-@click.argument("case_id")
-@json_option
-@click.pass_context
-def cases_show(ctx: click.Context, case_id: str, as_json: bool) -> None:
-    """One case with its response target, reproduction runs and verification."""
-    data = _backend(ctx).call("get_case", case_id)
-    _emit(data, as_json, [*_CASE_COLUMNS, ("runs", "reproduction_runs")])
-
-
-@cases.command("attach")
-@click.argument("case_id")
-@click.argument("run_id")
-@json_option
-@click.pass_context
-def cases_attach(ctx: click.Context, case_id: str, run_id: str, as_json: bool) -> None:
-    """Attach a stored reproduction run to a case."""
-    _emit(_backend(ctx).call("attach_run", case_id, run_id), as_json, _CASE_COLUMNS)
-
-
-@cases.command("verify")
-@click.argument("case_id")
-@click.option("--verdict", required=True, type=click.Choice(["resolved", "not-resolved"]))
-@click.option("--run", "run_id", required=True, help="the run that verified the resolution")
-@json_option
-@click.pass_context
-def cases_verify(
-    ctx: click.Context, case_id: str, verdict: str, run_id: str, as_json: bool
-) -> None:
-    """Record the customer's verification of the resolution."""
-    _emit(_backend(ctx).call("verify_case", case_id, verdict, run_id), as_json, _CASE_COLUMNS)
 
 
 @registry.command()
@@ -644,8 +317,8 @@ def cases_verify(
 @click.pass_context
 def runs(ctx: click.Context, as_json: bool) -> None:
     """Every stored run: run id, lab, verdict, bundle hash, when it was received."""
-    _emit(
-        _backend(ctx).call("list_runs"),
+    emit(
+        backend(ctx).list_runs(),
         as_json,
         [("run", "run_id"), ("lab", "lab"), ("verdict", "verdict"), ("received", "received_at"),
          ("bundle sha256", "bundle_sha256")],
@@ -659,8 +332,8 @@ def runs(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
     """The newest entries of the audit log (admin): who changed what, and when."""
-    _emit(
-        _backend(ctx).call("audit_entries", limit),
+    emit(
+        backend(ctx).audit_entries(limit),
         as_json,
         [("at", "at"), ("actor", "actor"), ("action", "action"), ("entity", "entity"),
          ("key", "entity_key"), ("detail", "detail")],
@@ -687,7 +360,7 @@ def submit(run_dir: Path, as_json: bool) -> None:
         data: dict[str, Any] = {"run_id": run_id, "status": status}
         if problem is not None:
             data.update(reason=problem.reason, what_to_do=problem.what_to_do)
-        _emit(data, True)
+        emit(data, True)
     else:
         click.echo(f"{status}: {run_dir}")
         if problem is not None:
@@ -713,7 +386,7 @@ def sync(results: tuple[Path, ...], as_json: bool) -> None:
     report = do_sync(list(results))
     problems = [(run_id, Problem.parse(error)) for run_id, error in report.queued]
     if as_json:
-        _emit(
+        emit(
             {
                 "delivered": report.delivered,
                 "queued": [
@@ -733,186 +406,5 @@ def sync(results: tuple[Path, ...], as_json: bool) -> None:
     sys.exit(3 if report.queued else 0)
 
 
-@registry.group(invoke_without_command=True)
-@json_option
-@click.pass_context
-def labs(ctx: click.Context, as_json: bool) -> None:
-    """Labs allowed to submit (lists them; `labs add` registers one, `labs self` shows this machine's)."""
-    if ctx.invoked_subcommand is None:
-        _emit(
-            _backend(ctx).call("list_labs"),
-            as_json,
-            [
-                ("name", "name"),
-                ("key fingerprint", "fingerprint"),
-                ("public key", "public_key"),
-                ("since", "created_at"),
-            ],
-            "Labs",
-        )
-
-
-@labs.command("add")
-@click.argument("name", required=False)
-@click.option(
-    "--from-file",
-    "enrolment_file",
-    required=True,
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="the lab's `harness registry labs self --json` output ('-': standard input)",
-)
-@json_option
-@click.pass_context
-def labs_add(ctx: click.Context, name: str | None, enrolment_file: Path, as_json: bool) -> None:
-    """Register a lab from its signed enrolment (admin); prints the lab's submit token once.
-
-    The enrolment carries the name the lab signs its bundles with, so the registry cannot
-    know the lab under another name. NAME, if given, must be that name.
-    """
-    from harness.registry.enrolment import read_enrolment
-
-    enrolment = read_enrolment(enrolment_file)
-    if name is not None and name != enrolment.name:
-        raise UserError(
-            f"the lab signs its bundles as {enrolment.name!r}, not {name!r}; a lab registered "
-            f"as {name!r} would have every submission refused",
-            Location(str(enrolment_file), None, "name"),
-            f"register it as {enrolment.name!r} (leave NAME out), or on the lab run "
-            f"`harness registry labs self --name {name} --json` and register that output",
-        )
-    backend = _backend(ctx)
-    if backend.remote is not None:
-        data = backend.remote.add_lab(enrolment.name, enrolment.public_key, enrolment.signature)
-    else:
-        token = backend.call(
-            "add_lab", enrolment.name, enrolment.public_key, signature=enrolment.signature
-        )
-        data = {
-            **next(lab for lab in backend.call("list_labs") if lab["name"] == enrolment.name),
-            "token": token,
-        }
-    if as_json:
-        _emit(data, True)
-        return
-    click.echo(
-        f"lab {data['name']!r} registered (key {data['fingerprint']}); "
-        "its submit token (shown once) follows on standard output",
-        err=True,
-    )
-    click.echo(data["token"])
-
-
-@labs.command("self")
-@click.option(
-    "--name",
-    help="name this lab signs its bundles with (default: the name chosen on first use: "
-    "$HARNESS_LAB_NAME or the host name)",
-)
-@json_option
-def labs_self(name: str | None, as_json: bool) -> None:
-    """This machine's signed enrolment (name and public key) to register it with a registry.
-
-    Give the `--json` output to the registry admin for `harness registry labs add --from-file`.
-    """
-    from harness.labkey import load_or_create_identity, rename_identity
-
-    identity = load_or_create_identity()
-    if name is not None and name != identity.name:
-        identity = rename_identity(name)
-    data = identity.enrolment()
-    _emit(
-        data,
-        as_json,
-        [("name", "name"), ("public key", "public_key"), ("fingerprint", "fingerprint")],
-    )
-
-
-_TOKEN_COLUMNS = [
-    ("id", "id"),
-    ("role", "role"),
-    ("label", "label"),
-    ("lab", "lab"),
-    ("created", "created_at"),
-    ("expires", "expires_at"),
-    ("last used", "last_used_at"),
-    ("revoked", "revoked_at"),
-    ("state", "state"),
-]
-
-expires_option = click.option(
-    "--expires-in",
-    "expires_in_days",
-    type=click.IntRange(1, 3650),
-    help="days until the token stops working (default: never, until revoked)",
-)
-
-
-@registry.group()
-def tokens() -> None:
-    """Bearer tokens for the HTTP registry: create, list, revoke, rotate (admin)."""
-
-
-def _emit_secret(data: dict[str, Any], as_json: bool, what: str) -> None:
-    """The secret alone on stdout (for `$(...)`), what it is on stderr; or all of it as JSON."""
-    if as_json:
-        _emit(data, True)
-        return
-    expires = data.get("expires_at") or "never (until revoked)"
-    click.echo(
-        f"{what} token #{data['id']} ({data['role']}, {data['label']}); expires {expires}; "
-        "shown once, only its hash is stored",
-        err=True,
-    )
-    click.echo(data["token"])
-
-
-@tokens.command("create")
-@click.option("--role", required=True, type=click.Choice(["admin", "lab", "reader"]))
-@click.option("--label", required=True, help="who holds it, for the audit log")
-@click.option("--lab", help="lab name (lab tokens only)")
-@expires_option
-@json_option
-@click.pass_context
-def tokens_create(
-    ctx: click.Context,
-    role: str,
-    label: str,
-    lab: str | None,
-    expires_in_days: int | None,
-    as_json: bool,
-) -> None:
-    """Create a token (printed once; only its hash is stored)."""
-    data = _backend(ctx).call(
-        "create_token_record", role, label, lab, expires_in_days=expires_in_days
-    )
-    _emit_secret(data, as_json, "new")
-
-
-@tokens.command("list")
-@json_option
-@click.pass_context
-def tokens_list(ctx: click.Context, as_json: bool) -> None:
-    """Every token issued (never the secret): role, holder, expiry, last use and state."""
-    _emit(_backend(ctx).call("list_tokens"), as_json, _TOKEN_COLUMNS, "Tokens")
-
-
-@tokens.command("revoke")
-@click.argument("token_id", type=click.IntRange(1, 2**62))
-@json_option
-@click.pass_context
-def tokens_revoke(ctx: click.Context, token_id: int, as_json: bool) -> None:
-    """Revoke a token now (e.g. a leaked one); its next request is refused with 401."""
-    _emit(_backend(ctx).call("revoke_token", token_id), as_json, _TOKEN_COLUMNS)
-
-
-@tokens.command("rotate")
-@click.argument("token_id", type=click.IntRange(1, 2**62))
-@expires_option
-@json_option
-@click.pass_context
-def tokens_rotate(
-    ctx: click.Context, token_id: int, expires_in_days: int | None, as_json: bool
-) -> None:
-    """Revoke a token and issue its replacement (same role, holder and lab); prints the new one."""
-    data = _backend(ctx).call("rotate_token", token_id, expires_in_days=expires_in_days)
-    _emit_secret(data, as_json, f"replacement of #{token_id}:")
+for group in (kernels, cases, labs, tokens):
+    registry.add_command(group)

@@ -24,7 +24,9 @@ from harness.durable import fsync_dir
 from harness.errors import HarnessError
 from harness.labkey import LabIdentity, load_or_create_identity
 from harness.registry.config import default_db_url, outbox_dir, remote_registry
-from harness.report.bundle import BundleUnreadable, make_bundle, read_run_json, verify_bundle
+from harness.registry.interface import Registry
+from harness.report.bundle import make_bundle, read_run_json
+from harness.report.bundle_read import BundleUnreadable, verify_bundle
 from harness.report.runfolder import SUBMISSION, RunFolder, iso, utc_now
 
 Delivery = Literal["delivered", "queued"]
@@ -56,27 +58,34 @@ def _locked(outbox: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _deliver(bundle_path: Path, identity: LabIdentity) -> str:
-    """Send one bundle file to the configured registry; returns its status ("stored"/"duplicate")."""
+def _lab_registry(identity: LabIdentity) -> Registry:
+    """The configured registry, acting as this lab: the HTTP registry with the lab's token, or
+    the local registry file (where this lab registers itself with its own key on first use)."""
     remote = remote_registry()
     if remote is not None:
-        from harness.registry.remote import RemoteStore
+        from harness.registry.remote import HttpRegistry
 
-        client = RemoteStore(remote.url, remote.token)
-        try:
-            with bundle_path.open("rb") as fh:
-                return client.submit_bundle_bytes(fh)["status"]
-        finally:
-            client.close()
+        return HttpRegistry(remote.url, remote.token)
+    from harness.registry.local import LocalRegistry
     from harness.registry.store import Store
 
     store = Store(default_db_url())
     try:
         store.ensure_lab(identity.name, identity.public_key_text)
-        with bundle_path.open("rb") as fh:
-            return store.submit_bundle(fh, store.lab_principal(identity.name))["status"]
-    finally:
+        return LocalRegistry(store, store.lab_principal(identity.name), owns_store=True)
+    except BaseException:
         store.close()
+        raise
+
+
+def _deliver(bundle_path: Path, identity: LabIdentity) -> str:
+    """Send one bundle file to the configured registry; returns its status ("stored"/"duplicate")."""
+    registry = _lab_registry(identity)
+    try:
+        with bundle_path.open("rb") as fh:
+            return registry.submit_bundle(fh)["status"]
+    finally:
+        registry.close()
 
 
 def _sibling(bundle_path: Path, suffix: str) -> Path:

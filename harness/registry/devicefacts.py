@@ -15,7 +15,8 @@ from typing import Any
 
 from harness.errors import Location, UserError
 from harness.registry.submission import MAX_BUNDLE_BYTES
-from harness.report.bundle import read_member, read_run_json, verify_bundle
+from harness.report.bundle import read_run_json
+from harness.report.bundle_read import read_member, verify_bundle
 
 
 def _run_json_of_bundle(path: Path) -> dict[str, Any]:

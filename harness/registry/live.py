@@ -5,7 +5,9 @@ profile; OS release, kernel release and the running kernel's GNU build id
 from the unit, see harness/lab/kernel_identity.py), so the answer is about the
 kernel that actually runs, not about what someone typed. The unit is reached
 through a labgrid environment file (`--env`, as `harness run` does) or, for a
-virtual board started with `harness lab up`, by its name (`--board`).
+virtual board, by its name (`--board`): a board already started with `harness lab up`
+is read as it runs; otherwise the board is started for the check and stopped after it,
+as `harness run --board` does (harness/run/unit.py).
 """
 
 from __future__ import annotations
@@ -17,45 +19,11 @@ from typing import Any
 import click
 
 from harness.errors import Location, UserError
-from harness.model.board import BoardProfile, find_board
-from harness.registry.cli import Backend, print_answer
+from harness.model.board import BoardProfile
+from harness.registry.cli import print_answer
 from harness.registry.eligibility import Device
-
-
-def _profile_of_env(env: Path) -> BoardProfile:
-    from labgrid import Environment
-
-    from harness.vlab.envfile import OPT_PROFILE
-
-    try:
-        profile = Environment(str(env)).config.get_option(OPT_PROFILE, None)
-    except Exception as exc:  # labgrid reports bad files with many exception types
-        raise UserError(
-            f"not a usable labgrid environment: {exc}", Location(str(env), None, "--env")
-        ) from None
-    if not profile:
-        raise UserError(
-            f"the environment names no board profile (option {OPT_PROFILE}): give --board PROFILE",
-            Location(str(env), None, f"options.{OPT_PROFILE}"),
-        )
-    return find_board(str(profile))
-
-
-def _unit(board_ref: str | None, env: Path | None) -> tuple[BoardProfile, Path]:
-    """(profile, env file) of the unit to read."""
-    if env is not None:
-        if not env.is_file():
-            raise UserError("labgrid environment file not found", Location(str(env), None, "--env"))
-        return (find_board(board_ref) if board_ref else _profile_of_env(env)), env
-    if not board_ref:
-        raise UserError(
-            "give --env ENV (a unit in a lab) or --board NAME (a running virtual board)",
-            Location(field="--env"),
-        )
-    from harness.vlab import state as lab_state
-
-    running = lab_state.find(lab_state.lab_dir(), board_ref)
-    return find_board(running.profile), Path(running.env_file)
+from harness.registry.interface import open_registry
+from harness.run.unit import live_unit
 
 
 def read_device(profile: BoardProfile, env_file: Path, console_log: Path) -> dict[str, Any]:
@@ -73,37 +41,10 @@ def read_device(profile: BoardProfile, env_file: Path, console_log: Path) -> dic
     return {"software": software, "kernel": kernel}
 
 
-@click.command()
-@click.option(
-    "--env",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="labgrid environment file of the unit",
-)
-@click.option(
-    "--board",
-    "board_ref",
-    help="with --env: the unit's board profile (default: the env file's); "
-    "alone: the name of a running virtual board (`harness lab up`)",
-)
-@click.option("--db", help="registry database (default: the local registry file)")
-@click.option("--url", help="HTTP registry (default: $HARNESS_REGISTRY_URL)")
-@click.option("--token", help="bearer token for --url")
-@click.option("--console-log", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="JSON for machines instead of text")
-def eligible(
-    env: Path | None,
-    board_ref: str | None,
-    db: str | None,
-    url: str | None,
-    token: str | None,
-    console_log: Path | None,
-    as_json: bool,
-) -> None:
-    """Read a live unit (its running kernel's build id, release, OS) and ask the registry."""
-    profile, env_file = _unit(board_ref, env)
-    if db and "://" not in db:
-        db = f"sqlite:///{Path(db).absolute()}"
-    backend = Backend(db, url, token)  # a bad registry setting fails before the unit is touched
+def _live_device(
+    profile: BoardProfile, env_file: Path, console_log: Path | None
+) -> tuple[Device, dict[str, Any]]:
+    """The device as the unit reports it, and its kernel identity record."""
     with tempfile.TemporaryDirectory(prefix="harness-eligible-") as scratch:
         found = read_device(profile, env_file, console_log or Path(scratch) / "console.log")
     software, kernel = found["software"], found["kernel"]
@@ -121,7 +62,46 @@ def eligible(
         software.get("kernel_version") or "",
         kernel.get("build_id") or "",
     )
-    answer = backend.call("eligibility", device)
+    return device, kernel
+
+
+@click.command()
+@click.option(
+    "--env",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="labgrid environment file of the unit",
+)
+@click.option(
+    "--board",
+    "board_ref",
+    help="with --env: the unit's board profile (default: the env file's); "
+    "alone: a virtual board: the name of one running (`harness lab up`), or a board "
+    "profile to start for the check",
+)
+@click.option("--db", help="registry database (default: the local registry file)")
+@click.option("--url", help="HTTP registry (default: $HARNESS_REGISTRY_URL)")
+@click.option("--token", help="bearer token for --url")
+@click.option("--console-log", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="JSON for machines instead of text")
+def eligible(
+    env: Path | None,
+    board_ref: str | None,
+    db: str | None,
+    url: str | None,
+    token: str | None,
+    console_log: Path | None,
+    as_json: bool,
+) -> None:
+    """Read a live unit (its running kernel's build id, release, OS) and ask the registry."""
+    if db and "://" not in db:
+        db = f"sqlite:///{Path(db).absolute()}"
+    registry = open_registry(db, url, token)  # a bad setting fails before the unit is touched
+    try:
+        with live_unit(board_ref, env) as (profile, env_file):
+            device, kernel = _live_device(profile, env_file, console_log)
+        answer = registry.eligibility(device)
+    finally:
+        registry.close()
     if as_json:
         answer = {**answer, "kernel_identity": kernel}
     elif kernel.get("problem"):

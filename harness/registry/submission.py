@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import io
 from datetime import datetime
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness.model.case_records import CaseVerdict, SignatureMatch, VerifyVerdict
+from harness.model.records import Verdict
 from harness.registry.errors import Invalid
 from harness.registry.textrules import check_text
-from harness.report.bundle import (
+from harness.report.bundle_read import (
     BundleUnreadable,
     MemberTooLarge,
     load_json_bounded,
@@ -67,30 +69,25 @@ class ReproSummary(_Loose):
     errors: int = Field(default=0, ge=0)
     rate: float | None = Field(default=None, ge=0, le=1)
     interval: ReproInterval | None = None
-    signature_match: Literal["same failure", "different failure", "no crash"] | None = None
+    signature_match: SignatureMatch | None = None
 
 
 class ReproVerification(_Loose):
-    verdict: Literal["resolved", "not-resolved", "inconclusive"]
+    verdict: VerifyVerdict
 
 
-CERTIFICATION_VERDICTS = ("certified", "not-certified", "incomplete")
-REPRO_VERDICTS = (
-    "incomplete",
-    "reproduced",
-    "not-reproduced",
-    "resolved",
-    "not-resolved",
-    "inconclusive",
-)
+CERTIFICATION_VERDICTS: tuple[str, ...] = tuple(Verdict)
+REPRO_VERDICTS: tuple[str, ...] = get_args(CaseVerdict)
 
 
 class RunSummary(_Loose):
-    """The parts of run.json (harness.model.records.RunRecord) the registry records.
+    """The parts of run.json (harness.model.records.RunRecord, or for a repro run
+    harness.model.case_records.CaseRunRecord) the registry records.
 
-    A projection rather than `RunRecord` itself: a registry serves labs running other harness
-    versions, so fields it does not record are tolerated, while the ones it does get the
-    registry's own bounds.
+    A projection rather than the record models themselves: a registry serves labs running
+    other harness versions, so fields it does not record are tolerated, while the ones it
+    does get the registry's own bounds. Its enumerations (verdicts, signature matches) are
+    the models' own, so the registry accepts exactly the values a harness writes.
 
     `kind: repro` marks a reproduction run of a customer case (docs/repro.md): its verdict is
     a repro verdict and it can never issue a certificate.
@@ -101,16 +98,7 @@ class RunSummary(_Loose):
     plan: PlanRef
     board: BoardRef
     software: SoftwareRef
-    verdict: Literal[
-        "certified",
-        "not-certified",
-        "incomplete",
-        "reproduced",
-        "not-reproduced",
-        "resolved",
-        "not-resolved",
-        "inconclusive",
-    ]
+    verdict: Verdict | CaseVerdict
     finished_at: datetime | None = None
     mode: Literal["repro", "verify"] | None = None
     case: ReproCase | None = None

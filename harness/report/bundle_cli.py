@@ -14,7 +14,8 @@ import click
 
 from harness.errors import EXIT_TEST_FAILED, Location, UserError
 from harness.labkey import decode_public_key, load_or_create_identity
-from harness.report.bundle import make_bundle, verify_bundle
+from harness.report.bundle import make_bundle
+from harness.report.bundle_read import verify_bundle
 
 
 @click.group()

@@ -19,12 +19,13 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from harness.durable import fsync_dir, write_atomic
 from harness.errors import Location, UserError
+from harness.model.case_records import CaseRunRecord
 from harness.model.records import ResultRecord, RunRecord
 
 RESULTS = "results.jsonl"
@@ -46,21 +47,43 @@ def iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def check_results_root(results_root: Path) -> None:
+    """`--results` names a folder (made when missing): anything else there is bad input,
+    found before a board is started or a place is held."""
+    if results_root.exists() and not results_root.is_dir():
+        raise UserError(
+            "is not a folder: --results names the folder that holds the run folders",
+            Location(str(results_root), None, "--results"),
+        )
+
+
 def new_run_id(board_name: str, now: dt.datetime | None = None) -> str:
     """Sortable by start time, readable (board name), unique (random suffix)."""
     moment = (now or utc_now()).astimezone(dt.UTC)
     return f"{moment:%Y%m%dT%H%M%SZ}-{board_name}-{secrets.token_hex(2)}"
 
 
-class RunFolder:
-    """Reads and writes one run's folder; all writes are durable before they return."""
+LineT = TypeVar("LineT", bound=BaseModel)
+RunT = TypeVar("RunT", bound=BaseModel)
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
+class Folder(Generic[LineT, RunT]):
+    """Reads and writes one run's folder; all writes are durable before they return.
+
+    Generic over the two record models, so a certification run (`RunFolder`) and a repro
+    run (harness/repro/folder.py `ReproFolder`) share one writer and one reader.
+    """
+
+    line_model: type[LineT]
+    run_model: type[RunT]
 
     def __init__(self, path: Path):
         self.path = path
         self.run_id = path.name
 
     @classmethod
-    def create(cls, results_root: Path, run_id: str) -> RunFolder:
+    def create(cls, results_root: Path, run_id: str) -> Self:
         results_root.mkdir(parents=True, exist_ok=True)
         path = results_root / run_id
         path.mkdir()  # never reuse a folder: a clash means a duplicate run id
@@ -68,7 +91,7 @@ class RunFolder:
         return cls(path)
 
     @classmethod
-    def open_existing(cls, results_root: Path, run_id: str) -> RunFolder:
+    def open_existing(cls, results_root: Path, run_id: str) -> Self:
         path = results_root / run_id
         if not (path / RUN_JSON).is_file():
             known = sorted(p.name for p in results_root.glob("*/") if (p / RUN_JSON).is_file())[-5:]
@@ -87,16 +110,17 @@ class RunFolder:
     def results_file(self) -> Path:
         return self.path / RESULTS
 
-    def append_result(self, record: ResultRecord) -> None:
-        line = json.dumps(record.line(), sort_keys=True, separators=(",", ":")) + "\n"
+    def append_result(self, record: LineT) -> None:
+        data = record.model_dump(mode="json", by_alias=True)
+        line = json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n"
         with open(self.results_file, "a", encoding="utf-8") as out:
             out.write(line)
             out.flush()
             os.fsync(out.fileno())
 
-    def read_results(self) -> list[ResultRecord]:
+    def read_results(self) -> list[LineT]:
         """Every complete line; a torn (unterminated or unparsable) last line is ignored."""
-        return read_result_lines(self.results_file)
+        return read_record_lines(self.results_file, self.line_model)
 
     def repair_results(self) -> int:
         """Cut a torn last line off, so the next append starts on a line of its own."""
@@ -114,11 +138,12 @@ class RunFolder:
 
     # ---- run.json ---------------------------------------------------------------------
 
-    def write_run(self, run: RunRecord) -> None:
-        self.write_json(RUN_JSON, run.to_json())
+    def write_run(self, run: RunT) -> None:
+        self.write_json(RUN_JSON, run.model_dump(mode="json", by_alias=True))
 
-    def read_run(self) -> RunRecord:
-        return read_run_record(self.path / RUN_JSON)
+    def read_run(self) -> RunT:
+        """run.json as the folder's run model; a file that does not fit is a `UserError`."""
+        return read_record(self.path / RUN_JSON, self.run_model)
 
     def write_json(self, name: str, data: Any) -> None:
         write_atomic(self.path / name, json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -138,6 +163,13 @@ class RunFolder:
         return path
 
 
+class RunFolder(Folder[ResultRecord, RunRecord]):
+    """A certification run's folder: `ResultRecord` lines and a `RunRecord` run.json."""
+
+    line_model = ResultRecord
+    run_model = RunRecord
+
+
 def _unfit(path: Path, exc: ValidationError, line: int | None = None) -> UserError:
     first = exc.errors(include_url=False)[0]
     where = ".".join(str(part) for part in first["loc"]) or None
@@ -148,7 +180,10 @@ def _unfit(path: Path, exc: ValidationError, line: int | None = None) -> UserErr
     )
 
 
-def _parse(model: type[BaseModel], text: str | bytes, path: Path, line: int | None = None) -> Any:
+def parse_record(
+    model: type[RecordT], text: str | bytes, path: Path, line: int | None = None
+) -> RecordT:
+    """`text` as `model`; what does not fit is a `UserError` naming file, line and field."""
     try:
         return model.model_validate_json(text)
     except ValidationError as exc:
@@ -157,18 +192,23 @@ def _parse(model: type[BaseModel], text: str | bytes, path: Path, line: int | No
         raise _unfit(path, exc, line) from None
 
 
-def read_run_record(path: Path) -> RunRecord:
-    """run.json as a `RunRecord`; a file that does not fit is a `UserError` naming the field."""
+def read_record(path: Path, model: type[RunT]) -> RunT:
+    """A run.json as `model`; a file that does not fit is a `UserError` naming the field."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise UserError("not a run folder: run.json is missing", Location(str(path))) from None
-    return _parse(RunRecord, raw, path)
+    return parse_record(model, raw, path)
+
+
+def read_run_record(path: Path) -> RunRecord:
+    """run.json of a certification run as a `RunRecord`."""
+    return read_record(path, RunRecord)
 
 
 def read_any_run_json(path: Path) -> dict[str, Any]:
     """run.json of a certification run (`RunRecord`) or of a repro run (`kind: repro`,
-    harness/repro/records.py), checked against its model; what a bundle carries."""
+    `CaseRunRecord`), checked against its model; what a bundle carries."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -177,28 +217,29 @@ def read_any_run_json(path: Path) -> dict[str, Any]:
         kind = json.loads(raw).get("kind")
     except (ValueError, AttributeError, RecursionError):
         kind = None  # the model's own parser names what is wrong
-    if kind == "repro":
-        from harness.repro.records import RunRecord as ReproRunRecord
-
-        record = _parse(ReproRunRecord, raw, path)
-        return record.model_dump(mode="json", by_alias=True)
-    return _parse(RunRecord, raw, path).to_json()
+    model: type[BaseModel] = CaseRunRecord if kind == "repro" else RunRecord
+    return parse_record(model, raw, path).model_dump(mode="json", by_alias=True)
 
 
 def read_result_lines(path: Path) -> list[ResultRecord]:
+    """Every complete line of a certification run's results.jsonl (see `read_record_lines`)."""
+    return read_record_lines(path, ResultRecord)
+
+
+def read_record_lines(path: Path, model: type[LineT]) -> list[LineT]:
     """Every complete line of a results.jsonl; a torn (unterminated or unparsable) last line is ignored.
 
-    A line that is complete but does not fit `ResultRecord` is a `UserError` naming its
-    line number and field: it was not torn by a kill, something else wrote it.
+    A line that is complete but does not fit `model` is a `UserError` naming its line
+    number and field: it was not torn by a kill, something else wrote it.
     """
     if not path.exists():
         return []
-    records: list[ResultRecord] = []
+    records: list[LineT] = []
     lines = path.read_bytes().split(b"\n")
     for index, line in enumerate(lines):
         if not line.strip():
             continue
         if index == len(lines) - 1:
             break  # no newline after it: a write that was cut short, not known to be complete
-        records.append(_parse(ResultRecord, line, path, index + 1))
+        records.append(parse_record(model, line, path, index + 1))
     return records

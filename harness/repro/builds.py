@@ -1,7 +1,7 @@
 """A/B comparison and bisection of a case over builds (on the virtual lab: Debian kernel packages).
 
 Each build gets a board of its own (a bench started with that kernel package, see
-`harness.vlab.bench.start_bench(kernel_package=…)`) and an ordinary repro run, so every
+`harness.vlab.boardhost.start_bench(kernel_package=…)`) and an ordinary repro run, so every
 number in the table below has a run folder and a report behind it.
 
 Bisection handles intermittent cases (docs/repro.md, "Bisection"): the newest build is run
@@ -21,9 +21,9 @@ from typing import Any
 
 from harness.model.board import BoardProfile
 from harness.model.case import Case
+from harness.model.case_records import IterationRecord, Summary
 from harness.report.runfolder import new_run_id
 from harness.repro import stats
-from harness.repro.records import IterationRecord, Summary
 from harness.repro.report import write_report
 from harness.repro.session import Plan, ReproSession, open_or_fail
 
@@ -55,12 +55,12 @@ def run_build(
     progress: Progress | None = None,
 ) -> BuildRun:
     """One repro run of the case on a fresh virtual board booting kernel package `build`."""
-    from harness.vlab import bench
+    from harness.vlab import boardhost
     from harness.vlab import state as lab_state
 
     run_id = new_run_id(profile.name)
     name = f"build-{run_id.rsplit('-', 1)[-1]}-{os.getpid()}"
-    started = bench.start_bench(
+    started = boardhost.start_bench(
         profile, name, lab_dir=lab_state.lab_dir(), owner=os.getpid(), kernel_package=build
     )
     try:
@@ -82,13 +82,13 @@ def run_build(
         finally:
             session.close()
     finally:
-        bench.stop_bench(started)
+        boardhost.stop_bench(started)
     summary = session.run.summary
     assert summary is not None
     return BuildRun(
         build=build,
         run_id=run_id,
-        kernel_release=session.run.software.get("kernel_release"),
+        kernel_release=session.run.software.kernel_release,
         reproduced=summary.reproduced,
         iterations=summary.iterations,
         errors=summary.errors,
@@ -119,6 +119,9 @@ def ab_table(a: BuildRun, b: BuildRun) -> dict[str, Any]:
     }
 
 
+RunOne = Callable[[str, Plan], BuildRun]
+
+
 def bisect(
     case: Case,
     profile: BoardProfile,
@@ -127,10 +130,25 @@ def bisect(
     plan: Plan,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Find the first bad build in `builds` (oldest first); returns the bisection table."""
+    """Find the first bad build in `builds` (oldest first); returns the bisection table, which
+    every build's report carries."""
+
+    def run_one(build: str, probe: Plan) -> BuildRun:
+        return run_build(case, profile, build, results_root, probe, progress)
+
+    table, runs = bisect_table(builds, plan, run_one)
+    for run in runs:
+        write_report(results_root / run.run_id, table)
+    return table
+
+
+def bisect_table(
+    builds: list[str], plan: Plan, run_one: RunOne
+) -> tuple[dict[str, Any], list[BuildRun]]:
+    """The search itself, over `run_one(build, plan)`: newest first, then binary search."""
     runs: dict[int, BuildRun] = {}
     last = len(builds) - 1
-    newest = run_build(case, profile, builds[last], results_root, plan, progress)
+    newest = run_one(builds[last], plan)
     newest.call = "bad" if newest.reproduced else "good"
     runs[last] = newest
     answer: str
@@ -148,7 +166,7 @@ def bisect(
             probe = Plan(
                 repeat=per_build, until_first=True, max_time=plan.max_time, between=plan.between
             )
-            run = run_build(case, profile, builds[mid], results_root, probe, progress)
+            run = run_one(builds[mid], probe)
             if run.reproduced:
                 run.call, bad = "bad", mid
             elif run.iterations >= per_build:
@@ -193,6 +211,4 @@ def bisect(
         "answer": answer,
         "iterations_per_build": per_build,
     }
-    for run in runs.values():
-        write_report(results_root / run.run_id, table)
-    return table
+    return table, list(runs.values())

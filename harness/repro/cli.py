@@ -16,12 +16,21 @@ import click
 
 from harness.errors import EXIT_INFRA, InfraError, Location, UserError
 from harness.model.case import load_case
-from harness.report.runfolder import RUN_ID, SUBMISSION, iso, new_run_id, utc_now
+from harness.model.case_records import IterationRecord, Summary
+from harness.options import place_options, results_option, run_id_option
+from harness.report.runfolder import RUN_ID, SUBMISSION, check_results_root, iso, utc_now
+from harness.report.runfolder import new_run_id as new_run_id_for
 from harness.repro import stats
 from harness.repro.folder import ReproFolder
-from harness.repro.records import IterationRecord, Summary
 from harness.repro.report import write_report
-from harness.repro.session import Plan, ReproSession, load_baseline, open_or_fail
+from harness.repro.session import (
+    Plan,
+    ReproSession,
+    customer_fingerprints,
+    load_baseline,
+    open_or_fail,
+    resumable,
+)
 
 
 def _pct(value: float | None) -> str:
@@ -51,7 +60,28 @@ def _progress(record: IterationRecord, summary: Summary) -> None:
     help="what to do between iterations (default: the case's setting)",
 )
 @click.option("--env", type=click.Path(path_type=Path), help="labgrid environment file")
-@click.option("--place", help="labgrid coordinator place")
+@click.option(
+    "--place",
+    "place_names",
+    multiple=True,
+    help="labgrid place on the coordinator in $LG_COORDINATOR (repeat to fan out over several)",
+)
+@click.option(
+    "--places",
+    "place_patterns",
+    multiple=True,
+    metavar="TAGS",
+    help="fan out over every place whose tags match, e.g. 'board=qemu-*'",
+)
+@place_options
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="fan-out: boards at once",
+)
+@run_id_option
 @click.option("--resume", "resume_id", help="continue an interrupted repro run")
 @click.option(
     "--verify", is_flag=True, help="verify a fix: run until the rate is below the baseline's"
@@ -61,13 +91,7 @@ def _progress(record: IterationRecord, summary: Summary) -> None:
     type=click.Path(path_type=Path),
     help="repro run folder or bundle whose rate a fix is verified against",
 )
-@click.option(
-    "--results",
-    "results_root",
-    type=click.Path(path_type=Path),
-    default=Path("results"),
-    show_default=True,
-)
+@results_option
 @click.option("--no-submit", is_flag=True, help="do not deliver the run to the registry")
 @click.option("--operator", help="who runs this (default: $USER)")
 @click.option(
@@ -88,7 +112,13 @@ def repro(
     max_time: float | None,
     between: str | None,
     env: Path | None,
-    place: str | None,
+    place_names: tuple[str, ...],
+    place_patterns: tuple[str, ...],
+    reserve: str | None,
+    wait: bool,
+    wait_timeout: float | None,
+    parallel: int,
+    new_run_id: str | None,
     resume_id: str | None,
     verify: bool,
     baseline: Path | None,
@@ -105,24 +135,39 @@ def repro(
     report.html. With --verify --baseline RUN, runs until the failure rate is shown to
     be below the baseline's (or the case reproduces).
     """
-    from harness.run.cli import _lab, _load_board, _submit
+    from harness.run.launch import hold_request, lab, load_board, submit
 
     case = load_case(case_file)
-    if env is not None and place is not None:
-        raise UserError("give --env or --place, not both", Location(field="--place"))
+    customer_fingerprints(case)  # the attached logs are input too: refused before any board
+    if len(place_names) > 1 or place_patterns:
+        if env is not None or reserve is not None or resume_id is not None or builds:
+            raise UserError(
+                "a fan-out (several --place, or --places) takes no --env, --reserve, --resume "
+                "or --build",
+                Location(field="--places"),
+            )
+        options = _options(repeat, until_first, max_time, between, baseline, no_submit, operator)
+        return _fan_out(
+            case_file, board_ref, place_names, place_patterns, parallel, results_root, options
+        )
+    place = place_names[0] if place_names else None
+    if env is not None and (place is not None or reserve is not None):
+        raise UserError("give --env or --place/--reserve, not both", Location(field="--place"))
+    hold = hold_request(place, reserve, wait, wait_timeout)
     if env is not None and not env.is_file():
         raise UserError("labgrid environment file not found", Location(str(env), None, "--env"))
+    check_results_root(results_root)
     if verify != (baseline is not None):
         raise UserError(
             "--verify and --baseline go together",
             Location(field="--baseline" if verify else "--verify"),
         )
-    profile = _load_board(board_ref)
+    profile = load_board(board_ref)
     base = load_baseline(baseline, case) if baseline is not None else None
     if resume_id is not None:
         if not RUN_ID.match(resume_id):
             raise UserError(f"{resume_id!r} is not a run id", Location(field="--resume"))
-        ReproFolder.open_existing(results_root, resume_id)
+        resumable(results_root, resume_id, case, profile, base)
     needed = stats.iterations_needed(base.rate) if base is not None else None
     plan = Plan(
         repeat=repeat or needed or case.spec.settings.iterations,
@@ -139,27 +184,39 @@ def repro(
         )
     if builds:
         return _over_builds(
-            case, profile, list(builds), bisect, results_root, plan, env, place, resume_id, base
+            case,
+            profile,
+            list(builds),
+            bisect,
+            results_root,
+            plan,
+            env,
+            place or reserve,
+            resume_id,
+            base,
         )
     if bisect:
         raise UserError(
             "--bisect needs the builds: --build PKG (at least two)", Location(field="--build")
         )
-    run_id = resume_id or new_run_id(profile.name)
-    with _lab(profile, env, place, run_id) as (served, env_file, lab_kind, lab_name):
+    if new_run_id is not None and not RUN_ID.match(new_run_id):
+        raise UserError(f"{new_run_id!r} is not a run id", Location(field="--run-id"))
+    run_id = resume_id or new_run_id or new_run_id_for(profile.name)
+    with lab(profile, env, hold, run_id) as where:
         session = ReproSession(
             case,
-            served,
-            env_file,
+            where.profile,
+            where.env_file,
             results_root,
             plan,
             run_id=run_id,
             resume=resume_id is not None,
             baseline=base,
-            lab_kind=lab_kind,
-            lab_name=lab_name,
+            lab_kind=where.kind,
+            lab_name=where.name,
             operator=operator,
             progress=_progress,
+            guard=where.hold,
         )
         try:
             open_or_fail(session)
@@ -167,26 +224,33 @@ def repro(
             code = session.finish()
         finally:
             session.close()
+        if where.hold is not None:
+            verdict = ReproFolder(results_root / run_id).read_run().verdict
+            where.hold.result = {
+                "run_id": run_id,
+                "verdict": verdict,
+                # no iteration could be counted: the lab's problem, as for an incomplete run
+                "error_class": "infrastructure" if verdict == "incomplete" else None,
+                "reason": session.stop_reason,
+            }
     folder = results_root / run_id
     html = write_report(folder)
-    run = ReproFolder(folder).read_run_json()
-    summary = run.get("summary") or {}
+    run = ReproFolder(folder).read_run()
+    summary = run.summary
+    interval = summary.interval if summary else None
     click.echo(
-        f"{run['verdict']}: {summary.get('reproduced', 0)}/{summary.get('iterations', 0)} "
-        f"reproduced, rate {_pct(summary.get('rate'))}"
-        + (
-            f" (95% CI {_pct(summary['interval']['low'])}-{_pct(summary['interval']['high'])})"
-            if summary.get("interval")
-            else ""
-        )
+        f"{run.verdict}: {summary.reproduced if summary else 0}/"
+        f"{summary.iterations if summary else 0} reproduced, "
+        f"rate {_pct(summary.rate if summary else None)}"
+        + (f" (95% CI {_pct(interval.low)}-{_pct(interval.high)})" if interval else "")
         + f"; {session.stop_reason}; report: {html}",
         err=True,
     )
     if not no_submit:
-        delivery = _submit(folder)
+        delivery = submit(folder)
         ReproFolder(folder).write_json(SUBMISSION, {"status": delivery, "at": iso(utc_now())})
         click.echo(f"registry: {delivery}", err=True)
-    if code == EXIT_INFRA and run["verdict"] == "incomplete":
+    if code == EXIT_INFRA and run.verdict == "incomplete":
         raise InfraError(f"no iteration could be counted; continue with --resume {run_id}")
     return code
 
@@ -242,3 +306,66 @@ def _print_table(table: dict[str, Any]) -> None:
     for row in table["rows"]:
         click.echo("  " + " | ".join(str(cell) for cell in row), err=True)
     click.echo(table["note"], err=True)
+
+
+def _fan_out(
+    case_file: Path,
+    board_ref: str,
+    place_names: tuple[str, ...],
+    place_patterns: tuple[str, ...],
+    parallel: int,
+    results_root: Path,
+    options: list[str],
+) -> int:
+    """The case on every place: the same options per board, with its place and run id."""
+    import sys
+
+    from harness.farm.fanout import fan_out
+    from harness.run.place import require_coordinator
+
+    require_coordinator("--places")
+
+    def command(board: str, place: str, run_id: str) -> list[str]:
+        return [
+            sys.executable, "-m", "harness", "repro", str(case_file), "--board", board,
+            "--place", place, "--wait", "--run-id", run_id, "--results", str(results_root),
+            *options,
+        ]  # fmt: skip
+
+    return fan_out(
+        command=command,
+        patterns=list(place_patterns),
+        names=list(place_names),
+        board_ref=board_ref,
+        parallel=parallel,
+        results_root=results_root,
+        label=f"case {case_file}",
+    )
+
+
+def _options(
+    repeat: int | None,
+    until_first: bool,
+    max_time: float | None,
+    between: str | None,
+    baseline: Path | None,
+    no_submit: bool,
+    operator: str | None,
+) -> list[str]:
+    """The per-board options of a repro fan-out, as a command line."""
+    argv: list[str] = []
+    if repeat is not None:
+        argv += ["--repeat", str(repeat)]
+    if until_first:
+        argv.append("--until-first")
+    if max_time is not None:
+        argv += ["--max-time", str(max_time)]
+    if between is not None:
+        argv += ["--between", between]
+    if baseline is not None:
+        argv += ["--verify", "--baseline", str(baseline)]
+    if no_submit:
+        argv.append("--no-submit")
+    if operator:
+        argv += ["--operator", operator]
+    return argv

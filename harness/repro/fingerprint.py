@@ -28,7 +28,7 @@ from pathlib import Path
 from harness.lab.consolelog import BOARD, parse_line
 from harness.lab.crash_patterns import UNEXPECTED_RESET
 from harness.lab.scan import read_log, scan_text
-from harness.repro.records import Fingerprint, SignatureMatch
+from harness.model.case_records import Fingerprint, SignatureMatch
 
 WINDOW = 60  # lines after a crash line searched for its function and frames
 MAX_FRAMES = 5
@@ -161,7 +161,11 @@ def fingerprints(text: str, file: Path | str = "<console>") -> list[Fingerprint]
 
 
 def log_fingerprints(path: Path) -> list[Fingerprint]:
-    return fingerprints(read_log(path), path)
+    """Fingerprints of a customer's log, read with the attachment size limit (after
+    decompression too: the log is untrusted)."""
+    from harness.model.case import MAX_ATTACHMENT_BYTES
+
+    return fingerprints(read_log(path, limit=MAX_ATTACHMENT_BYTES), path)
 
 
 def compare(board: Fingerprint | None, customer: list[Fingerprint]) -> SignatureMatch:

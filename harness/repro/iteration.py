@@ -29,9 +29,9 @@ from harness.lab.crashwatch import most_severe
 from harness.lab.errors import BoardCrashed, BoardFault, CommandTimeout, ShellUnresponsive
 from harness.model.board import BoardProfile
 from harness.model.case import Case, CaseStep
+from harness.model.case_records import CommandOutput, Evidence, Fingerprint, IterationRecord
 from harness.report.runfolder import iso, utc_now
 from harness.repro import fingerprint as fp
-from harness.repro.records import CommandOutput, Evidence, Fingerprint, IterationRecord
 from harness.run.context import TestContext, Transcript
 from harness.run.steps import run_steps
 
@@ -49,6 +49,7 @@ class _Trace:
     outputs: list[CommandOutput] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     timed_out: bool = False
+    hung: bool = False  # the shell stopped answering (not just a command that overran)
     crash_kind: str | None = None
     crash_line: str = ""
     infra: str | None = None
@@ -171,7 +172,7 @@ class IterationRunner:
         match = fp.compare(crash, self.customer) if self.customer else None
         reason = self._reason(reproduced, matched, trace, crash, match)
         evidence = None
-        if reproduced or crash is not None:
+        if reproduced or crash is not None or trace.timed_out:  # what an engineer looks at
             evidence = Evidence(
                 console=console[-CONSOLE_SLICE_BYTES:],
                 dmesg=self._dmesg(),
@@ -252,8 +253,10 @@ class IterationRunner:
 
     def _trigger(self, trace: _Trace, clock: float, crashes_before: int) -> None:
         deadline = clock + self.case.spec.settings.timeout
+        current = self.case.spec.trigger[0]
         try:
             for index, step in enumerate(self.case.spec.trigger, start=1):
+                current = step
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     trace.timed_out = True
@@ -280,12 +283,15 @@ class IterationRunner:
         except ShellUnresponsive as hung:
             trace.timed_out = True
             trace.needs_recovery = True
+            trace.hung = True
+            # Only what the board printed: the harness's own message quotes the command, and
+            # a signature regex must never match the case's own command text.
             trace.outputs.append(
                 CommandOutput(
                     phase="trigger",
-                    command=str(self.case.spec.trigger[-1].run or ""),
+                    command=str(current.run or ""),
                     exit_status=None,
-                    output=f"(no answer: {hung})",
+                    output=_trim(hung.output),
                     duration=round(time.monotonic() - clock, 3),
                 )
             )
@@ -378,7 +384,10 @@ class IterationRunner:
         if crash is not None:
             parts.append(f"crash {crash.kind} in {crash.function or '?'}")
         if trace.timed_out:
-            parts.append(f"timed out after {self.case.spec.settings.timeout:g} s")
+            parts.append(
+                f"timed out after {self.case.spec.settings.timeout:g} s"
+                + (" and the shell stopped answering" if trace.hung else "")
+            )
         if match is not None:
             parts.append(f"{match} vs the customer log")
         seen = "; ".join(parts)

@@ -27,9 +27,10 @@ _templates = Environment(
 
 
 def build_report(folder: Path, comparison: dict[str, Any] | None = None) -> dict[str, Any]:
+    """report.json's content: run.json and every iteration, as the records' JSON."""
     run_folder = ReproFolder(folder)
-    run = run_folder.read_run_json()
-    iterations = run_folder.read_results()
+    run = run_folder.read_run().to_json()
+    iterations = [record.line() for record in run_folder.read_results()]
     return {"run": run, "iterations": iterations, "comparison": comparison}
 
 

@@ -12,6 +12,7 @@ and, for `--verify`, the verdict of the sequential test.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import time
@@ -21,25 +22,30 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.errors import HarnessError, InfraError, Location, UserError
+from harness.errors import HarnessError, InfraError, LabLost, Location, UserError
 from harness.lab.errors import BoardFault
 from harness.model.board import BoardProfile
 from harness.model.case import Case
-from harness.report.runfolder import INVENTORY, iso, new_run_id, utc_now
+from harness.model.case_records import (
+    Baseline,
+    CaseBoard,
+    CasePlan,
+    CaseRef,
+    CaseRunRecord,
+    CaseSession,
+    CaseSettings,
+    Fingerprint,
+    Interval,
+    IterationRecord,
+    Summary,
+    Verification,
+)
+from harness.model.records import LabInfo, SoftwareInfo
+from harness.report.runfolder import INVENTORY, RUN_JSON, iso, new_run_id, parse_record, utc_now
 from harness.repro import stats
 from harness.repro.fingerprint import log_fingerprints
 from harness.repro.folder import ReproFolder
 from harness.repro.iteration import IterationRunner
-from harness.repro.records import (
-    Baseline,
-    CaseRef,
-    Fingerprint,
-    Interval,
-    IterationRecord,
-    RunRecord,
-    Summary,
-    Verification,
-)
 from harness.run.boardlink import open_board, software_identity
 from harness.run.facts import discover_facts
 from harness.run.session import operator_name
@@ -64,6 +70,14 @@ class Plan:
     max_time: float | None
     between: str
     verify_needed: int | None = None
+
+
+def customer_fingerprints(case: Case) -> list[Fingerprint]:
+    """The crashes in the case's attached logs (bounded reads: a UserError on a bad log)."""
+    found: list[Fingerprint] = []
+    for path in case.attachment_paths():
+        found.extend(log_fingerprints(path))
+    return found
 
 
 def case_ref(case: Case, customer: list[Fingerprint]) -> CaseRef:
@@ -112,39 +126,83 @@ def summarize(records: list[IterationRecord]) -> Summary:
 
 def load_baseline(source: Path, case: Case) -> Baseline:
     """The rate a fix is verified against: a repro run folder, or a bundle of one."""
-    from harness.report.bundle import BundleUnreadable, read_member, verify_bundle
+    from harness.report.bundle_read import BundleUnreadable, read_member, verify_bundle
 
-    run: dict[str, Any]
     where = Location(str(source), None, "--baseline")
     try:
         if source.is_dir():
-            run = ReproFolder(source).read_run_json()
+            raw, label = (source / RUN_JSON).read_bytes(), source / RUN_JSON
         else:
-            data = source.read_bytes()
-            report = verify_bundle(data, label=str(source))
+            # Read in pieces, never whole: a bundle carries the whole console log.
+            report = verify_bundle(source)
             if not report.ok:
                 raise UserError(
                     "baseline bundle does not verify: " + "; ".join(report.problems), where
                 )
-            import json
-
-            run = json.loads(read_member(data, "run/run.json"))
-    except (OSError, ValueError, KeyError, BundleUnreadable) as exc:
+            with source.open("rb") as bundle:
+                raw, label = read_member(bundle, "run/run.json"), source
+    except (OSError, KeyError, BundleUnreadable) as exc:
         raise UserError(f"not a repro run folder or bundle ({exc})", where) from None
-    if run.get("kind") != "repro" or not isinstance(run.get("summary"), dict):
+    try:
+        kind = json.loads(raw).get("kind")
+    except (ValueError, AttributeError, RecursionError):
+        kind = None
+    if kind != "repro":
+        raise UserError("not a repro run (run.json is not a repro run's record)", where)
+    try:
+        run = parse_record(CaseRunRecord, raw, label)
+    except UserError as exc:
+        field = f" (field {exc.location.field})" if exc.location.field else ""
+        raise UserError(f"run.json of the baseline {exc.message}{field}", where) from None
+    if run.summary is None or run.status != "finished":
         raise UserError("not a finished repro run (run.json has no repro summary)", where)
-    if run.get("case", {}).get("id") != case.id:
-        raise UserError(
-            f"baseline is a run of case {run.get('case', {}).get('id')!r}, not {case.id!r}", where
-        )
-    summary = run["summary"]
-    k, n = int(summary["reproduced"]), int(summary["iterations"])
+    if run.case.id != case.id:
+        raise UserError(f"baseline is a run of case {run.case.id!r}, not {case.id!r}", where)
+    k, n = run.summary.reproduced, run.summary.iterations
     if k == 0 or n == 0:
         raise UserError(
             f"the baseline never reproduced ({k} of {n}): there is no failure rate to verify a fix against",
             where,
         )
-    return Baseline(run_id=str(run["run_id"]), reproduced=k, iterations=n, rate=round(k / n, 6))
+    return Baseline(run_id=run.run_id, reproduced=k, iterations=n, rate=round(k / n, 6))
+
+
+def resumable(
+    results_root: Path, run_id: str, case: Case, profile: BoardProfile, baseline: Baseline | None
+) -> tuple[ReproFolder, CaseRunRecord]:
+    """The folder and run.json of a run `--resume` may continue with this case, board and
+    mode; anything else is bad input, found before a board is touched."""
+    folder = ReproFolder.open_existing(results_root, run_id)
+    run = folder.read_run()
+    if run.case.sha256 != case.sha256:
+        raise UserError(
+            f"case {case.file} has changed since run {run_id} started; a resumed run "
+            "must use the same case",
+            Location(str(case.file), None, "--resume"),
+        )
+    if run.board.name != profile.name:
+        raise UserError(
+            f"run {run_id} was on board {run.board.name!r}, not {profile.name!r}",
+            Location(field="--board"),
+        )
+    if run.mode == "verify" and baseline is None:
+        raise UserError(
+            f"run {run_id} verifies a fix: resume it with --verify --baseline "
+            f"{run.settings.baseline or 'BASELINE'} (its baseline run)",
+            Location(field="--resume"),
+        )
+    if run.mode == "repro" and baseline is not None:
+        raise UserError(
+            f"run {run_id} is a repro run, not a verify-resolution run: resume it without --verify",
+            Location(field="--verify"),
+        )
+    if baseline is not None and run.settings.baseline not in (None, baseline.run_id):
+        raise UserError(
+            f"run {run_id} verifies against baseline run {run.settings.baseline}, "
+            f"not {baseline.run_id}",
+            Location(field="--baseline"),
+        )
+    return folder, run
 
 
 def _operator(given: str | None) -> str:
@@ -169,6 +227,7 @@ class ReproSession:
         lab_name: str = "",
         operator: str | None = None,
         progress: Callable[[IterationRecord, Summary], None] | None = None,
+        guard: Any = None,
     ):
         self.case = case
         self.profile = profile
@@ -176,34 +235,25 @@ class ReproSession:
         self.plan = plan
         self.baseline = baseline
         self.progress = progress
-        self.customer: list[Fingerprint] = []
-        for path in case.attachment_paths():
-            self.customer.extend(log_fingerprints(path))
+        # The lab guard (harness/run/session.py LabGuard) of a held place: when the lab
+        # goes away under the run, the iteration under way is not counted, and the run stops.
+        self.guard = guard
+        self.customer = customer_fingerprints(case)
         if resume:
             assert run_id is not None
-            self.folder = ReproFolder.open_existing(results_root, run_id)
-            self.run = RunRecord.model_validate(self.folder.read_run_json())
-            if self.run.case.sha256 != case.sha256:
-                raise UserError(
-                    f"case {case.file} has changed since run {run_id} started; a resumed run "
-                    "must use the same case",
-                    Location(str(case.file), None, "--resume"),
-                )
-            if self.run.board.get("name") != profile.name:
-                raise UserError(
-                    f"run {run_id} was on board {self.run.board.get('name')!r}, not {profile.name!r}",
-                    Location(field="--board"),
-                )
+            self.folder, self.run = resumable(results_root, run_id, case, profile, baseline)
+            self.run.settings = self._settings()  # what governs from this session on
         else:
             self.folder = ReproFolder.create(results_root, run_id or new_run_id(profile.name))
             self.run = self._initial(lab_kind, lab_name, operator)
         self.run.status = "running"
-        self.run.sessions.append(
-            {"started_at": iso(utc_now()), "finished_at": None, "pid": os.getpid()}
-        )
+        self.run.sessions = [
+            *self.run.sessions,
+            CaseSession(started_at=iso(utc_now()), pid=os.getpid()),
+        ]
         self.session_number = len(self.run.sessions)
         self._write()
-        self.records = [IterationRecord.model_validate(r) for r in self.folder.read_results()]
+        self.records = self.folder.read_results()
         self.board: Any = None
         self.stop_reason = ""
         self.between_problems: list[str] = []
@@ -212,48 +262,38 @@ class ReproSession:
     def run_id(self) -> str:
         return self.folder.run_id
 
-    def _initial(self, lab_kind: str, lab_name: str, operator: str | None) -> RunRecord:
-        identity = self.profile.identity
-        return RunRecord(
+    def _initial(self, lab_kind: str, lab_name: str, operator: str | None) -> CaseRunRecord:
+        return CaseRunRecord(
             run_id=self.folder.run_id,
             harness_version=__version__,
             status="running",
             mode="verify" if self.baseline is not None else "repro",
             case=case_ref(self.case, self.customer),
-            plan={"id": f"case:{self.case.id}", "version": self.case.spec.version},
-            board={
-                "name": self.profile.name,
-                "vendor": identity.vendor,
-                "model": identity.model,
-                "revision": identity.revision,
-                "soc": identity.soc,
-                "arch": identity.arch,
-                "profile_sha256": self.profile.sha256 or "",
-            },
-            lab={
-                "kind": lab_kind,
-                "name": lab_name,
-                "host": socket.gethostname(),
-                "operator": _operator(operator),
-            },
-            software={
-                "kernel_release": None,
-                "kernel_version": None,
-                "os_release": None,
-                "bootloader": None,
-            },
-            settings={
-                "repeat": self.plan.repeat,
-                "until_first": self.plan.until_first,
-                "max_time": self.plan.max_time,
-                "between": self.plan.between,
-                "timeout": self.case.spec.settings.timeout,
-            },
+            plan=CasePlan(id=f"case:{self.case.id}", version=self.case.spec.version),
+            board=CaseBoard.of(self.profile),
+            lab=LabInfo(
+                kind=lab_kind,  # type: ignore[arg-type]
+                name=lab_name,
+                host=socket.gethostname(),
+                operator=_operator(operator),
+            ),
+            software=SoftwareInfo(),
+            settings=self._settings(),
             started_at=iso(utc_now()),
         )
 
+    def _settings(self) -> CaseSettings:
+        return CaseSettings(
+            repeat=self.plan.repeat,
+            until_first=self.plan.until_first,
+            max_time=self.plan.max_time,
+            between=self.plan.between,
+            timeout=self.case.spec.settings.timeout,
+            baseline=self.baseline.run_id if self.baseline is not None else None,
+        )
+
     def _write(self) -> None:
-        self.folder.write_run_json(self.run.model_dump(mode="json", by_alias=True))
+        self.folder.write_run(self.run)
 
     # ---- the run -------------------------------------------------------------------------
 
@@ -265,14 +305,14 @@ class ReproSession:
         facts = discover_facts(self.board)
         self.facts = facts.model_dump(mode="json")
         self.folder.write_json(INVENTORY, {"facts": self.facts, "collected_at": iso(utc_now())})
-        self.run.software = software_identity(self.board, facts)
+        self.run.software = SoftwareInfo.model_validate(software_identity(self.board, facts))
         technical: dict[str, object] = {"inventory": self.facts}
         for name, command in TECH_COMMANDS.items():
             try:
                 technical[name] = self.board.console.run(command, timeout=30).stdout.strip()
             except (InfraError, BoardFault) as exc:
                 technical[name] = f"(not available: {exc})"
-        technical["bootloader"] = self.run.software.get("bootloader")
+        technical["bootloader"] = self.run.software.bootloader
         self.folder.write_json(TECHNICAL, technical)
         self.run.technical = {key: value for key, value in technical.items() if key != "inventory"}
         self._write()
@@ -325,8 +365,28 @@ class ReproSession:
                 if problem:
                     self.between_problems.append(f"before iteration {number + 1}: {problem}")
             number += 1
-            record = runner.run(number, self.session_number)
-            self.folder.append_result(record.model_dump(mode="json", by_alias=True))
+            lost = self.guard.lab_lost() if self.guard is not None else None
+            if lost:
+                self.stop_reason = f"lab lost: {lost}"
+                return
+            try:
+                with self.guard.interruptible() if self.guard else contextlib.nullcontext():
+                    record = runner.run(number, self.session_number)
+            except LabLost as gone:
+                self.stop_reason = f"lab lost: {gone}"
+                return
+            lost = self.guard.lab_lost() if self.guard is not None else None
+            if lost:
+                self.stop_reason = f"lab lost: {lost}"
+            if lost and record.outcome != "error":
+                record = record.model_copy(
+                    update={
+                        "outcome": "error",
+                        "reason": f"the lab was lost during this iteration ({lost}); its "
+                        f"outcome ({record.outcome}) does not count",
+                    }
+                )
+            self.folder.append_result(record)
             self.records.append(record)
             if self.progress is not None:
                 # A broken progress view never costs a result.
@@ -364,9 +424,10 @@ class ReproSession:
         now = iso(utc_now())
         self.run.status = "finished"
         self.run.finished_at = now
-        self.run.sessions[-1]["finished_at"] = now
-        self.run.sessions[-1]["stop_reason"] = self.stop_reason
-        self.run.sessions[-1]["between_problems"] = self.between_problems
+        last = self.run.sessions[-1]
+        last.finished_at = now
+        last.stop_reason = self.stop_reason
+        last.between_problems = self.between_problems
         self.run.exit_code = code
         self._write()
         return code

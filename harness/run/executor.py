@@ -90,10 +90,12 @@ class TestExecutor:
         facts: Callable[[], dict[str, Any]],
         artifacts: Path,
         console_tail: Callable[[int], str],
+        today: dt.date,
         retries: int = 1,
         max_failed_recoveries: int = 3,
-        today: dt.date | None = None,
     ):
+        """`today` decides which waivers are active: the run session's one reading of the
+        clock, so results.jsonl and run.json agree."""
         self.board = board
         self.profile = profile
         self.plan = plan
@@ -102,7 +104,7 @@ class TestExecutor:
         self.console_tail = console_tail
         self.retries = retries
         self.max_failed_recoveries = max_failed_recoveries
-        self.today = today or dt.date.today()
+        self.today = today
         self.state = RecoveryRecord()
 
     # ---- public -----------------------------------------------------------------------

@@ -26,7 +26,7 @@ import pytest
 from harness.errors import UserError
 from harness.model.board import BoardProfile, find_board
 from harness.model.plan import Plan, TestSpec, load_plan
-from harness.run.session import ResultsUnwritable, RunListener, RunSession
+from harness.run.session import LabGuard, ResultsUnwritable, RunListener, RunSession
 
 PLUGIN_NAME = "harness-run"
 BUILTIN_MARKERS = frozenset(
@@ -210,9 +210,16 @@ class HarnessRunPlugin:
             )
         except UserError as exc:
             raise pytest.UsageError(f"harness: {exc}") from None
+        except OSError as exc:  # e.g. a results folder on a full or read-only disk
+            raise pytest.UsageError(
+                f"harness: cannot create the run folder {Path(option.run_dir) / option.run_id}: "
+                f"{exc.strerror or exc}"
+            ) from None
         for plugin in self.config.pluginmanager.get_plugins():
             if isinstance(plugin, RunListener):
                 self.session.listeners.append(plugin)
+            if isinstance(plugin, LabGuard):
+                self.session.guards.append(plugin)
         self.session.run_started()
 
     def _selection(self) -> str | None:

@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from harness.report.html import REPORT_HTML
 from harness.run.outcomes import ALL_OUTCOMES
 
 if TYPE_CHECKING:
@@ -105,6 +106,9 @@ class RunProgress:
         self.console.print(
             f"[bold]verdict: {run.verdict}[/] ({counts or 'nothing ran'}); run folder {session.folder.path}"
         )
+        page = session.folder.path / REPORT_HTML
+        if page.is_file():
+            self.console.print(f"report: {page}", highlight=False)
 
     # ---- rendering --------------------------------------------------------------------
 

@@ -15,15 +15,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import getpass
+import logging
 import os
 import socket
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from harness import __version__
-from harness.errors import HarnessError, InfraError, UserError
+from harness.errors import HarnessError, InfraError, LabLost, UserError
 from harness.lab.contract import BoardLink
 from harness.model.board import BoardProfile
 from harness.model.plan import Plan, TestSpec
@@ -40,12 +40,15 @@ from harness.model.records import (
     WaiverInfo,
     run_error_class,
 )
+from harness.report.html import write_report_after_run
 from harness.report.junit import write_junit
 from harness.report.runfolder import INVENTORY, RunFolder, iso, new_run_id, utc_now
 from harness.run.boardlink import kernel_identity, open_board, software_identity
 from harness.run.executor import TestExecutor
 from harness.run.facts import discover_facts
 from harness.run.outcomes import FINISHED, count_outcomes, decide_verdict, exit_code_for
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -56,6 +59,20 @@ class RunListener(Protocol):
     def test_started(self, test: TestSpec) -> None: ...
     def test_finished(self, record: dict[str, Any]) -> None: ...
     def run_finished(self, session: RunSession) -> None: ...
+
+
+@runtime_checkable
+class LabGuard(Protocol):
+    """A pytest plugin that knows whether the lab was lost under the run (a held place, say).
+
+    Inside `interruptible()` the guard raises `LabLost` in the main thread the moment
+    the lab is lost, so the test under way stops at once; a test that ends after the
+    lab was lost is an infrastructure error, whatever it reached (someone else may have
+    had the board meanwhile). The run stops there.
+    """
+
+    def lab_lost(self) -> str | None: ...
+    def interruptible(self) -> contextlib.AbstractContextManager[None]: ...
 
 
 def fold_results(records: Iterable[ResultRecord]) -> dict[str, ResultRecord]:
@@ -95,18 +112,22 @@ class RunSession:
         operator: str | None = None,
         selection: str | None = None,
         board_opener: Callable[[BoardProfile, Path | None, Path], BoardLink] = open_board,
+        today: Callable[[], dt.date] = dt.date.today,
     ):
         self.plan = plan
         self.profile = profile
+        # The one reading of the clock that decides waivers for this session: the executor
+        # waives with it and run.json's `waivers[].active` says the same, even past midnight.
+        self.waiver_date = today()
         self.env_file = env_file
         self.retries = retries
         self.listeners: list[RunListener] = []
+        self.guards: list[LabGuard] = []
         self._board_opener = board_opener
         self._board: BoardLink | None = None
         self._board_problem: str | None = None
         self._board_problem_class: ErrorClass | None = None
         self._facts: dict[str, Any] | None = None
-        self._software: dict[str, Any] | None = None
         self._executor: TestExecutor | None = None
         self.stop_reason: str | None = None
         self.stop_class: ErrorClass | None = None
@@ -140,7 +161,6 @@ class RunSession:
         return fold_results(self.folder.read_results())
 
     def _initial_run(self, lab_kind: str, lab_name: str, operator: str | None) -> RunRecord:
-        identity = self.profile.identity
         return RunRecord(
             run_id=self.folder.run_id,
             harness_version=__version__,
@@ -153,16 +173,7 @@ class RunSession:
                 file=str(self.plan.file),
                 tests=[test.id for test in self.plan.tests],
             ),
-            board=BoardInfo(
-                name=self.profile.name,
-                vendor=identity.vendor,
-                model=identity.model,
-                revision=identity.revision,
-                soc=identity.soc,
-                arch=identity.arch,
-                compatible=identity.compatible,
-                profile_sha256=self.profile.sha256 or "",
-            ),
+            board=BoardInfo.of(self.profile),
             lab=LabInfo(
                 kind=lab_kind,
                 name=lab_name,
@@ -177,14 +188,13 @@ class RunSession:
         )
 
     def _waivers(self, applied: set[str]) -> list[WaiverInfo]:
-        today = dt.date.today()
         return [
             WaiverInfo(
                 test=waiver.test,
                 reason=waiver.reason,
                 expires=waiver.expires.isoformat(),
                 ticket=waiver.ticket,
-                active=waiver.active_on(today),
+                active=waiver.active_on(self.waiver_date),
                 applied=waiver.test in applied,
             )
             for waiver in self.plan.waivers
@@ -213,6 +223,7 @@ class RunSession:
             artifacts=self.folder.artifacts,
             console_tail=self.console_tail,
             retries=self.retries,
+            today=self.waiver_date,
         )
         return self._executor
 
@@ -227,6 +238,9 @@ class RunSession:
             INVENTORY,
             {
                 "facts": self._facts,
+                # What the profile promised, so a report of the folder (or its bundle)
+                # can set the unit against it without the profile file.
+                "profile": self.profile.inventory.model_dump(mode="json"),
                 "kernel": kernel,
                 "collected_at": iso(utc_now()),
                 # How long the device set took to stop changing after the last boot.
@@ -236,7 +250,6 @@ class RunSession:
         software = software_identity(board, facts)
         software["kernel_build_id"] = kernel["build_id"]
         software["kernel_identity"] = kernel
-        self._software = software
         self.run.software = SoftwareInfo.model_validate(software)
         self.folder.write_run(self.run)
 
@@ -256,21 +269,14 @@ class RunSession:
     def execute(self, test: TestSpec) -> dict[str, Any]:
         """Run one test; returns its results.jsonl line (appended and fsync'd already)."""
         self._tell("test_started", lambda listener: listener.test_started(test))
-        executor = self._ensure_board()
-        if executor is None:
-            self.stop_reason = f"board could not be opened: {self._board_problem}"
-            self.stop_class = self._board_problem_class
+        lost = self._lab_lost()
+        if lost:
+            self.stop_reason = f"lab lost: {lost}"
+            self.stop_class = ErrorClass.INFRASTRUCTURE
             record = self._unrun_record(test, Outcome.ERROR, self.stop_reason, self.stop_class)
             record.attempt = 1
         else:
-            record = executor.execute(test)
-            reboots = any(step.kind in ("reboot", "power-cycle") for step in test.steps)
-            if reboots and not executor.needs_recovery:
-                with contextlib.suppress(HarnessError):
-                    self._refresh_facts()
-            if executor.board_lost:
-                self.stop_reason = f"board lost: {executor.state.last_problem}"
-                self.stop_class = ErrorClass.INFRASTRUCTURE
+            record = self._execute_guarded(test)
         record.session = self.session_number
         record.plan_id = self.plan.id
         try:
@@ -285,6 +291,59 @@ class RunSession:
         self._tell("test_finished", lambda listener: listener.test_finished(line))
         return line
 
+    def _execute_guarded(self, test: TestSpec) -> ResultRecord:
+        """The executor's record, unless the lab was lost: then the test is an infrastructure
+        error (stopped at once, or whatever it reached does not count) and the run stops.
+        Nothing touches the board once it is lost (no refresh of facts, no recovery)."""
+        try:
+            with contextlib.ExitStack() as stack:
+                for guard in self.guards:
+                    stack.enter_context(guard.interruptible())
+                executor = self._ensure_board()
+                if executor is None:
+                    self.stop_reason = f"board could not be opened: {self._board_problem}"
+                    self.stop_class = self._board_problem_class
+                    record = self._unrun_record(
+                        test, Outcome.ERROR, self.stop_reason, self.stop_class
+                    )
+                    record.attempt = 1
+                    return record
+                record = executor.execute(test)
+        except LabLost as gone:
+            reason = f"the lab was lost during this test: {gone}"
+            self.stop_reason, self.stop_class = f"lab lost: {gone}", ErrorClass.INFRASTRUCTURE
+            record = self._unrun_record(test, Outcome.ERROR, reason, ErrorClass.INFRASTRUCTURE)
+            record.attempt = 1
+            return record
+        lost = self._lab_lost()
+        if lost:
+            if record.outcome is not Outcome.ERROR:
+                record.reason = (
+                    f"the lab was lost during this test ({lost}); its outcome "
+                    f"({record.outcome.value}) does not count"
+                )
+                record.outcome = Outcome.ERROR
+                record.error_class = ErrorClass.INFRASTRUCTURE
+            self.stop_reason, self.stop_class = f"lab lost: {lost}", ErrorClass.INFRASTRUCTURE
+            return record
+        reboots = any(step.kind in ("reboot", "power-cycle") for step in test.steps)
+        if reboots and not executor.needs_recovery:
+            try:
+                self._refresh_facts()
+            except HarnessError:  # the next test's recovery deals with the board
+                log.info("facts not refreshed after %s rebooted the board", test.id, exc_info=True)
+        if executor.board_lost:
+            self.stop_reason = f"board lost: {executor.state.last_problem}"
+            self.stop_class = ErrorClass.INFRASTRUCTURE
+        return record
+
+    def _lab_lost(self) -> str | None:
+        for guard in self.guards:
+            lost = guard.lab_lost()
+            if lost:
+                return lost
+        return None
+
     def run_started(self) -> None:
         self._tell("run_started", lambda listener: listener.run_started(self))
 
@@ -293,8 +352,8 @@ class RunSession:
         for listener in self.listeners:
             try:
                 call(listener)
-            except Exception as exc:
-                print(f"harness: progress view failed in {event}: {exc!r}", file=sys.stderr)
+            except Exception:
+                log.warning("progress view failed in %s", event, exc_info=True)
 
     def _unrun_record(
         self, test: TestSpec, outcome: Outcome, reason: str, error_class: ErrorClass | None
@@ -355,6 +414,7 @@ class RunSession:
         run.exit_code = code
         self.folder.write_run(run)
         write_junit(self.folder.junit_file, self.run, ordered)
+        write_report_after_run(self.folder.path)
         self.close_board()
         self._tell("run_finished", lambda listener: listener.run_finished(self))
         return code
@@ -369,8 +429,10 @@ class RunSession:
 
     def close_board(self) -> None:
         if self._board is not None:
-            with contextlib.suppress(Exception):
+            try:
                 self._board.close()
+            except Exception:  # results are written; a board that will not log out costs nothing
+                log.info("closing the board did not complete", exc_info=True)
             self._board = None
             self._executor = None
 

@@ -46,10 +46,6 @@ class ArchArtifacts:
     status: Status = field(default="built", compare=False)
 
     @property
-    def host_key_type(self) -> str:
-        return self.host_key_line.split()[0]
-
-    @property
     def host_key_base64(self) -> str:
         return self.host_key_line.split()[1]
 

@@ -20,18 +20,19 @@ from harness.vlab.recipe import ARCHES
 
 
 def _register(results: dict, registry_db: str | None) -> list[dict]:
+    from harness.model.board import BOARDS_DIR
     from harness.registry.config import default_db_url
-    from harness.registry.store import Store
+    from harness.registry.interface import open_registry
     from harness.vlab.build import cache_root
     from harness.vlab.vendor_kernels import register_lab_kernels
 
     if registry_db and "://" not in registry_db:
         registry_db = f"sqlite:///{Path(registry_db).absolute()}"
-    store = Store(registry_db or default_db_url())
+    registry = open_registry(registry_db or default_db_url())  # the lab's own registry file
     try:
-        return register_lab_kernels(results, store, cache_root() / "debs", Path.cwd() / "boards")
+        return register_lab_kernels(results, registry, cache_root() / "debs", BOARDS_DIR.absolute())
     finally:
-        store.close()
+        registry.close()
 
 
 def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, str]:

@@ -38,6 +38,11 @@ if importlib.util.find_spec("harness.vlab.build_cli") is not None:
 
     lab.add_command(build)
 
+if importlib.util.find_spec("harness.farm.export_cli") is not None:
+    from harness.farm.export_cli import export
+
+    lab.add_command(export)
+
 
 @lab.command()
 @click.argument("board")
@@ -55,7 +60,7 @@ def up(lab_dir: Path, board: str, name: str | None, no_wait: bool, owner: int | 
 
     The board lives until `harness lab down` or until the calling shell ends.
     """
-    from harness.vlab.bench import board_kind, resolve_board, start_bench
+    from harness.vlab.boardhost import board_kind, resolve_board, start_bench
 
     profile = resolve_board(board)
     name = lab_state.check_name(name or profile.name)
@@ -90,7 +95,7 @@ def up(lab_dir: Path, board: str, name: str | None, no_wait: bool, owner: int | 
 @click.pass_obj
 def down(lab_dir: Path, name: str | None, all_: bool) -> None:
     """Power a virtual board off and stop its bench."""
-    from harness.vlab.bench import stop_bench
+    from harness.vlab.boardhost import stop_bench
 
     if all_ == (name is not None):
         raise click.UsageError("give a board NAME or --all (not both)")

@@ -16,6 +16,7 @@ bench, so the harness's reaction to it can be tested without a broken board:
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any, Protocol
 
 from harness.errors import InfraError
@@ -47,6 +48,20 @@ class Machine(Protocol):
     async def panic(self) -> None: ...
     def status(self) -> dict[str, object]: ...
     async def close(self) -> None: ...
+
+
+class ProcessMachine:
+    """A machine that is one child process while powered (QEMU, or the simulated board's init)."""
+
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def powered(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def machine_pid(self) -> int | None:
+        return self.proc.pid if self.powered and self.proc else None
 
 
 async def apply_power(machine: Machine, action: str) -> None:

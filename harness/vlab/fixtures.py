@@ -11,6 +11,7 @@ HARNESS_MAX_QEMU_BOARDS (default 2) at once.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -20,9 +21,11 @@ from typing import Any
 import pytest
 
 from harness.model.board import load_board
-from harness.vlab.bench import SIM_PROFILE, resolve_board
-from harness.vlab.bench import wait_for_console as _wait_for_log
+from harness.vlab.boardhost import SIM_PROFILE, resolve_board
+from harness.vlab.boardhost import wait_for_console as _wait_for_log
 from harness.vlab.handle import RunningBoard
+
+log = logging.getLogger(__name__)
 
 _serial = itertools.count(1)
 
@@ -89,7 +92,8 @@ class QemuBoards:
 def _healthy(board: RunningBoard) -> bool:
     try:
         state = board.state()
-    except Exception:
+    except Exception:  # its bench is gone or hung: the caller starts a fresh board
+        log.info("board %s did not report its state", board.name, exc_info=True)
         return False
     return state.power == "on" and not state.paused
 

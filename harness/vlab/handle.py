@@ -15,7 +15,7 @@ from typing import Any
 from harness.errors import InfraError
 from harness.model.board import BoardProfile, load_board
 from harness.vlab import state as lab_state
-from harness.vlab.bench import start_bench, stop_bench, wait_for_console
+from harness.vlab.boardhost import start_bench, stop_bench, wait_for_console
 from harness.vlab.control import request
 from harness.vlab.state import BenchState
 

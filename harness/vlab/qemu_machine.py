@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import InfraError
+from harness.vlab.faults import ProcessMachine
 from harness.vlab.lifeline import die_with_parent, watch_process
 from harness.vlab.qmp import QMPClient, QMPError
 from harness.vlab.relay import ConsoleRelay
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 SOCKET_WAIT = 30.0  # QEMU creates its sockets within milliseconds; this only covers a loaded host
 
 
-class QemuMachine:
+class QemuMachine(ProcessMachine):
     kind = "qemu"
 
     def __init__(
@@ -60,14 +61,6 @@ class QemuMachine:
             "qmp": state_dir / "qmp.sock",
             "agent": state_dir / "agent.sock",
         }
-
-    @property
-    def powered(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def machine_pid(self) -> int | None:
-        return self.proc.pid if self.powered and self.proc else None
 
     def command(self) -> list[str]:
         from harness.vlab.qemu_cmd import qemu_command
@@ -129,13 +122,7 @@ class QemuMachine:
         proc, self.proc = self.proc, None
         self._cancel_watch()
         self._cancel_watch = lambda: None
-        self.relay.detach()
-        if self._console is not None:
-            self._console.close()
-            self._console = None
-        if self.qmp is not None:
-            self.qmp.close()
-            self.qmp = None
+        self._disconnect()
         if proc is not None and proc.poll() is None:
             proc.kill()
             await asyncio.to_thread(proc.wait)
@@ -151,6 +138,10 @@ class QemuMachine:
             return
         self.last_exit = proc.wait()
         self.proc = None
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        """Let go of a QEMU that is gone or going: console relay, console socket, QMP."""
         self.relay.detach()
         if self._console is not None:
             self._console.close()

@@ -72,10 +72,6 @@ class ConsoleRelay:
         if self._trace is not None:
             self._trace.write(b"%d %s %s\n" % (time.monotonic_ns(), direction, data.hex().encode()))
 
-    @property
-    def client_connected(self) -> bool:
-        return self._client is not None
-
     # -- upstream (the board side) ----------------------------------------------------------
 
     def attach(self, fd: int, on_lost: Callable[[], None] | None = None) -> None:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from harness.errors import InfraError
+from harness.vlab.faults import ProcessMachine
 from harness.vlab.lifeline import die_with_parent
 from harness.vlab.relay import ConsoleRelay
 
@@ -71,7 +72,10 @@ ln -sf /bin/busybox "$root/bin/ash"
 mount --bind "$d/boot_id" "$root/proc/sys/kernel/random/boot_id"
 hostname "$SIM_HOSTNAME"
 cd "$root"
-exec chroot "$root" /bin/busybox env -i CONSOLE="$SIM_TTY" PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/busybox init
+# The board shares the host's kernel, but the host's kernel log is not the board's: without
+# CAP_SYSLOG (and with the kernel's dmesg_restrict, Debian's default) nothing on the board
+# can read it, so an oops of some host process never reads as a crash of this board.
+exec setpriv --bounding-set -syslog chroot "$root" /bin/busybox env -i CONSOLE="$SIM_TTY" PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/busybox init
 """
 
 
@@ -85,7 +89,7 @@ def _rcs(name: str) -> str:
     )
 
 
-class SimMachine:
+class SimMachine(ProcessMachine):
     """The sim board's "hardware": a namespace tree plus a pty standing in for its UART."""
 
     kind = "sim"
@@ -116,14 +120,6 @@ class SimMachine:
         self.tty_path = os.ttyname(self._slave)
         self._prepare()
         relay.attach(self._master)
-
-    @property
-    def powered(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def machine_pid(self) -> int | None:
-        return self.proc.pid if self.powered and self.proc else None
 
     # -- one-time preparation -----------------------------------------------------------------
 

@@ -148,7 +148,7 @@ def is_bench(pid: int) -> bool:
         return False
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return b"harness.vlab.bench_process" in cmdline.read()
+            return b"harness.vlab.boardhost_process" in cmdline.read()
     except OSError:
         return False
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.model.board import BoardProfile, load_board
 from harness.registry.errors import Conflict
-from harness.registry.store import LOCAL_ADMIN, Store
+from harness.registry.interface import Registry
 from harness.vlab import debpkg
 from harness.vlab.artifacts import ArchArtifacts
 from harness.vlab.recipe import ARCHES
@@ -40,7 +40,7 @@ def virtual_models(boards_dir: Path) -> list[BoardProfile]:
 
 
 def register_lab_kernels(
-    results: dict[str, ArchArtifacts], store: Store, debs: Path, boards_dir: Path
+    results: dict[str, ArchArtifacts], registry: Registry, debs: Path, boards_dir: Path
 ) -> list[dict[str, Any]]:
     """Register each built kernel package for the virtual models of its architecture.
 
@@ -58,13 +58,13 @@ def register_lab_kernels(
             continue
         package = kernel_package(artifacts, debs)
         try:
-            record = store.register_kernel_artifact(package, boards, LOCAL_ADMIN)
+            record = registry.register_kernel_artifact(package, boards)
             status = "registered"
         except Conflict:
             record = next(
                 (
                     k
-                    for k in store.list_kernels()
+                    for k in registry.list_kernels()
                     if (k.get("artifact") or {}).get("name") == package.name
                 ),
                 {"kernel_release": artifacts.kernel_release},

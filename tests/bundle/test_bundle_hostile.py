@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.report.bundle import make_bundle, verify_bundle
+from harness.report.bundle import make_bundle
+from harness.report.bundle_read import verify_bundle
 from tests.bundle.hostile import nested_json, oversized_member_bundle, repack, sparse_bundle
 
 # A hang, not a speed requirement: the old verifier never finished on these files.

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from harness.labkey import LabIdentity, load_or_create_identity
-from harness.report.bundle import make_bundle, unpack_bundle, verify_bundle
+from harness.report.bundle import make_bundle
+from harness.report.bundle_read import unpack_bundle, verify_bundle
 
 
 def test_bundle_of_a_run_folder_verifies_and_lists_every_file(

@@ -68,4 +68,8 @@ def test_the_repository_docs_have_runnable_blocks_and_the_readme_is_marked_qemu(
     )
     readme = parse(repo / "README.md")
     assert set(readme.marks) == {"qemu", "slow"}
-    assert [c.text for b in readme.runnable for c in b.commands] == ["python3 -m harness certify"]
+    assert [c.text for b in readme.runnable for c in b.commands] == [
+        "python3 -m harness certify",
+        "python3 -m harness lab build --register-vendor-kernels",
+        "python3 -m harness eligible --board qemu-x86_64-mini",
+    ]

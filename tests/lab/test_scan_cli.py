@@ -107,3 +107,20 @@ def test_scan_reports_a_reset_shown_by_a_non_uboot_firmware_banner(tmp_path: Pat
     assert done.returncode == 1, done.stderr
     events = json.loads(done.stdout)["events"]
     assert [(e["kind"], e["line_number"]) for e in events] == [("unexpected-reset", 5)]
+
+
+def test_scan_fingerprints_each_crash_as_repro_matches_it() -> None:
+    """The fingerprint a support engineer reads off `harness scan` of the customer's log is the
+    one a repro run compares its board's crash with (docs/repro.md, "Signature matching")."""
+    from harness.repro.fingerprint import log_fingerprints
+
+    customer = Path(__file__).resolve().parents[2] / "testplans" / "cases" / "kernel-panic.customer.log"  # fmt: skip
+    done = harness_scan(customer, "--json")
+    assert done.returncode == 1, done.stderr
+    (found,) = json.loads(done.stdout)["fingerprints"]
+    assert found == log_fingerprints(customer)[0].model_dump(mode="json")
+    assert (found["kind"], found["function"]) == ("panic", "sysrq_handle_crash")
+    other = harness_scan(SAMPLES / "oops-then-panic.log")
+    assert "crash fingerprints" in other.stdout
+    (line,) = [row for row in other.stdout.splitlines() if "bad-access in acme_spi_probe" in row]
+    assert found["id"] not in line, "another crash, another fingerprint"

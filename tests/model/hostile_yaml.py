@@ -4,11 +4,13 @@ Each entry writes one file and names the line the harness must report (None
 where no line exists, e.g. a file refused for its size before parsing). The
 files are what issue 10 found: alias bombs, self-referencing aliases, deep
 nesting, huge scalars and huge files, plus variants that slip past one limit
-but not the next (a merge-key bomb, a wide flat list, a character device).
+but not the next (a merge-key bomb, a wide flat list, a character device), and a
+named pipe, which blocks whoever opens it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +76,11 @@ def _just_under_cap_scalar(path: Path) -> None:
     path.write_text(HEAD + "title2: " + "y" * (LIMITS.max_bytes - 200) + "\n")
 
 
+def _fifo(path: Path) -> None:
+    """A named pipe: opening it for reading waits for a writer, forever if none comes."""
+    os.mkfifo(path)
+
+
 def _device(path: Path) -> None:
     """A path that never ends: reading must stop at the cap, not at end of file."""
     path.symlink_to("/dev/zero")
@@ -106,5 +113,6 @@ CATALOGUE = [
     Hostile("flat-list-under-cap", _just_under_cap_flat_list, 5, "counting what every alias"),
     Hostile("scalar-under-cap", _just_under_cap_scalar, None, "title2"),
     Hostile("endless-device", _device, None, "larger than"),
+    Hostile("named-pipe", _fifo, None, "is a pipe"),
     Hostile("not-utf8", lambda p: p.write_bytes(HEAD.encode() + b"x: \xff\xfe\n"), 5, "UTF-8"),
 ]

@@ -1,8 +1,8 @@
 """Whatever file `harness check` is given, it ends in exit 0 or exit 2 naming the file: never a traceback.
 
 Fuzzed through the real entry point (`harness.cli.main`, in-process, output
-captured by click's CliRunner): board profiles, plans with waivers, labgrid
-environment files (each a valid document mutated by hypothesis, so most
+captured by click's CliRunner): board profiles, plans with waivers, customer
+cases, labgrid environment files (each a valid document mutated by hypothesis, so most
 examples are *nearly* valid and reach the deep checks), YAML built from its
 own syntax (anchors, aliases, merge keys, flow and block nesting) and raw
 bytes. Every example also proves that `harness check` wrote nothing: the
@@ -39,6 +39,14 @@ GOOD_PLAN["waivers"] = [
     {"test": "sftp", "reason": "expired", "expires": "2001-01-01", "ticket": "LAB-1"},
 ]
 GOOD_BOARD = yaml.safe_load(GOOD_BOARD_TEXT)
+# Every part of a customer case (docs/case-format.md): steps of each phase, every signature part.
+CASES = REPO / "testplans" / "cases"
+CUSTOMER_LOG = "kernel-panic.customer.log"
+GOOD_CASE = yaml.safe_load((CASES / "intermittent.yaml").read_text())
+GOOD_CASE["setup"].append({"put": {"local": CUSTOMER_LOG, "remote": "/tmp/customer.log"}})
+GOOD_CASE["signature"].update(crash=["panic"], timeout=True, customer_log=True)
+GOOD_CASE["settings"].update(between="power-cycle", timeout=30)
+GOOD_CASE["attachments"] = [{"file": CUSTOMER_LOG, "kind": "console"}]
 GOOD_ENV = yaml.safe_load(GOOD_ENV_TEXT)
 
 HANG_BOUND_S = 30  # one `harness check` of a small file takes milliseconds
@@ -54,6 +62,10 @@ KEYS = [
     "identity", "console", "inventory", "lab", "env", "virtual", "place", "target", "targets",
     "main", "resources", "drivers", "NetworkSerialPort", "NetworkService", "SerialDriver",
     "ExternalPowerDriver", "options", "host", "port", "address", "cmd_on", "<<",
+    "case", "customer_ref", "severity", "subsystem", "description", "summary", "seen_on",
+    "setup", "trigger", "cleanup", "signature", "exit_status", "output", "crash",
+    "customer_log", "match", "settings", "iterations", "between", "attachments", "file",
+    "python", "put", "local", "remote",
 ]  # fmt: skip
 
 scalars = st.one_of(
@@ -257,6 +269,23 @@ def test_fuzzed_plan_with_waivers_is_accepted_or_refused_with_file_and_line(
     code, text = harness_check(file, _dump(document))
     if isinstance(document, dict) and document.get("kind") == "plan":
         _expect_line(code, text, file)
+
+
+@settings(FUZZ, max_examples=60)
+@given(document=mutated(GOOD_CASE))
+@example(document=GOOD_CASE)  # the unmutated case is valid: exit 0
+def test_fuzzed_customer_case_is_accepted_or_refused_with_file_and_line(
+    folder: Path, document: Any
+) -> None:
+    """A case is untrusted input from a customer: the same promise, with its attachment beside it."""
+    if not (folder / CUSTOMER_LOG).exists():
+        (folder / CUSTOMER_LOG).write_bytes((CASES / CUSTOMER_LOG).read_bytes())
+    file = folder / "case.yaml"
+    code, text = harness_check(file, _dump(document))
+    if isinstance(document, dict) and document.get("kind") == "case":
+        _expect_line(code, text, file)
+    if document == GOOD_CASE:
+        assert code == 0, text
 
 
 @settings(FUZZ, max_examples=40)

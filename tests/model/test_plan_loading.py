@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from harness.model.plan import load_plan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,6 +102,15 @@ def test_shipped_precert_plan_covers_the_issue_checklist() -> None:
     } <= ids
     assert plan.test("usb-devices").requires == "board.inventory.usb_devices"
     assert plan.test("watchdog").requires == "board.inventory.watchdog"
+
+
+def test_asking_a_plan_for_a_test_it_does_not_have_names_the_plan_and_its_tests() -> None:
+    plan = load_plan(REPO / "testplans" / "smoke.yaml")
+    with pytest.raises(KeyError) as caught:
+        plan.test("wachdog")
+    message = caught.value.args[0]
+    assert message.startswith("plan 'smoke' has no test 'wachdog' (its tests: ")
+    assert all(test.id in message for test in plan.tests)
 
 
 def test_every_shipped_plan_loads() -> None:

@@ -13,8 +13,11 @@ import jsonschema
 import pytest
 
 from harness.errors import UserError
-from harness.model.records import SCHEMA_DIR, SCHEMAS, ResultRecord, RunRecord, schema_texts
+from harness.model.case_records import CaseRunRecord
+from harness.model.records import ResultRecord, RunRecord
+from harness.model.schemas import SCHEMA_DIR, schema_texts
 from harness.report.runfolder import RunFolder
+from harness.repro.folder import ReproFolder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,19 +89,89 @@ OLD_LINE = {
 }
 
 
+# run.json and one results.jsonl line of a `harness repro` run as the version before the case
+# record models wrote them (board without `compatible`, sessions as free dicts).
+OLD_CASE_RUN_JSON = {
+    "schema": 1,
+    "kind": "repro",
+    "run_id": "20261128T081500Z-sim-9c1d",
+    "harness_version": "0.1.0",
+    "status": "finished",
+    "mode": "repro",
+    "case": {
+        "id": "CASE-1",
+        "version": "1",
+        "sha256": "c" * 64,
+        "file": "testplans/cases/example.yaml",
+        "customer_ref": "ACME-1",
+        "severity": 2,
+        "subsystem": "storage",
+        "seen_on": {"vendor": "Acme", "model": "AB-100", "revision": "A1", "kernel": None},
+        "customer_fingerprints": [],
+    },
+    "plan": {"id": "case:CASE-1", "version": "1"},
+    "board": {
+        "name": "sim",
+        "vendor": "Harness Virtual Lab",
+        "model": "SIM",
+        "revision": "A1",
+        "soc": "host",
+        "arch": "x86_64",
+        "profile_sha256": "b" * 64,
+    },
+    "lab": {"kind": "virtual", "name": "sim", "host": "bench", "operator": "ada"},
+    "software": {
+        "kernel_release": "6.1.0-27-amd64",
+        "kernel_version": "#1 SMP",
+        "os_release": "Debian GNU/Linux 12",
+        "bootloader": None,
+    },
+    "technical": {"cmdline": "console=ttyS0"},
+    "settings": {
+        "repeat": 2, "until_first": False, "max_time": None, "between": "none", "timeout": 60.0
+    },
+    "started_at": "2026-11-28T08:15:00.000Z",
+    "finished_at": "2026-11-28T08:16:00.000Z",
+    "sessions": [
+        {
+            "started_at": "2026-11-28T08:15:00.000Z",
+            "finished_at": "2026-11-28T08:16:00.000Z",
+            "pid": 4343,
+            "stop_reason": "2 iterations done",
+            "between_problems": [],
+        }
+    ],
+    "summary": {
+        "iterations": 2, "reproduced": 1, "not_reproduced": 1, "errors": 0, "rate": 0.5,
+        "interval": {"low": 0.094531, "high": 0.905469, "confidence": 0.95, "method": "wilson"},
+        "first_reproducing": 1, "mean_duration": 2.5, "signature_match": None,
+    },
+    "verification": None,
+    "verdict": "reproduced",
+    "exit_code": 1,
+}  # fmt: skip
+OLD_ITERATION = {
+    "schema": 1, "iteration": 1, "session": 1, "outcome": "reproduced",
+    "reason": "signature seen", "matched": ["console"], "signature_match": None, "crash": None,
+    "timed_out": False, "started_at": "2026-11-28T08:15:01.000Z",
+    "finished_at": "2026-11-28T08:15:03.500Z", "duration": 2.5, "boot_id": None,
+    "evidence": None, "recovery": None,
+}  # fmt: skip
+
+
 def test_committed_schemas_are_the_ones_generated_from_the_models() -> None:
     for name, text in schema_texts().items():
         committed = (SCHEMA_DIR / name).read_text(encoding="utf-8")
         assert committed == text, (
             f"harness/report/schemas/{name} differs from the models: "
-            "run python3 -m harness.model.records --write"
+            "run python3 -m harness.model.schemas --write"
         )
 
 
 def test_schema_check_command_reports_stale_schemas_and_write_fixes_them(tmp_path: Path) -> None:
     """The documented commands: the check exits 1 on a stale schema, --write makes it pass."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    check = [sys.executable, "-m", "harness.model.records"]
+    check = [sys.executable, "-m", "harness.model.schemas"]
     ok = subprocess.run(check, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert ok.returncode == 0, ok.stderr
     # the same commands on a copy of the package whose schema is stale
@@ -119,10 +192,42 @@ def test_schema_check_command_reports_stale_schemas_and_write_fixes_them(tmp_pat
     assert stale.read_text() == schema_texts()["result.schema.json"]
 
 
-@pytest.mark.parametrize("name", sorted(SCHEMAS))
+OLD_DOCUMENTS = {
+    "run.schema.json": OLD_RUN_JSON,
+    "result.schema.json": OLD_LINE,
+    "case-run.schema.json": OLD_CASE_RUN_JSON,
+    "case-iteration.schema.json": OLD_ITERATION,
+}
+
+
+@pytest.mark.parametrize("name", sorted(OLD_DOCUMENTS))
 def test_old_format_still_validates_against_the_published_schema(name: str) -> None:
-    document = OLD_RUN_JSON if name == "run.schema.json" else OLD_LINE
-    jsonschema.validate(document, json.loads((SCHEMA_DIR / name).read_text()))
+    assert set(OLD_DOCUMENTS) == set(schema_texts()), "every published schema has an old sample"
+    jsonschema.validate(OLD_DOCUMENTS[name], json.loads((SCHEMA_DIR / name).read_text()))
+
+
+def test_a_repro_folder_written_before_the_case_records_reads_and_writes_back_unchanged(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / OLD_CASE_RUN_JSON["run_id"]
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps(OLD_CASE_RUN_JSON))
+    (folder / "results.jsonl").write_text(json.dumps(OLD_ITERATION) + "\n")
+    reopened = ReproFolder.open_existing(tmp_path, folder.name)
+    run = reopened.read_run()
+    (line,) = reopened.read_results()
+    assert isinstance(run, CaseRunRecord) and run.sessions[0].stop_reason == "2 iterations done"
+    assert line.outcome == "reproduced"
+    reopened.write_run(run)
+    again = json.loads((folder / "run.json").read_text())
+    # the only changes: the shared board and session blocks and the settings name the fields
+    # they added, empty
+    assert again == {
+        **OLD_CASE_RUN_JSON,
+        "board": {**OLD_CASE_RUN_JSON["board"], "compatible": ""},
+        "settings": {**OLD_CASE_RUN_JSON["settings"], "baseline": None},
+        "sessions": [{**OLD_CASE_RUN_JSON["sessions"][0], "selection": None}],
+    }
 
 
 def test_folder_written_by_the_previous_version_reads_and_defaults_the_error_class(

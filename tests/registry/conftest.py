@@ -43,6 +43,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_server").new_schema()
 
 
+@pytest.fixture
+def new_db_url(db_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
+    """Fresh, empty databases of the same kind as `db_url` (SQLite or PostgreSQL), one per call."""
+    count = itertools.count()
+    if db_url.startswith("sqlite"):
+        return lambda: f"sqlite:///{tmp_path / f'registry-{next(count)}.db'}"
+    return request.getfixturevalue("postgres_server").new_schema
+
+
 @pytest.fixture(autouse=True)
 def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Keys, outbox and the default local registry of this test only; never the user's."""

@@ -23,12 +23,32 @@ from pathlib import Path
 from typing import Any
 
 from harness.labkey import LabIdentity
+from harness.model.case_records import (
+    Baseline,
+    CaseBoard,
+    CasePlan,
+    CaseRef,
+    CaseRunRecord,
+    CaseSession,
+    CaseSettings,
+    IterationRecord,
+    Verification,
+)
 from harness.model.facts import BlockDeviceFact, Facts
-from harness.model.records import ErrorClass, Outcome, ResultRecord, RunRecord
+from harness.model.records import (
+    ErrorClass,
+    LabInfo,
+    Outcome,
+    ResultRecord,
+    RunRecord,
+    SoftwareInfo,
+)
 from harness.report.bundle import FORMAT, MANIFEST, RUN_PREFIX, SIGNATURE, canonical_json
-from harness.report.bundle import _write_canonical as write_canonical_tar
+from harness.report.bundle import write_canonical as write_canonical_tar
 from harness.report.junit import write_junit
 from harness.report.runfolder import INVENTORY, RUN_JSON, SUBMISSION, RunFolder
+from harness.repro.folder import ReproFolder
+from harness.repro.session import summarize
 from harness.run.outcomes import count_outcomes, decide_verdict, exit_code_for
 
 STARTED = "2026-11-28T07:00:00.000Z"
@@ -96,12 +116,21 @@ def make_run_folder(
     submitted: str | None = None,
     extra: dict[str, Any] | None = None,
     unchecked: dict[str, Any] | None = None,
+    case_run: dict[str, Any] | None = None,
 ) -> Path:
     """A finished (or, with status="running", interrupted) run folder as `harness run` leaves it.
 
     `extra` replaces run.json fields and must still fit `RunRecord`; `submitted` writes the
     submission.json that `harness run` adds after delivering ("delivered" or "queued").
+    `case_run` (see repro_fields) makes a `harness repro` folder instead.
     """
+    if case_run is not None:
+        board = {"vendor": vendor, "model": model, "revision": revision}
+        software = {"os_release": os_release, "kernel_release": kernel_release,
+                    "kernel_version": kernel_version}  # fmt: skip
+        return make_case_run_folder(
+            parent, run_id, **case_run, **board, **software, unchecked=unchecked
+        )
     folder = parent / run_id.replace("/", "_")
     folder.mkdir(parents=True)
     run_folder = RunFolder(folder)
@@ -230,10 +259,30 @@ def foreign_bundle(folder: Path, identity: LabIdentity) -> bytes:
 def repro_fields(
     case_id: str, mode: str = "repro", verdict: str | None = None, reproduced: int = 3
 ) -> dict[str, Any]:
-    """make_run_folder(...) keyword arguments for a `harness repro` run of `case_id`.
+    """make_run_folder(...) keyword arguments for a `harness repro` run of `case_id`."""
+    return {"case_run": {"case_id": case_id, "mode": mode, "verdict": verdict,
+                         "reproduced": reproduced}}  # fmt: skip
 
-    Shaped like harness/repro/records.py RunRecord: kind, mode, case, summary, verification.
-    """
+
+def make_case_run_folder(
+    parent: Path,
+    run_id: str,
+    *,
+    case_id: str,
+    mode: str = "repro",
+    verdict: str | None = None,
+    reproduced: int = 3,
+    vendor: str = "Acme Boards",
+    model: str = "AB-100",
+    revision: str = "A1",
+    os_release: str = "Debian 12",
+    kernel_release: str = "6.1.0-27-arm64",
+    kernel_version: str = "#1 SMP Debian 6.1.115-1",
+    unchecked: dict[str, Any] | None = None,
+) -> Path:
+    """A finished `harness repro` run folder: `IterationRecord` lines and a `CaseRunRecord`
+    run.json (harness/model/case_records.py), written by the repro session's `ReproFolder`
+    and summarised by its own `summarize`. `unchecked` as in make_run_folder."""
     iterations = 10
     if verdict is None:
         verdict = (
@@ -241,22 +290,80 @@ def repro_fields(
             if mode == "verify"
             else ("reproduced" if reproduced else "not-reproduced")
         )
-    extra: dict[str, Any] = {
-        "kind": "repro",
-        "mode": mode,
-        "case": {"id": case_id, "version": "1", "sha256": "2" * 64},
-        "summary": {
-            "iterations": iterations,
-            "reproduced": reproduced,
-            "not_reproduced": iterations - reproduced,
-            "errors": 0,
-            "rate": reproduced / iterations,
-            "interval": {"low": 0.0, "high": 0.5, "confidence": 0.95, "method": "wilson"},
-            "first_reproducing": 1 if reproduced else None,
-            "mean_duration": 1.0,
-            "signature_match": None,
-        },
-        "verification": {"verdict": verdict} if mode == "verify" else None,
-    }
-    # A repro run.json is not a certification RunRecord: packed as written (foreign_bundle).
-    return {"plan_id": f"case:{case_id}", "unchecked": {**extra, "verdict": verdict}}
+    folder = parent / run_id.replace("/", "_")
+    folder.mkdir(parents=True)
+    repro_folder = ReproFolder(folder)
+    records = [
+        IterationRecord(
+            iteration=number,
+            session=1,
+            outcome="reproduced" if number <= reproduced else "not-reproduced",
+            reason="the trigger printed the signature" if number <= reproduced else "clean",
+            started_at=STARTED,
+            finished_at=FINISHED,
+            duration=1.0,
+        )
+        for number in range(1, iterations + 1)
+    ]
+    for record in records:
+        repro_folder.append_result(record)
+    summary = summarize(records)
+    baseline = Baseline(run_id="baseline-run", reproduced=5, iterations=10, rate=0.5)
+    run = CaseRunRecord(
+        run_id=run_id,
+        harness_version="0.1.0",
+        status="finished",
+        mode=mode,  # type: ignore[arg-type]
+        case=CaseRef(
+            id=case_id,
+            version="1",
+            sha256="2" * 64,
+            file="cases/case.yaml",
+            customer_ref="CUST-1",
+            severity=2,
+            subsystem="storage",
+            seen_on={"vendor": vendor, "model": model, "revision": revision},
+        ),
+        plan=CasePlan(id=f"case:{case_id}", version="1"),
+        board=CaseBoard(
+            name="test-board",
+            vendor=vendor,
+            model=model,
+            revision=revision,
+            soc="Example SoC",
+            arch="aarch64",
+            compatible="acme,ab100",
+            profile_sha256="1" * 64,
+        ),
+        lab=LabInfo(kind="virtual", name="bench-1", host="127.0.0.1", operator="tester"),
+        software=SoftwareInfo(
+            kernel_release=kernel_release, kernel_version=kernel_version, os_release=os_release
+        ),
+        settings=CaseSettings(
+            repeat=iterations, until_first=False, max_time=None, between="none", timeout=60.0
+        ),
+        started_at=STARTED,
+        finished_at=FINISHED,
+        sessions=[CaseSession(started_at=STARTED, finished_at=FINISHED, pid=4242)],
+        summary=summary,
+        verification=Verification(
+            test="one-sided binomial",
+            alpha=0.05,
+            baseline=baseline,
+            needed=iterations,
+            iterations=summary.iterations,
+            reproduced=summary.reproduced,
+            p_value=0.001,
+            verdict=verdict,  # type: ignore[arg-type]
+            why="test helper",
+        )
+        if mode == "verify"
+        else None,
+        verdict=verdict,  # type: ignore[arg-type]
+        exit_code=0,
+    )
+    repro_folder.write_run(run)
+    if unchecked:
+        repro_folder.write_json(RUN_JSON, {**run.to_json(), **unchecked})
+    repro_folder.console_log.write_bytes(b"login: root\r\n# ./trigger\r\n")
+    return folder

@@ -98,10 +98,7 @@ def test_harness_eligible_without_a_unit_or_with_an_unknown_board_exits_2(
     unknown = harness(
         "eligible", "--board", "no-such-board", env={"HARNESS_LAB_DIR": str(tmp_path)}
     )
-    assert (
-        unknown.returncode == 2
-        and "no running virtual board named 'no-such-board'" in unknown.stderr
-    )
+    assert unknown.returncode == 2 and "no board profile named 'no-such-board'" in unknown.stderr
     assert "Traceback" not in nothing.stderr + missing.stderr + unknown.stderr
 
 

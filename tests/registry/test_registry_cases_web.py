@@ -44,7 +44,9 @@ def test_case_with_repro_and_verify_runs_on_the_registry_web_page(
         (CASES / "always.yaml").read_text()
         .replace("""'echo "status: ERROR state"'""", f"""'echo "{PAYLOAD} status: ERROR state"'""")
         .replace("  os_release: harness-vlab\n", "  os_release: harness-vlab 1\n  kernel: 6.1.0-99-sim\n")
+        + "attachments:\n  - file: customer.log\n"  # the board never crashes: "no crash"
     )  # fmt: skip
+    (tmp_path / "customer.log").write_bytes((CASES / "kernel-panic.customer.log").read_bytes())
     fixed = tmp_path / "fixed.yaml"
     fixed.write_text(case.read_text().replace("status: ERROR state", "status: OK"))
     board = ["--board", str(sim_board.profile.source), "--env", str(sim_board.env_file)]
@@ -79,6 +81,8 @@ def test_case_with_repro_and_verify_runs_on_the_registry_web_page(
         (repro_id, 3, 3, 1.0),
         (verify_id, 0, runs[1]["iterations"], 0.0),
     ]
+    assert runs[0]["signature_match"] == "no crash" and runs[0]["interval"][1] == 1.0
+    assert (runs[1]["mode"], runs[1]["verify_verdict"]) == ("verify", "resolved")
 
     server = start_server(db_url)
     browser.get(server.url + "/ui/cases")
@@ -98,6 +102,9 @@ def test_case_with_repro_and_verify_runs_on_the_registry_web_page(
     assert browser.find_element(By.ID, "interval").text == "43.9% to 100.0%"  # Wilson, 3/3
     strip = browser.find_element(By.ID, "strip")
     assert len(strip.find_elements(By.CSS_SELECTOR, "rect.reproduced")) == 3
+    assert browser.find_element(By.ID, "signature-match").text == "no crash"
+    customer = browser.find_element(By.ID, "fingerprints").text
+    assert "customer log" in customer and "sysrq_handle_crash" in customer
     evidence = browser.find_element(By.CLASS_NAME, "evidence").text
     assert PAYLOAD in evidence, "board output is shown as text"
     _no_script_ran(browser)

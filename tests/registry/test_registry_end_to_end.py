@@ -18,7 +18,7 @@ import pytest
 from harness.labkey import load_or_create_identity
 from harness.registry.eligibility import Device
 from harness.registry.store import Store
-from harness.report.bundle import iter_run_files, verify_bundle
+from harness.report.bundle_read import iter_run_files, verify_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -210,7 +210,7 @@ def test_case_lifecycle_repro_runs_and_verification(api, make_bundle_bytes) -> N
         0.3,
         3,
         10,
-        [0.0, 0.5],
+        [0.107791, 0.603222],  # the Wilson interval of 3 in 10, as the repro session computes it
     )
     assert run["lab"] == "lab-one" and run["report"] == "/runs/repro-1/report"
     missing = api.client.post(
@@ -238,8 +238,7 @@ def test_a_repro_run_never_issues_a_certificate(api, make_bundle_bytes) -> None:
     stored = submit(api, make_bundle_bytes("repro-2", **repro_fields("CASE-X")))
     assert stored.status_code == 201, stored.text
     assert stored.json()["certificate_id"] is None
-    forged = repro_fields("CASE-X")
-    forged["unchecked"]["verdict"] = "certified"
+    forged = {**repro_fields("CASE-X"), "unchecked": {"verdict": "certified"}}
     refused = submit(api, make_bundle_bytes("repro-3", **forged))
     assert refused.status_code == 422 and "not a verdict of a repro run" in refused.text
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness.registry.store import LOCAL_ADMIN
+from tests.browser import headless_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -18,32 +18,33 @@ HOSTILE_RELEASE = "<script>window.__pwned=2</script>{{ 7*7 }}"
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not shutil.which("chromium") or not shutil.which("chromedriver"):
-        pytest.skip("Debian chromium and chromium-driver are not installed")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}"):  # fmt: skip
-        options.add_argument(flag)
-    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.implicitly_wait(5)
-    try:
+    with headless_chromium(tmp_path / "chromium-profile", implicit_wait=5) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _ask(driver) -> None:
     """Submit the form and wait until the new page replaced the old one (a readiness wait)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     old_page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, "ask").click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old_page))
+
+    def old_page_gone(_driver: object) -> bool:
+        # Chromium reports a replaced document either as a stale element or, while the new
+        # page is still loading, as "Node with given id does not belong to the document".
+        try:
+            old_page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    WebDriverWait(driver, 30).until(old_page_gone)
 
 
 def _no_script_ran(driver) -> None:

@@ -93,6 +93,57 @@ def test_hostile_case_file_is_refused_within_a_second_in_bounded_memory(
     assert str(raised.value.location.file).endswith(f"{name}.yaml")
 
 
+def test_case_that_is_a_named_pipe_is_refused_instead_of_waiting_for_a_writer(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    path = tmp_path / "case.yaml"
+    os.mkfifo(path)
+    started = time.perf_counter()
+    with pytest.raises(UserError, match="is a pipe") as raised:
+        load_case(path)
+    assert time.perf_counter() - started < 1.0
+    assert raised.value.location.file == path
+
+
+def test_compressed_attachment_that_explodes_is_refused_before_any_board(tmp_path: Path) -> None:
+    """A small .gz customer log holding 128 MiB of text: bad input, read no further than the
+    attachment limit (16 MiB), before a virtual board is started or a run folder made."""
+    import gzip
+    import subprocess
+    import sys
+
+    line = b"[    1.000000] nothing to see here, just a very long log\n"
+    with gzip.open(tmp_path / "customer.log.gz", "wb", compresslevel=1) as out:
+        block = line * ((1 << 20) // len(line))
+        for _ in range(128):
+            out.write(block)
+    assert (tmp_path / "customer.log.gz").stat().st_size < 2 << 20
+    case = tmp_path / "bomb.yaml"
+    case.write_text(ALWAYS + "attachments:\n  - file: customer.log.gz\n    kind: console\n")
+    peak_file = tmp_path / "peak-kib"
+    report_peak = (
+        "import atexit, runpy, sys; peak = sys.argv.pop(1)\n"
+        "atexit.register(lambda: open(peak, 'w').write(next(l.split()[1] for l in "
+        "open('/proc/self/status') if l.startswith('VmHWM:'))))\n"
+        "sys.argv[0] = 'harness'; runpy.run_module('harness', run_name='__main__', alter_sys=True)"
+    )
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-c", report_peak, str(peak_file), "repro", str(case), "--board", "sim",
+         "--results", str(results)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "customer.log.gz" in done.stderr and "once decompressed" in done.stderr
+    assert "Traceback" not in done.stderr and "starting virtual board" not in done.stderr
+    assert not results.exists()
+    peak_mib = int(peak_file.read_text()) / 1024
+    print(f"peak RSS {peak_mib:.0f} MiB")
+    assert peak_mib < 200, "the 128 MiB log was read whole (the harness alone peaks ~125 MiB)"
+
+
 def test_harness_check_validates_the_example_cases() -> None:
     import subprocess
     import sys

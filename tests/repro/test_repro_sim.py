@@ -55,7 +55,7 @@ def test_always_reproducing_case_gives_100_percent_with_wilson_interval_and_exit
     } <= {p.name for p in out.folder.iterdir()}
     technical = run.technical
     assert "console=" in str(technical["cmdline"]) or technical["cmdline"]
-    assert run.software["kernel_release"]
+    assert run.software.kernel_release
     assert "rate 10/10 = 100% [72%, 100%]" in out.stderr, "live progress shows rate and interval"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -21,6 +22,10 @@ PLAN = "fault-matrix.yaml"
 MARKER = r"MATRIX-42-READY"
 READY_WAIT = 180.0  # bounds for a hang only
 RUN_WAIT = 900.0
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def matrix_env(board: Any, row: str, **more: str) -> dict[str, str]:
@@ -44,6 +49,9 @@ class MatrixRun:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl-C as at a terminal: a suite started in the background (`pytest &`) inherits
+            # an ignored SIGINT, which the harness would inherit too, and rightly ignore.
+            preexec_fn=_default_sigint,
         )
 
     def wait_ready(self) -> None:

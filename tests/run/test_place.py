@@ -1,7 +1,8 @@
-"""`harness run --place`: a unit reserved on a real labgrid coordinator, exported by a real exporter."""
+"""`harness run --place` and `harness repro --place`: a unit reserved on a real labgrid coordinator, exported by a real exporter."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -121,7 +122,7 @@ def place(sim_board, tmp_path: Path) -> Iterator[dict[str, str]]:
                 proc.wait()
 
 
-def test_plan_runs_on_a_place_reserved_through_the_coordinator(
+def test_plan_and_case_run_on_a_place_reserved_through_the_coordinator(
     sim_board, place: dict[str, str], tmp_path: Path
 ) -> None:
     results_root = tmp_path / "results"
@@ -152,3 +153,17 @@ def test_plan_runs_on_a_place_reserved_through_the_coordinator(
     assert run.code == 0, run.stderr
     assert set(run.outcomes().values()) == {"pass"}
     assert run.run_json()["lab"] == {**run.run_json()["lab"], "kind": "place", "name": "h4-place"}
+
+    # `harness repro` reaches the board the same way (the same place, still acquired)
+    certified = run.folder
+    repro = subprocess.run(
+        [sys.executable, "-m", "harness", "repro", str(REPO / "testplans" / "cases" / "always.yaml"),
+         "--board", str(sim_board.profile.source), "--place", "h4-place", "--repeat", "2",
+         "--results", str(results_root), "--no-submit"],
+        capture_output=True, text=True, cwd=REPO, env=place, timeout=540,
+    )  # fmt: skip
+    assert repro.returncode == 1, repro.stderr
+    (folder,) = [p for p in results_root.glob("[!.]*") if p.is_dir() and p != certified]
+    repro_run = json.loads((folder / "run.json").read_text())
+    assert (repro_run["lab"]["kind"], repro_run["lab"]["name"]) == ("place", "h4-place")
+    assert repro_run["summary"]["reproduced"] == repro_run["summary"]["iterations"] == 2

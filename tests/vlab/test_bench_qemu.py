@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from labgrid import Environment
 
-from harness.vlab.bench import resolve_board
+from harness.vlab.boardhost import resolve_board
 from harness.vlab.envfile import OPT_CONTROL, OPT_PROFILE, OPT_SSH_HOST_KEY
 from harness.vlab.handle import RunningBoard
 from harness.vlab.state import pid_alive, running

@@ -41,7 +41,7 @@ def _inject_when_shown(marker: str, kind: str) -> None:
     If the marker never shows, nothing is injected and the blocked command times out: the
     test then fails on the missing crash, never passes.
     """
-    from harness.vlab.bench import wait_for_console
+    from harness.vlab.boardhost import wait_for_console
 
     board = _board()
     since = board.console_mark()
@@ -95,7 +95,7 @@ def reset_absorbed_by_recovery(ctx: TestContext) -> None:
     board = _board()
     since = board.console_mark()
     _inject("reset")
-    from harness.vlab.bench import wait_for_console
+    from harness.vlab.boardhost import wait_for_console
 
     wait_for_console(board.console_log, ctx.profile.console.login_prompt, MARKER_GUARD, since)
     ctx.board.ensure_shell()

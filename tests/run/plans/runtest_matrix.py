@@ -46,7 +46,12 @@ def victim(ctx: TestContext) -> None:
         ctx.run(READY, timeout=20)
         ctx.board.reboot()
         ctx.run("sleep 30; echo DONE", timeout=100)
-    else:  # signals, disk full, registry down, and every --resume: a test that passes
+    elif row in ("sigint", "sigterm", "sigkill"):
+        # The harness is signalled once READY shows; until then the victim blocks on the board,
+        # so a slow host cannot let it finish first (if the signal never comes, it passes late
+        # and the test fails on that).
+        ctx.run(f"{READY}; sleep 120; echo DONE", timeout=150)
+    else:  # disk full, registry down, and every --resume: a test that passes
         result = ctx.run(f"{READY}; sleep 6; echo DONE", timeout=60)
         if "DONE" not in result.stdout:
             ctx.fail(f"no DONE: {result.stdout!r}")

@@ -1,4 +1,6 @@
-"""Starting and stopping benches: one process per running virtual board, like a lab bench.
+"""Board hosts ("benches"): one process per running virtual board, like a lab bench.
+
+(Named boardhost, not bench, so it is not confused with the benchmarks in the top-level bench/.)
 
 A separate process (not a thread of the test run) because the board must
 behave like hardware that exists on its own: the console TCP connection
@@ -7,7 +9,7 @@ ExternalPowerDriver runs `harness lab power ...`), and `harness lab up` can
 leave a board running for an engineer's shell. It still cannot leak: QEMU
 dies with the bench (PDEATHSIG), and the bench dies with its owner (pidfd).
 
-`start_bench()` launches one (harness/vlab/bench_process.py is the process
+`start_bench()` launches one (harness/vlab/boardhost_process.py is the process
 itself) and waits until it is serving; `stop_bench()` takes it down.
 """
 
@@ -26,7 +28,7 @@ from pathlib import Path
 from harness.errors import InfraError, Location, UserError
 from harness.model.board import BoardProfile, load_board
 from harness.vlab import state as lab_state
-from harness.vlab.bench_process import FACTS_FILE
+from harness.vlab.boardhost_process import FACTS_FILE
 from harness.vlab.simboard import realize_profile
 from harness.vlab.state import BenchState, BoardFacts
 
@@ -48,9 +50,9 @@ def board_kind(profile: BoardProfile) -> str:
 
 def resolve_board(ref: str, boards_dir: Path | None = None) -> BoardProfile:
     """A profile path, a name in boards/, or `sim` for the built-in simulated board."""
-    from harness.model.board import find_board
+    from harness.model.board import BOARDS_DIR, find_board
 
-    if ref == "sim" and not (boards_dir or Path.cwd() / "boards").joinpath("sim.yaml").exists():
+    if ref == "sim" and not (boards_dir or BOARDS_DIR).joinpath("sim.yaml").exists():
         return load_board(SIM_PROFILE)
     return find_board(ref, boards_dir)
 
@@ -100,7 +102,7 @@ def start_bench(
             [
                 sys.executable,
                 "-m",
-                "harness.vlab.bench_process",
+                "harness.vlab.boardhost_process",
                 "--state-dir",
                 str(state_dir),
                 "--lab-dir",

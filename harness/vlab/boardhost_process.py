@@ -1,6 +1,6 @@
 """The bench process itself: serves one virtual board until told to stop or its owner dies.
 
-Started by `harness.vlab.bench.start_bench` as `python -m harness.vlab.bench_process`.
+Started by `harness.vlab.boardhost.start_bench` as `python -m harness.vlab.boardhost_process`.
 It imports no schema machinery (pydantic) unless it runs a QEMU board: for a
 simulated board, interpreter start-up is most of the time to a login prompt.
 """
@@ -157,7 +157,7 @@ class Bench:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.vlab.bench_process")
+    parser = argparse.ArgumentParser(prog="python -m harness.vlab.boardhost_process")
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--lab-dir", required=True)
     parser.add_argument("--owner", type=int, required=True)
