@@ -15,6 +15,7 @@ one kernel banner) is normal; any further banner is an `unexpected-reset`.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from collections import deque
 from collections.abc import Iterable
@@ -77,6 +78,25 @@ def most_severe(events: Iterable[CrashEvent]) -> CrashEvent | None:
     return best
 
 
+@functools.cache
+def _prefilter(
+    patterns: tuple[CrashPattern, ...],
+) -> tuple[re.Pattern[str], list[Needles] | None]:
+    """The pre-filter regex and per-row fixed texts of a pattern set, worked out once per set.
+
+    Working them out parses every row's regex (about 30 ms for the built-in rows); a watch is
+    made per board, per console log scanned and per repro iteration, always from the same
+    few sets, and the result depends on the patterns alone (CrashPattern is frozen).
+    """
+    # One pre-filter over all rows (named groups dropped: rows may share names).
+    any_row = re.compile(
+        "|".join(f"(?:{_NAMED_GROUP.sub('(?:', p.regex.pattern)})" for p in patterns)
+    )
+    # Fixed texts per row: a chunk containing none of them has no line worth matching.
+    needles = [required_literals(p.regex) for p in patterns]
+    return any_row, (None if any(n is None for n in needles) else needles)  # type: ignore[misc]
+
+
 class CrashWatch:
     """Feed it console bytes; it appends `CrashEvent`s to `events` as it recognises them."""
 
@@ -84,15 +104,7 @@ class CrashWatch:
         self, patterns: Iterable[CrashPattern] = PATTERNS, extra: Iterable[CrashPattern] = ()
     ):
         self.patterns = (*extra, *patterns)
-        # One pre-filter over all rows (named groups dropped: rows may share names).
-        self._any = re.compile(
-            "|".join(f"(?:{_NAMED_GROUP.sub('(?:', p.regex.pattern)})" for p in self.patterns)
-        )
-        # Fixed texts per row: a chunk containing none of them has no line worth matching.
-        needles = [required_literals(p.regex) for p in self.patterns]
-        self._needles: list[Needles] | None = (
-            None if any(n is None for n in needles) else needles  # type: ignore[misc]
-        )
+        self._any, self._needles = _prefilter(self.patterns)
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._partial = ""
         self._before: deque[str] = deque(maxlen=CONTEXT_BEFORE)
