@@ -3,6 +3,7 @@
     python3 -m bench                 # full run (~20-30 min on 2 cores), writes bench/RESULTS.md
     python3 -m bench --quick         # correctness only, < 1 min, simulated board, tiny sizes
     python3 -m bench --only console --only registry --out /tmp/partial.md
+    python3 -m bench --only repro --merge   # re-measure one row, keep the others of RESULTS.md
 
 Exit status: 0 when every row ran and every correctness check held (targets missed are
 reported in the table, not in the exit status); 1 when a row failed.
@@ -21,8 +22,9 @@ import time
 import traceback
 from pathlib import Path
 
+from bench import store
 from bench.context import Context
-from bench.core import REPO, Row, load_average, utc_now
+from bench.core import REPO, Row, git_revision, load_average, utc_now
 from bench.report import render, write
 
 # Row modules in the order of the issue's table, then the virtual lab's own rows.
@@ -48,14 +50,24 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, help="where to write the table (default: bench/RESULTS.md; "
         "--quick writes nothing unless given)",
     )  # fmt: skip
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the rows of the existing table (from its "
+        ".json beside it) that this run does not measure, instead of listing them as not run",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     out = args.out or (None if args.quick else REPO / "bench" / "RESULTS.md")
     names = args.only or ROWS
+    runs, kept = store.load(out) if args.merge and out is not None else ([], [])
+    if any(run.quick != args.quick for run in runs):
+        parser.error(f"--merge: {out} holds rows of another mode (--quick and full never mix)")
+    kept = [(index, row) for index, row in kept if row.key not in names]
+    runs.append(store.Provenance(utc_now(), git_revision(), load_average(), quick=args.quick))
+    this_run = len(runs) - 1
     scratch = Path(tempfile.mkdtemp(prefix="harness-bench-"))
     # Boards started here live in this run's own lab folder, never a user's `harness lab up`.
     os.environ["HARNESS_LAB_DIR"] = str(scratch / "lab")
     ctx = Context(quick=args.quick, scratch=scratch)
-    started, load_start, clock = utc_now(), load_average(), time.monotonic()
+    clock = time.monotonic()
     rows: list[Row] = []
     try:
         for name in names:
@@ -74,22 +86,32 @@ def main(argv: list[str] | None = None) -> int:
             # The table is rewritten after every row: a run stopped part-way (a deadline, a
             # hang in a later row) keeps what it measured, and says which rows it lacks.
             if out is not None:
-                not_run = [r for r in ROWS if r not in {done.key for done in rows}]
-                text = render(
-                    rows,
-                    quick=args.quick,
-                    started=started,
-                    load_start=load_start,
-                    seconds=time.monotonic() - clock,
-                    not_run=[importlib.import_module(f"bench.{r}").TITLE for r in not_run],
-                )
-                write(out, text)
+                runs[this_run].rows = [r.key for r in rows]
+                runs[this_run].load_end = load_average()
+                runs[this_run].seconds = time.monotonic() - clock
+                _write(out, runs, kept + [(this_run, r) for r in rows], args.quick)
     finally:
         ctx.close()
         shutil.rmtree(scratch, ignore_errors=True)
     if out is not None:
         print(f"bench: wrote {out}", file=sys.stderr)
     return 1 if any(r.error for r in rows) else 0
+
+
+def _write(
+    out: Path, runs: list[store.Provenance], rows: list[tuple[int, Row]], quick: bool
+) -> None:
+    """RESULTS.md (rows in the issue's order) and the JSON it is rendered from; only the runs
+    that still own a row are named."""
+    order = {name: position for position, name in enumerate(ROWS)}
+    rows = sorted(rows, key=lambda item: order[item[1].key])
+    used = sorted({index for index, _ in rows})
+    runs = [runs[index] for index in used]
+    rows = [(used.index(index), row) for index, row in rows]
+    have = {row.key for _, row in rows}
+    not_run = [importlib.import_module(f"bench.{r}").TITLE for r in ROWS if r not in have]
+    write(out, render(rows, runs, quick=quick, not_run=not_run))
+    store.save(out, runs, rows)
 
 
 def _cpu_seconds() -> float:

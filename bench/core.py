@@ -156,7 +156,15 @@ def git_revision() -> str:
         return done.stdout.strip()
 
     revision = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.md")
+    dirty = git(
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":!bench/RESULTS.md",
+        ":!bench/RESULTS.json",
+    )
     return revision + (" (with uncommitted changes)" if dirty else "")
 
 
