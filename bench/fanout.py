@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -68,8 +69,15 @@ def farm(ctx: Context, count: int, folder: Path) -> Iterator[tuple[dict[str, str
             proc.wait()
 
 
-def fan_out(places: list[str], env: dict[str, str], folder: Path) -> float:
-    """Wall seconds of `harness certify --places` over `places`, N at once; all must pass."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def fan_out(places: list[str], env: dict[str, str], folder: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of `harness certify --places` over `places`, N at once (the CPU of
+    the whole process tree: the fan-out, each board's run and its place's keeper); all must
+    pass."""
     results = folder / f"n{len(places)}"
     # The places are named bench-sim-1..; one name glob selects exactly those given.
     pattern = "name=" + (places[0] if len(places) == 1 else f"{EXPORTER}-sim-[1-{len(places)}]")
@@ -78,7 +86,7 @@ def fan_out(places: list[str], env: dict[str, str], folder: Path) -> float:
         "--places", pattern, "--parallel", str(len(places)), "--results", str(results),
         "--no-submit",
     ]  # fmt: skip
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run(
         argv,
         cwd=REPO,
@@ -87,7 +95,7 @@ def fan_out(places: list[str], env: dict[str, str], folder: Path) -> float:
         text=True,
         timeout=1800,
     )
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, _children_cpu() - cpu
     check(
         done.returncode == 0,
         f"harness certify --places exited {done.returncode}: {done.stderr[-1500:]}",
@@ -100,7 +108,26 @@ def fan_out(places: list[str], env: dict[str, str], folder: Path) -> float:
         sorted(codes) == sorted(places) and set(codes.values()) == {0},
         f"the farm summary's runs: {codes}, expected {places} all passed",
     )
-    return wall
+    return wall, cpu
+
+
+def _profile_one_run(place: str, env: dict[str, str], folder: Path, ctx: Context) -> None:
+    """One board's `harness run --place` under cProfile, kept as bench/profiles/fanout-run-sim.txt
+    (an extra pass: the measured ones run unprofiled)."""
+    import pstats
+
+    from bench.context import save_profile
+
+    prof = folder / "run.prof"
+    argv = [
+        sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "harness", "run", "--board",
+        "sim", "--plan", str(PLAN), "--place", place, "--wait", "--results",
+        str(folder / "profiled"), "--no-submit", "--plain",
+    ]  # fmt: skip
+    env = {**env, "HARNESS_DATA_HOME": str(folder / "home")}
+    subprocess.run(argv, cwd=REPO, env=env, capture_output=True, timeout=1800, check=False)
+    if prof.exists():
+        save_profile(pstats.Stats(str(prof)), ctx.profiles / "fanout-run-sim.txt")
 
 
 def run(ctx: Context) -> Row:
@@ -109,7 +136,10 @@ def run(ctx: Context) -> Row:
     sizes = [2] if ctx.quick else [1, 3, 6]
     folder = ctx.folder("fanout")
     with farm(ctx, max(sizes), folder) as (env, places):
-        walls = {n: [fan_out(places[:n], env, folder)] for n in sizes}
+        measured = {n: fan_out(places[:n], env, folder) for n in sizes}
+        if not ctx.quick:
+            _profile_one_run(places[0], env, folder, ctx)
+    walls = {n: [wall] for n, (wall, _) in measured.items()}
     one = row.add("1 board alone", walls[1], "s", baseline=True) if 1 in walls else None
     for n in sizes:
         if n == 1:
@@ -126,5 +156,14 @@ def run(ctx: Context) -> Row:
         "loading, its place's keeper, login, bundle) on a 2-core host: N runs share two cores, "
         "so wall(N) grows with N once the harness's own CPU time, not the board, is what a run "
         "waits on."
+    )
+    row.notes.append(
+        "CPU of each fan-out (the whole process tree, from the kernel's accounting): "
+        + "; ".join(
+            f"{n} board{'s' if n > 1 else ''}: {cpu:.1f} s ({cpu / n:.1f} s per board)"
+            for n, (_, cpu) in measured.items()
+        )
+        + f". On {os.cpu_count()} cores, N boards' runs need at least N x (CPU per board) / "
+        f"{os.cpu_count()} seconds of wall time even on an idle host."
     )
     return row
