@@ -1,12 +1,12 @@
 """`python3 -m bench`: run every benchmark and write bench/RESULTS.md.
 
-    python3 -m bench                 # full run (~20-30 min on 2 cores), writes bench/RESULTS.md
-    python3 -m bench --quick         # correctness only, < 1 min, simulated board, tiny sizes
+    python3 -m bench                 # full run (about an hour on 2 busy cores), writes bench/RESULTS.md
+    python3 -m bench --quick         # correctness only, ~2 min, simulated board, tiny sizes
     python3 -m bench --only console --only registry --out /tmp/partial.md
     python3 -m bench --only repro --merge   # re-measure one row, keep the others of RESULTS.md
 
 Exit status: 0 when every row ran and every correctness check held (targets missed are
-reported in the table, not in the exit status); 1 when a row failed.
+reported in the table, not in the exit status); 1 when a row failed; 2 for bad arguments.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import pytest
 from bench.__main__ import ROWS
 
 REPO = Path(__file__).resolve().parents[2]
-GUARD = 900  # a bound for a hang only; the quick run takes about a minute on an idle host
+GUARD = 900  # a bound for a hang only; the quick run takes about two minutes on 2 cores
 
 
 def _bench(out: Path, home: Path, *args: str) -> str:
