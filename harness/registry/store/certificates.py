@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, select, union
 
 from harness.errors import Location
 from harness.registry.eligibility import Answer, CertRecord, Device, evaluate, normalise_build_id
@@ -145,12 +145,14 @@ _MODEL = (
     .scalar_subquery()
 )
 _MODEL_CERTS = Certificates._cert_query().where(certificates.c.board_model_id == _MODEL)
-_DEVICE_KERNELS = kernels_query(
-    or_(
-        vendor_kernels.c.kernel_release == bindparam("kernel_release"),
-        vendor_kernels.c.id.in_(
-            select(kernel_boards.c.kernel_id).where(kernel_boards.c.board_model_id == _MODEL)
-        ),
-        vendor_kernels.c.build_id == bindparam("build_id"),
-    )
+# The kernels that could decide or explain the answer: of the device's release, made for its
+# model, or of its build id. A UNION of three index lookups, not one OR: with the OR
+# (its model part a subquery) PostgreSQL scanned every vendor kernel on every call.
+_DEVICE_KERNEL_IDS = union(
+    select(vendor_kernels.c.id).where(
+        vendor_kernels.c.kernel_release == bindparam("kernel_release")
+    ),
+    select(kernel_boards.c.kernel_id).where(kernel_boards.c.board_model_id == _MODEL),
+    select(vendor_kernels.c.id).where(vendor_kernels.c.build_id == bindparam("build_id")),
 )
+_DEVICE_KERNELS = kernels_query(vendor_kernels.c.id.in_(_DEVICE_KERNEL_IDS))
