@@ -74,12 +74,17 @@ def main(argv: list[str] | None = None) -> int:
             module = importlib.import_module(f"bench.{name}")
             print(f"bench: {module.TITLE} ...", file=sys.stderr, flush=True)
             row_started, cpu_started = time.monotonic(), _cpu_seconds()
+            profiles_before = len(ctx.saved_profiles)
             try:
                 row = module.run(ctx)
             except Exception as exc:  # one broken row must not hide the others' results
                 traceback.print_exc()
                 row = Row(name, module.TITLE, module.BASELINE, error=f"{type(exc).__name__}: {exc}")
             row.seconds = time.monotonic() - row_started
+            row.profiles = [
+                path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else str(path)
+                for path in ctx.saved_profiles[profiles_before:]
+            ]
             row.cpu_seconds = _cpu_seconds() - cpu_started
             rows.append(row)
             _print_row(row)

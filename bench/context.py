@@ -35,6 +35,7 @@ class Context:
     scratch: Path
     profiles: Path = PROFILES
     log: list[str] = field(default_factory=list)
+    saved_profiles: list[Path] = field(default_factory=list)  # in the order written
     _postgres: TempPostgres | None = None
 
     def postgres(self) -> TempPostgres:
@@ -91,7 +92,13 @@ class Context:
             yield
         finally:
             profiler.disable()
-            save_profile(profiler, self.profiles / f"{name}.txt")
+            self.keep_profile(profiler, name)
+
+    def keep_profile(self, profile: cProfile.Profile | pstats.Stats, name: str) -> None:
+        """Write bench/profiles/NAME.txt and remember it, so the row's section names it."""
+        path = self.profiles / f"{name}.txt"
+        save_profile(profile, path)
+        self.saved_profiles.append(path)
 
 
 def save_profile(profiler: cProfile.Profile | pstats.Stats, path: Path, top: int = 45) -> None:

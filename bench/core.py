@@ -98,6 +98,7 @@ class Row:
     checks: list[str] = field(default_factory=list)  # correctness checks that held
     notes: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # parts of the row not measured, and why
+    profiles: list[str] = field(default_factory=list)  # bench/profiles/*.txt this row wrote
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # this process and its waited-for children
     error: str | None = None

@@ -116,8 +116,6 @@ def _profile_one_run(place: str, env: dict[str, str], folder: Path, ctx: Context
     (an extra pass: the measured ones run unprofiled)."""
     import pstats
 
-    from bench.context import save_profile
-
     prof = folder / "run.prof"
     argv = [
         sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "harness", "run", "--board",
@@ -127,7 +125,7 @@ def _profile_one_run(place: str, env: dict[str, str], folder: Path, ctx: Context
     env = {**env, "HARNESS_DATA_HOME": str(folder / "home")}
     subprocess.run(argv, cwd=REPO, env=env, capture_output=True, timeout=1800, check=False)
     if prof.exists():
-        save_profile(pstats.Stats(str(prof)), ctx.profiles / "fanout-run-sim.txt")
+        ctx.keep_profile(pstats.Stats(str(prof)), "fanout-run-sim")
 
 
 def run(ctx: Context) -> Row:

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.context import Context, save_profile
+from bench.context import Context
 from bench.core import REPO, Row, check
 
 TITLE = "plan overhead"
@@ -83,7 +83,7 @@ def run(ctx: Context) -> Row:
             # the figures above come from the unprofiled run).
             again = ctx.folder("plan-profiled")
             probe_run(profile.source, running.env_file, plan_file, again, again / "run.prof")
-            save_profile(pstats.Stats(str(again / "run.prof")), ctx.profiles / f"plan-{ref}.txt")
+            ctx.keep_profile(pstats.Stats(str(again / "run.prof")), f"plan-{ref}")
     row.add(f"{ref}: `harness run` {plan}, wall", [wall], "s")
     row.add(f"{ref}: inside board operations", [board], "s", True)
     row.add(f"{ref}: the harness's own time", [own], "s")

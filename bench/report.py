@@ -101,6 +101,12 @@ def _details(row: Row, run: int | None) -> list[str]:
         out += [note, ""]
     for gap in row.missing:
         out += [f"Not measured: {gap}", ""]
+    if row.profiles:
+        names = ", ".join(f"[{p}]({p.removeprefix('bench/')})" for p in row.profiles)
+        out += [
+            f"Profiles (cProfile of an extra pass; the measured pass runs unprofiled): {names}.",
+            "",
+        ]
     return out
 
 

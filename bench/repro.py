@@ -110,11 +110,9 @@ def _profile_iterations(argv: list[str], env: dict[str, str], folder: Path, ctx:
     """The same repro run under cProfile, kept as bench/profiles/repro-sim.txt."""
     import pstats
 
-    from bench.context import save_profile
-
     prof = folder / "repro.prof"
     again = [a if a != str(folder / "results") else str(folder / "results-profiled") for a in argv]
     again[1:3] = ["-m", "cProfile", "-o", str(prof), "-m", "harness"]
     subprocess.run(again, cwd=REPO, capture_output=True, env=env, timeout=1800, check=False)
     if prof.exists():
-        save_profile(pstats.Stats(str(prof)), ctx.profiles / "repro-sim.txt")
+        ctx.keep_profile(pstats.Stats(str(prof)), "repro-sim")
