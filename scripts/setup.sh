@@ -8,7 +8,7 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-system-arm qemu-utils u-boot-qemu
   cpio xz-utils zstd e2fsprogs dosfstools mtools busybox-static binutils
   postgresql chromium chromium-driver iproute2 socat dropbear-bin openssh-sftp-server
-  curl openssl util-linux
+  curl openssl util-linux openssh-client
 )
 
 SUDO=""

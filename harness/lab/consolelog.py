@@ -53,6 +53,7 @@ class ConsoleLog:
         self._decoder = codecs.getincrementaldecoder("utf-8")("backslashreplace")
         self._partial = ""
         self._partial_since = 0.0
+        self._stamped = (-1.0, "")  # the last time formatted: lines of one chunk share it
 
     def board(self, data: bytes, when: float | None = None) -> None:
         """Record bytes read from the board; complete lines are written at once."""
@@ -64,8 +65,11 @@ class ConsoleLog:
             self._partial_since = when
         text = self._partial + text
         *lines, self._partial = text.split("\n")
-        for line in lines:
-            self._write(self._partial_since, BOARD, line)
+        if lines:
+            # The first line began with the partial one; the rest arrived now: one write each.
+            self._write(self._partial_since, BOARD, lines[0])
+            if len(lines) > 1:
+                self._write(when, BOARD, "\n".join(lines[1:]))
             self._partial_since = when
         if self._partial and len(self._partial) > 4096:
             self.flush_partial()
@@ -95,5 +99,8 @@ class ConsoleLog:
     def _write(self, when: float, kind: str, text: str) -> None:
         if self._file is None:
             return
-        for part in text.split("\n"):
-            self._file.write(f"{_stamp(when)} {kind} {printable(part)}\n")
+        if self._stamped[0] != when:
+            self._stamped = (when, _stamp(when))
+        head = f"{self._stamped[1]} {kind} "
+        # One write per call (the file is line-buffered: one flush, not one per line).
+        self._file.write("".join(f"{head}{part}\n" for part in printable(text).split("\n")))

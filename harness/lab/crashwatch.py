@@ -15,6 +15,7 @@ one kernel banner) is normal; any further banner is an `unexpected-reset`.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from collections import deque
 from collections.abc import Iterable
@@ -27,6 +28,7 @@ from harness.lab.crash_patterns import (
     UNEXPECTED_RESET,
     CrashPattern,
 )
+from harness.lab.literals import Needles, required_literals
 from harness.lab.terminal import strip_escapes
 
 # A "line" without a newline is cut here so binary junk cannot grow the buffer forever.
@@ -76,6 +78,25 @@ def most_severe(events: Iterable[CrashEvent]) -> CrashEvent | None:
     return best
 
 
+@functools.cache
+def _prefilter(
+    patterns: tuple[CrashPattern, ...],
+) -> tuple[re.Pattern[str], list[Needles] | None]:
+    """The pre-filter regex and per-row fixed texts of a pattern set, worked out once per set.
+
+    Working them out parses every row's regex (about 30 ms for the built-in rows); a watch is
+    made per board, per console log scanned and per repro iteration, always from the same
+    few sets, and the result depends on the patterns alone (CrashPattern is frozen).
+    """
+    # One pre-filter over all rows (named groups dropped: rows may share names).
+    any_row = re.compile(
+        "|".join(f"(?:{_NAMED_GROUP.sub('(?:', p.regex.pattern)})" for p in patterns)
+    )
+    # Fixed texts per row: a chunk containing none of them has no line worth matching.
+    needles = [required_literals(p.regex) for p in patterns]
+    return any_row, (None if any(n is None for n in needles) else needles)  # type: ignore[misc]
+
+
 class CrashWatch:
     """Feed it console bytes; it appends `CrashEvent`s to `events` as it recognises them."""
 
@@ -83,10 +104,7 @@ class CrashWatch:
         self, patterns: Iterable[CrashPattern] = PATTERNS, extra: Iterable[CrashPattern] = ()
     ):
         self.patterns = (*extra, *patterns)
-        # One pre-filter over all rows (named groups dropped: rows may share names).
-        self._any = re.compile(
-            "|".join(f"(?:{_NAMED_GROUP.sub('(?:', p.regex.pattern)})" for p in self.patterns)
-        )
+        self._any, self._needles = _prefilter(self.patterns)
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._partial = ""
         self._before: deque[str] = deque(maxlen=CONTEXT_BEFORE)
@@ -137,13 +155,36 @@ class CrashWatch:
     def _feed_text(self, text: str) -> list[CrashEvent]:
         found: list[CrashEvent] = []
         text = self._partial + text
-        *lines, self._partial = text.split("\n")
-        for raw in lines:
-            found += self._line(raw)
+        if self._quiet(text):
+            self._skip_lines(text)
+        else:
+            *lines, self._partial = text.split("\n")
+            for raw in lines:
+                found += self._line(raw)
         while len(self._partial) > MAX_LINE:
             found += self._line(self._partial[:MAX_LINE])
             self._partial = self._partial[MAX_LINE:]
         return found
+
+    def _quiet(self, text: str) -> bool:
+        """True when no line of `text` can start or extend an event (the fast path of a
+        burst of output): no event collects context and no row's fixed text occurs."""
+        if self._open or self._needles is None or "\x1b]" in text:
+            return False  # an OSC escape may span lines: strip line by line instead
+        visible = strip_escapes(text)
+        lowered = visible.lower() if any(n.folded for n in self._needles) else None
+        return not any(n.found_in(visible, lowered) for n in self._needles)
+
+    def _skip_lines(self, text: str) -> None:
+        """What `_line` would do with lines that match nothing: count them, and keep the
+        last few (markers excepted) as context for a later event."""
+        head, newline, self._partial = text.rpartition("\n")
+        if not newline:
+            return
+        self._line_number += head.count("\n") + 1
+        recent = head.rsplit("\n", 2 * CONTEXT_BEFORE)[-2 * CONTEXT_BEFORE :]
+        kept = [strip_escapes(r) for r in recent if not _MARKER.match(r.rstrip("\r"))]
+        self._before.extend(kept[-CONTEXT_BEFORE:])
 
     def _line(self, raw: str) -> list[CrashEvent]:
         self._line_number += 1

@@ -36,8 +36,9 @@ import time
 from dataclasses import dataclass
 
 from harness.lab.crash_patterns import PATTERNS
+from harness.lab.literals import Needles, required_literals
 from harness.lab.prompt import Prompts
-from harness.lab.terminal import visible_text
+from harness.lab.terminal import strip_escapes, visible_text
 from harness.model.bootloaders import ResolvedBootloader
 
 # Crash kinds after which the board cannot answer until it is powered again.
@@ -90,6 +91,12 @@ class ConsoleEvidence:
         self.prompts = prompts
         self.loader = loader
         self._rules = _rules(loader)
+        # Fixed texts per rule (harness/lab/literals.py): a chunk with none of them needs no
+        # per-line matching, which keeps a burst of command output cheap.
+        needles = [required_literals(rule.regex) for rule in self._rules]
+        self._needles: list[Needles] | None = (
+            None if any(n is None for n in needles) else needles  # type: ignore[misc]
+        )
         self._bootloader_prompt = (
             re.compile(f"(?:{loader.prompt})$") if loader and loader.prompt else None
         )
@@ -112,12 +119,24 @@ class ConsoleEvidence:
         self.last_output = time.monotonic()
         text = self._decoder.decode(data)
         self._tail = (self._tail + text)[-TAIL_BYTES:]
-        *lines, self._partial = (self._partial + text).split("\n")
-        for line in lines:
-            self._line(line)
+        text = self._partial + text
+        if self._quiet(text):
+            self._partial = text.rpartition("\n")[2]
+        else:
+            *lines, self._partial = text.split("\n")
+            for line in lines:
+                self._line(line)
         if len(self._partial) > MAX_LINE:
             self._line(self._partial[:MAX_LINE])
             self._partial = self._partial[MAX_LINE:]
+
+    def _quiet(self, text: str) -> bool:
+        """True when no line of `text` can match a rule (no rule's fixed text occurs)."""
+        if self._needles is None or "\b" in text or "\x1b]" in text:
+            return False  # backspaces and OSC escapes are resolved line by line
+        visible = strip_escapes(text)
+        lowered = visible.lower() if any(n.folded for n in self._needles) else None
+        return not any(n.found_in(visible, lowered) for n in self._needles)
 
     def _line(self, raw: str) -> None:
         line = visible_text(raw)

@@ -25,7 +25,10 @@ def strip_escapes(text: str) -> str:
 
 def printable(text: str) -> str:
     """Make control characters visible (\\x1b, \\x07) so a log line shows what the board sent."""
-    return _CONTROLS.sub(lambda m: "" if m.group() == "\r" else f"\\x{ord(m.group()):02x}", text)
+    text = text.replace("\r", "")  # the usual one, dropped without a call per line
+    if not _CONTROLS.search(text):
+        return text
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def visible_text(text: str) -> str:

@@ -298,6 +298,7 @@ class ReproSession:
     # ---- the run -------------------------------------------------------------------------
 
     def open(self) -> None:
+        stats.preload()  # the first iteration's rate needs scipy.stats; the login hides its import
         self.board = open_board(self.profile, self.env_file, self.folder.console_log)
         self._technical()
 

@@ -30,6 +30,7 @@ from harness.vlab.simboard import SimMachine
 from harness.vlab.state import BenchState, BoardFacts
 
 FACTS_FILE = "board.json"
+TRACE_ENV = "HARNESS_CONSOLE_TRACE"
 
 
 class Bench:
@@ -48,7 +49,9 @@ class Bench:
         self.lab_dir = lab_dir
         self.owner = owner
         self.stop = asyncio.Event()
-        self.relay = ConsoleRelay(facts.name, state_dir / "console.log")
+        # HARNESS_CONSOLE_TRACE=1: time every console chunk (relay.py), for bench/boot.py.
+        trace = state_dir / "console.trace" if os.environ.get(TRACE_ENV) == "1" else None
+        self.relay = ConsoleRelay(facts.name, state_dir / "console.log", trace=trace)
         self.machine: Machine | None = None
         self.ssh_port = 0
         self._lock = asyncio.Lock()

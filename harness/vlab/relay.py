@@ -9,6 +9,12 @@ with a message instead of being silently starved.
 
 Everything read from upstream (and any injected noise) is appended to the
 console log, so the log is what a client would have seen.
+
+With a `trace` file (the bench passes `console.trace` when HARNESS_CONSOLE_TRACE=1), the
+relay also records when each chunk passed it, in either direction, as a line
+`<CLOCK_MONOTONIC ns> <b|c> <hex bytes>` (b: from the board, c: from the client). That
+is the host-side truth the boot benchmark (bench/boot.py) measures the harness against:
+when a login prompt reached the host, and when the harness answered it.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import contextlib
 import errno
 import os
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 # A real UART drops bytes it cannot deliver; we keep at most this much queued towards a board
 # that does not read (hung, powered off mid-write) instead of blocking the bench.
@@ -27,7 +35,7 @@ MAX_PENDING = 1 << 20
 
 
 class ConsoleRelay:
-    def __init__(self, name: str, log_path: Path, port: int = 0):
+    def __init__(self, name: str, log_path: Path, port: int = 0, trace: Path | None = None):
         self.name = name
         self.log_path = log_path
         self.port = port
@@ -38,6 +46,9 @@ class ConsoleRelay:
         self._pending = bytearray()
         self._on_lost: Callable[[], None] | None = None
         self._log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the relay
+        self._trace: BinaryIO | None = (
+            open(trace, "ab", buffering=0) if trace is not None else None  # noqa: SIM115
+        )
         self.bytes_from_board = 0
 
     async def start(self) -> int:
@@ -54,6 +65,12 @@ class ConsoleRelay:
         if self._server is not None:
             self._server.close()
         self._log.close()
+        if self._trace is not None:
+            self._trace.close()
+
+    def _record(self, direction: bytes, data: bytes) -> None:
+        if self._trace is not None:
+            self._trace.write(b"%d %s %s\n" % (time.monotonic_ns(), direction, data.hex().encode()))
 
     # -- upstream (the board side) ----------------------------------------------------------
 
@@ -89,6 +106,7 @@ class ConsoleRelay:
                 callback()
             return
         self.bytes_from_board += len(data)
+        self._record(b"b", data)
         self._to_client(data)
 
     def _to_client(self, data: bytes) -> None:
@@ -155,6 +173,7 @@ class ConsoleRelay:
                 data = await reader.read(65536)
                 if not data:
                     break
+                self._record(b"c", data)
                 self._to_board(data)
         except (ConnectionError, OSError):
             pass

@@ -250,3 +250,37 @@ def test_a_multi_stage_firmware_chain_is_one_boot_until_a_stage_repeats() -> Non
     assert watch.events == []
     watch.feed(b"NOTICE:  BL1: v2.8(release)\r\n")
     assert [e.kind for e in watch.events] == ["unexpected-reset"]
+
+
+# Ordinary output around a crash: the watch skips whole chunks that hold no crash row's fixed
+# text (harness/lab/literals.py), which must change nothing about what it reports.
+BURST = "".join(f"{i:06d} ordinary output of a long command\r\n" for i in range(200)).encode()
+
+
+@pytest.mark.parametrize(
+    ("kind", "severity", "excerpt", "context"), SAMPLES, ids=[s[0] for s in SAMPLES]
+)
+def test_a_crash_inside_a_large_burst_is_reported_as_if_read_line_by_line(
+    kind: str, severity: str, excerpt: str, context: str
+) -> None:
+    data = BURST + excerpt.encode() + BURST
+    reference = CrashWatch()
+    reference.arm()
+    for line in data.splitlines(keepends=True):
+        reference.feed(line)
+    reference.flush()
+    expected = [e.to_dict() for e in reference.events]
+    assert [e["kind"] for e in expected if e["kind"] == kind], expected
+    cut = len(BURST) + excerpt.index("\n") // 2  # inside the crash's first line
+    # The bursts alone are skipped as a whole; the crash arrives whole or cut in two.
+    for chunks in (
+        [BURST, data[len(BURST) :]],
+        [data[:cut], data[cut:]],
+        [BURST, data[len(BURST) : cut], data[cut:]],
+    ):
+        watch = CrashWatch()
+        watch.arm()
+        for chunk in chunks:
+            watch.feed(chunk)
+        watch.flush()
+        assert [e.to_dict() for e in watch.events] == expected

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
 
 from harness.errors import InfraError, Location, UserError
 from harness.registry.business_hours import SupportCalendar
@@ -70,6 +71,35 @@ def hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
+# A pooled PostgreSQL connection unused for this long is checked before it is handed out.
+PING_AFTER_IDLE = 2.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it has been idle, not on every checkout.
+
+    SQLAlchemy's pool_pre_ping checks every checkout: one more round trip per transaction,
+    which doubled the time of a primary-key lookup on a busy registry. A connection dropped
+    by a database restart or an idle timeout is one that sat in the pool, so that is when it
+    is checked (with the dialect's own ping); a dead one is replaced, and the caller never
+    sees it. A connection used a moment ago goes out as it is.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # any failure: the pool replaces the connection and retries
+            raise DisconnectionError(f"pooled connection is dead: {_one_line(exc)}") from exc
+
+
 def make_engine(url: str) -> Engine:
     """An engine for a SQLAlchemy URL; SQLite gets WAL, a busy timeout and foreign keys."""
     try:
@@ -79,7 +109,9 @@ def make_engine(url: str) -> Engine:
     if parsed.drivername.startswith("postgresql"):
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_size=10, max_overflow=30, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_size=10, max_overflow=30)
+        _ping_when_idle(engine)
+        return engine
     if not parsed.drivername.startswith("sqlite"):
         raise UserError(
             f"unsupported database {parsed.drivername!r} (use sqlite or postgresql)",

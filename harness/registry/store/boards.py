@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
 
 from harness.errors import Location, UserError
@@ -23,6 +24,67 @@ from harness.registry.schema import (
 )
 from harness.registry.store.audit import AuditLog
 from harness.registry.store.base import Principal
+
+
+def kernels_query(where: Any) -> Select[Any]:
+    """The vendor kernels matching `where`, each row one of its boards with its artifact.
+
+    One round trip (outer joins) instead of one for the kernels, one for their boards and
+    one for their artifacts: the eligibility answer runs it on every device check.
+    """
+    return (
+        select(
+            vendor_kernels.c.id,
+            vendor_kernels.c.kernel_release,
+            vendor_kernels.c.kernel_version,
+            vendor_kernels.c.build_id,
+            kernel_artifacts.c.name.label("artifact_name"),
+            kernel_artifacts.c.sha256.label("artifact_sha256"),
+            kernel_artifacts.c.format.label("artifact_format"),
+            kernel_artifacts.c.extracted_at.label("artifact_extracted_at"),
+            board_models.c.vendor.label("board_vendor"),
+            board_models.c.model.label("board_model"),
+            kernel_boards.c.revision.label("board_revision"),
+        )
+        .select_from(
+            vendor_kernels.outerjoin(
+                kernel_artifacts, kernel_artifacts.c.kernel_id == vendor_kernels.c.id
+            )
+            .outerjoin(kernel_boards, kernel_boards.c.kernel_id == vendor_kernels.c.id)
+            .outerjoin(board_models, board_models.c.id == kernel_boards.c.board_model_id)
+        )
+        .where(where)
+        .order_by(vendor_kernels.c.id, kernel_boards.c.id)
+    )
+
+
+def kernel_records(rows: Sequence[Any]) -> list[KernelRecord]:
+    """Rows of `kernels_query`, grouped back into one record per kernel (in id order)."""
+    boards: dict[int, list[KernelBoard]] = {}
+    first: dict[int, Any] = {}
+    for row in rows:
+        first.setdefault(row.id, row)
+        listed = boards.setdefault(row.id, [])
+        if row.board_vendor is not None:
+            listed.append(KernelBoard(row.board_vendor, row.board_model, row.board_revision))
+    return [
+        KernelRecord(
+            id=k.id,
+            kernel_release=k.kernel_release,
+            kernel_version=k.kernel_version,
+            build_id=k.build_id,
+            artifact=None
+            if k.artifact_name is None
+            else {
+                "name": k.artifact_name,
+                "sha256": k.artifact_sha256,
+                "format": k.artifact_format,
+                "extracted_at": k.artifact_extracted_at.isoformat(),
+            },
+            boards=tuple(boards[k.id]),
+        )
+        for k in first.values()
+    ]
 
 
 class BoardsAndKernels(AuditLog):
@@ -274,55 +336,7 @@ class BoardsAndKernels(AuditLog):
         return {**record, "extraction_seconds": round(found.seconds, 3)}
 
     def _kernel_records(self, conn: Connection, where: Any) -> list[KernelRecord]:
-        kernel_rows = conn.execute(
-            select(vendor_kernels).where(where).order_by(vendor_kernels.c.id)
-        ).all()
-        if not kernel_rows:
-            return []
-        board_rows = conn.execute(
-            select(
-                kernel_boards.c.kernel_id,
-                board_models.c.vendor,
-                board_models.c.model,
-                kernel_boards.c.revision,
-            )
-            .select_from(
-                kernel_boards.join(
-                    board_models, board_models.c.id == kernel_boards.c.board_model_id
-                )
-            )
-            .where(kernel_boards.c.kernel_id.in_([k.id for k in kernel_rows]))
-            .order_by(kernel_boards.c.id)
-        ).all()
-        artifact_rows = conn.execute(
-            select(kernel_artifacts).where(
-                kernel_artifacts.c.kernel_id.in_([k.id for k in kernel_rows])
-            )
-        ).all()
-        artifacts = {
-            a.kernel_id: {
-                "name": a.name,
-                "sha256": a.sha256,
-                "format": a.format,
-                "extracted_at": a.extracted_at.isoformat(),
-            }
-            for a in artifact_rows
-        }
-        return [
-            KernelRecord(
-                id=k.id,
-                kernel_release=k.kernel_release,
-                kernel_version=k.kernel_version,
-                build_id=k.build_id,
-                artifact=artifacts.get(k.id),
-                boards=tuple(
-                    KernelBoard(b.vendor, b.model, b.revision)
-                    for b in board_rows
-                    if b.kernel_id == k.id
-                ),
-            )
-            for k in kernel_rows
-        ]
+        return kernel_records(conn.execute(kernels_query(where)).all())
 
     def list_kernels(self) -> list[dict[str, Any]]:
         with self._tx() as conn:
