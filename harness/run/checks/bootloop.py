@@ -36,18 +36,13 @@ def _loop(ctx: TestContext, kind: str, count: int) -> None:
         ctx.measure(f"boot_time_{number}", round(seconds, 3), "s")
         now = _device_set(ctx)
         lost, gained = sorted(first - now), sorted(now - first)
-        if lost or gained:
-            problems.append(
-                f"{kind} {number}: "
-                + "; ".join(
-                    part
-                    for part in (
-                        f"lost {', '.join(lost)}" if lost else "",
-                        f"gained {', '.join(gained)}" if gained else "",
-                    )
-                    if part
-                )
-            )
+        changes = []
+        if lost:
+            changes.append(f"lost {', '.join(lost)}")
+        if gained:
+            changes.append(f"gained {', '.join(gained)}")
+        if changes:
+            problems.append(f"{kind} {number}: " + "; ".join(changes))
         if ctx.profile.inventory.rtc:
             problem = _rtc_after_boot(ctx, tolerance, number)
             if problem:

@@ -50,15 +50,10 @@ def cpu_memory_storage(ctx: TestContext) -> None:
     bad = re.findall(r"^BAD (\S+)$", result.stdout, re.MULTILINE)
     expected_workers = {*(f"cpu{c}" for c in range(cores)), "memory", *disks}
     missing = sorted(expected_workers - set(rounds))
-    if bad or missing:
-        ctx.fail(
-            f"stress phase of {seconds} s: "
-            + "; ".join(
-                part
-                for part in (
-                    f"wrong results from {', '.join(sorted(set(bad)))}" if bad else "",
-                    f"no report from {', '.join(missing)}" if missing else "",
-                )
-                if part
-            )
-        )
+    problems = []
+    if bad:
+        problems.append(f"wrong results from {', '.join(sorted(set(bad)))}")
+    if missing:
+        problems.append(f"no report from {', '.join(missing)}")
+    if problems:
+        ctx.fail(f"stress phase of {seconds} s: " + "; ".join(problems))
