@@ -1,6 +1,7 @@
 """Suite-wide pytest configuration: the virtual-lab board fixtures (sim_board, qemu_board, ...),
-the lab build done once before the first QEMU test, and a check that the `qemu` marker is
-on every test that boots QEMU (so `-m 'not qemu'` is the fast suite).
+the lab build done once before the first QEMU test, a check that the `qemu` marker is
+on every test that boots QEMU (so `-m 'not qemu'` is the fast suite), and how many
+pytest-xdist workers share the machine.
 
 Why the build happens here: the first `qemu` test would otherwise build the lab inside its
 fixtures, under that one test's pytest timeout, so a slow download or a loaded host would
@@ -11,6 +12,7 @@ tests (`-m 'not qemu'`) never builds.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -22,6 +24,11 @@ pytest_plugins = ["harness.vlab.fixtures"]
 # A bound for a hang only: a cold build downloads ~150 MB of Debian packages.
 LAB_BUILD_GUARD = 3600.0
 _BUILD_FAILURE = pytest.StashKey[str]()
+
+# Most of the suite waits on boards, consoles, servers and child harnesses rather than
+# computing, so two workers on a two-core machine halve its wall time; more than four would
+# only boot more TCG guests than the cores can run.
+MAX_WORKERS = 4
 
 
 # Fixtures that boot QEMU or need the built lab: a test using one must be marked `qemu`,
@@ -40,6 +47,14 @@ def _deliver_ctrl_c_to_harnesses() -> None:
 
 
 _deliver_ctrl_c_to_harnesses()
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject's addopts): HARNESS_TEST_WORKERS if set, else the cores, 2 to 4."""
+    chosen = os.environ.get("HARNESS_TEST_WORKERS")
+    if chosen:
+        return int(chosen)
+    return max(2, min(os.cpu_count() or 1, MAX_WORKERS))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
