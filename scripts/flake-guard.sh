@@ -30,12 +30,14 @@ for _ in 1 2; do
 done
 
 # The guard repeats the tests of the code that races a slow host: boards, consoles, boot and
-# faults (tests/lab, tests/vlab/test_boot_qemu.py). Slow tests (the 20-boot stress run loads the machine itself)
-# and the QEMU tests of later stages (run, repro, registry, docs) run once, in the main pass,
-# which keeps CI within its time budget.
+# fault injection (tests/lab, tests/vlab/test_boot_qemu.py, tests/vlab/test_faults_qemu.py).
+# Slow tests (the 20-boot stress run has busy loops of its own) and the QEMU tests of later
+# stages (run, repro, registry, docs), which drive the same board code, run once, in the main
+# pass: repeating all of them would double CI's time.
 echo "flake guard: board and console qemu tests again, beside ${#loops[@]} busy loops (pids ${loops[*]})"
 start=$(date +%s)
 status=0
-python3 -m pytest -m "qemu and not slow" tests/lab tests/vlab/test_boot_qemu.py "$@" || status=$?
+python3 -m pytest -m "qemu and not slow" tests/lab tests/vlab/test_boot_qemu.py \
+	tests/vlab/test_faults_qemu.py "$@" || status=$?
 echo "flake guard: qemu tests under load took $(($(date +%s) - start)) s (exit $status)"
 exit "$status"

@@ -82,12 +82,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             "tests that boot QEMU or need the built lab must be marked qemu: " + "; ".join(unmarked)
         )
+    _longest_files_first(items)
     if not config.getoption("--long"):
         return
     budget = int(config.getoption("--soak-hours") * 3600) + 1800
     for item in items:
         if item.nodeid.startswith("tests/test_soak.py"):
             item.add_marker(pytest.mark.timeout(budget), append=False)  # before the test's own
+
+
+def _file_rank(markers: set[str]) -> int:
+    """Files that boot QEMU and hold a `slow` test first, then other QEMU files, then slow
+    files, then the rest."""
+    return (0 if "qemu" in markers else 2) + (0 if "slow" in markers else 1)
+
+
+def _longest_files_first(items: list[pytest.Item]) -> None:
+    """Order whole files by how long they are likely to take, longest first.
+
+    pytest-xdist (`--dist loadfile`) hands files to workers in collection order. A 10-minute
+    file that comes last keeps one worker busy while the other idles; handed out first, the
+    short files fill in beside it. Within a file, and within a rank, the order is unchanged.
+    """
+    markers: dict[str, set[str]] = {}
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        path = item.nodeid.split("::", 1)[0]
+        first_seen.setdefault(path, index)
+        markers.setdefault(path, set()).update(mark.name for mark in item.iter_markers())
+    position = {id(item): index for index, item in enumerate(items)}
+
+    def key(item: pytest.Item) -> tuple[int, int, int]:
+        path = item.nodeid.split("::", 1)[0]
+        return (_file_rank(markers[path]), first_seen[path], position[id(item)])
+
+    items.sort(key=key)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
