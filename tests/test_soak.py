@@ -35,7 +35,7 @@ from harness.labkey import load_or_create_identity
 from harness.registry.store import Store
 from harness.vlab.handle import RunningBoard
 from tests.registry.conftest import Server
-from tests.repro.conftest import holding_case, repro_argv, wait_for_hold
+from tests.repro.conftest import holding_case, release_hold, repro_argv, wait_for_hold
 from tests.run.conftest import REPO
 from tests.run.matrix_helpers import MatrixRun, before_is_intact, resume_matrix
 
@@ -135,13 +135,14 @@ def repro_sigkill_resume_cycle(lab: SoakLab, rng: random.Random) -> None:
     root.mkdir(parents=True)
     case = holding_case(_case_folder(root))
     mark = lab.board.console_mark()
-    proc = _repro(lab, case, root)
+    proc = _repro(lab, case.path, root)
     wait_for_hold(lab.board, proc, mark)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     (folder,) = list(root.iterdir())
     assert len((folder / "results.jsonl").read_text().splitlines()) == 2
-    _repro_finished(_repro(lab, case, root, "--resume", folder.name))
+    release_hold(lab.board, case, mark)
+    _repro_finished(_repro(lab, case.path, root, "--resume", folder.name))
 
 
 def repro_board_fault_cycle(lab: SoakLab, rng: random.Random) -> None:
@@ -152,7 +153,7 @@ def repro_board_fault_cycle(lab: SoakLab, rng: random.Random) -> None:
     root.mkdir(parents=True)
     case = holding_case(_case_folder(root), timeout=45)
     mark = lab.board.console_mark()
-    proc = _repro(lab, case, root)
+    proc = _repro(lab, case.path, root)
     wait_for_hold(lab.board, proc, mark)
     lab.board.fault(kind, **({"bytes": 2048} if kind == "noise" else {}))
     _repro_finished(proc)

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import InfraError, Location, UserError
@@ -151,21 +152,77 @@ def start_bench(
     return state
 
 
+# After SIGKILL (the bench's own, or PDEATHSIG for its board) a process is gone within
+# milliseconds unless the kernel holds it in an uninterruptible sleep; this bounds that only.
+KILLED_GONE_BOUND = 30.0
+
+
 def stop_bench(state: BenchState, timeout: float = 15.0) -> None:
-    """Ask the bench to power down and exit; kill it if it does not. Idempotent."""
+    """Ask the bench to power down and exit; kill it if it does not. Idempotent.
+
+    Returns only once the bench and its board's process (QEMU, or the simulated board's
+    namespace) are gone, so whoever took the board down can start one of the same name, on
+    the same ports and disk images, at once, and finds no process of it left. A bench that
+    exits by itself has waited for its board; a killed one has not (the board dies with it
+    through PDEATHSIG, a moment later), so the board is waited for too.
+    """
     from harness.vlab.control import BenchUnreachable, request
 
+    with contextlib.suppress(FileNotFoundError, ValueError, TypeError):
+        state = BenchState.load(Path(state.state_dir))  # the board process of now
     with contextlib.suppress(BenchUnreachable, InfraError):
         request(state.control, {"cmd": "shutdown"}, timeout=timeout)
-    deadline = time.monotonic() + timeout
-    while lab_state.pid_alive(state.pid):
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(state.pid, signal.SIGKILL)
-            break
-        time.sleep(0.01)
+    bench = _Process(state.pid, "bench", lambda: lab_state.is_bench(state.pid))
+    if not bench.gone_within(timeout):
+        bench.kill()
+    board = _board_process(state)
+    for process in (bench, board) if board is not None else (bench,):
+        if not process.gone_within(KILLED_GONE_BOUND):
+            process.kill()
+            if not process.gone_within(KILLED_GONE_BOUND):
+                raise InfraError(
+                    f"the {process.what} of '{state.name}' (pid {process.pid}) is still "
+                    f"running {2 * KILLED_GONE_BOUND:.0f} s after SIGKILL"
+                )
     _reap(state.pid)
     shutil.rmtree(state.state_dir, ignore_errors=True)
+
+
+class _Process:
+    """A process of a bench, told from a reused pid by `ours` (its command line)."""
+
+    def __init__(self, pid: int, what: str, ours: Callable[[], bool]):
+        self.pid, self.what, self.ours = pid, what, ours
+
+    def gone_within(self, bound: float) -> bool:
+        deadline = time.monotonic() + bound
+        while self.ours():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def kill(self) -> None:
+        if self.ours():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
+def _board_process(state: BenchState) -> _Process | None:
+    """The board's machine process (QEMU, or unshare for a simulated board): its command
+    line names the bench's state folder, which a reused pid's would not."""
+    if state.machine_pid is None:
+        return None
+    pid, folder = state.machine_pid, state.state_dir.encode() + b"/"
+
+    def ours() -> bool:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        return folder in cmdline and lab_state.pid_alive(pid)
+
+    return _Process(pid, "board process", ours)
 
 
 def _reap(pid: int) -> None:

@@ -99,7 +99,7 @@ def up(lab_dir: Path, board: str, name: str | None, no_wait: bool, owner: int | 
 @click.option("--all", "all_", is_flag=True, help="Take down every running board.")
 @click.pass_obj
 def down(lab_dir: Path, name: str | None, all_: bool) -> None:
-    """Power a virtual board off and stop its bench."""
+    """Power a virtual board off and stop its bench; returns once no process of it is left."""
     from harness.vlab.boardhost import stop_bench
 
     if all_ == (name is not None):

@@ -12,6 +12,7 @@ from harness.lab.board import Board
 from harness.lab.console import ConsoleSession
 from harness.lab.errors import CommandTimeout, LoginFailed
 from harness.vlab.fixtures import wait_for_console
+from tests.lab.conftest import began
 
 
 def test_login_gives_a_root_shell(lab: Board) -> None:
@@ -89,15 +90,30 @@ def test_cwd_and_variables_persist_between_commands(lab: Board) -> None:
     assert lab.console.run('pwd; echo "$GREETING"').stdout == "/tmp/here\nhello-from-step-1\n"
 
 
-def test_timeout_interrupts_the_command_and_the_shell_recovers(lab: Board) -> None:
+# Growing command timeouts: a fast host passes at the first, a loaded one gets up to minutes.
+TIMEOUT_BOUNDS = (2.0, 10.0, 60.0, 300.0)
+
+
+def test_timeout_interrupts_the_command_keeps_its_output_and_the_shell_recovers(
+    lab: Board,
+) -> None:
     lab.console.run("cd /tmp")
-    # The command never ends by itself; the timeout is only long enough for "started" to be
-    # printed on a loaded host before it fires.
-    with pytest.raises(CommandTimeout) as timeout:
-        lab.console.run("echo started; sleep 600", timeout=10)
-    assert "started" in timeout.value.output
-    assert timeout.value.exit_code == 1  # the test's problem, not the lab's
-    assert lab.console.run("pwd").stdout == "/tmp\n"
+    marker, shown = began("cmd")
+    # The command never ends by itself. What it printed before the timeout must be in the
+    # error; the marker must have come out before the timeout fires, so the timeout grows
+    # until it has (every timeout is still interrupted and recovered from). Output lost by
+    # the harness fails at every bound.
+    outputs = []
+    for bound in TIMEOUT_BOUNDS:
+        with pytest.raises(CommandTimeout) as timeout:
+            lab.console.run(f"{marker}; sleep 600", timeout=bound)
+        assert timeout.value.exit_code == 1  # the test's problem, not the lab's
+        assert lab.console.run("pwd").stdout == "/tmp\n"
+        outputs.append(timeout.value.output)
+        if re.search(shown, timeout.value.output):
+            break
+    else:
+        pytest.fail(f"no {shown!r} in the output of any timed-out command: {outputs!r}")
     with pytest.raises(CommandTimeout):
         lab.console.run("cat", timeout=1)  # waits for input that never comes
     assert lab.console.run("echo $((6 * 7))").stdout == "42\n"
@@ -109,22 +125,35 @@ def test_a_command_too_long_for_a_console_line_is_a_user_error(lab: Board) -> No
     assert lab.console.run("echo fine").stdout == "fine\n"
 
 
+USB_LINE = "usb 1-1: reset high-speed USB device number 2"
+USB_PRINTED = r"\[ +\d+\.123456\] usb 1-1: reset"  # as printed: the typed command has "%d"
+
+
 def test_login_finds_the_prompt_despite_kernel_messages_and_line_noise(
     lab: Board, sim_board
 ) -> None:
     tty = lab.console.run("tty").stdout.strip()
-    # Kernel-style messages with colour escapes keep arriving while the harness logs in again.
+    # Kernel-style messages with colour escapes, 12 of them 0.25 s apart, then the board says
+    # they are over. The login waits for a quiet console before it pokes, so it runs while
+    # they arrive.
+    mark = sim_board.console_mark()
     lab.console.run(
-        "setsid sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 0.25; "
-        'printf "\\033[1;33m[   %d.123456] usb 1-1: reset high-speed USB device number 2\\033[0m\\r\\n" $i; '
-        f"done' >{tty} 2>&1 </dev/null &"
+        "setsid sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do "
+        'printf "\\033[1;33m[   %d.123456] ' + USB_LINE + '\\033[0m\\r\\n" $i; sleep 0.25; '
+        'done; printf "%s-%s\\r\\n" usb quiet\' '
+        f">{tty} 2>&1 </dev/null &"
     )
+    # The first message is on the console before the harness logs in again.
+    wait_for_console(sim_board, USB_PRINTED, 120, since=mark)
     lab.console.send("exit\n")
     sim_board.fault("noise", bytes=300)
     lab.console.login()
+    # The last message has left the board before the next command: none lands in its output.
+    wait_for_console(sim_board, r"usb-quiet", 120, since=mark)
+    lab.console.drain()
     assert lab.console.run("echo $((40 + 2))").stdout == "42\n"
     log = (Path(lab.log.path)).read_text()  # type: ignore[arg-type]
-    assert "usb 1-1: reset high-speed USB device" in log
+    assert USB_LINE in log
 
 
 def test_a_new_session_reattaches_to_a_shell_left_in_machine_mode(lab: Board) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from harness.model.case_records import CaseRunRecord, IterationRecord
 from harness.vlab.fixtures import wait_for_console
+from tests.run.resume_helpers import on_board
 
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO / "testplans" / "cases"
@@ -119,14 +120,39 @@ signature: {{exit_status: 5, output: ['Input/output error'], match: all}}
 
 
 HOLD = "HOLD-42"  # printed by the board as HOLD-$((40+2)): the typed command never matches it
+RELEASED = "hold-released"  # printed by the board (printf) once the hold ends
 HOLD_WAIT = 180.0  # bounds a hang only
 
+# The third trigger's hold, by kind:
+# - "block": waits until the test creates the release file (or the harness presses Ctrl-C),
+#   so a kill or fault aimed at it lands inside it however slow the host is;
+# - "freeze": the board stops every one of its processes itself, right after HOLD-42 and
+#   before the trigger can end, as a hang caused by the customer's bug would: only shell
+#   builtins run between reading the line and the freeze, so no Ctrl-C can pre-empt it, and
+#   whenever the case timeout fires the board is already silent. `kill -1` reaches only the
+#   board's own processes (the kernel confines it to the caller's PID namespace) and never
+#   its PID 1; the lab's power cycle ends them all.
+_HOLDS = {
+    "block": "until [ -e {release} ]; do sleep 0.1 || break; done; printf '%s-%s\\n' hold released",
+    "freeze": "kill -s STOP -1; kill -s STOP $$",
+}
 
-def holding_case(folder: Path, setup_check: str = "true", timeout: float = 120) -> Path:
+
+@dataclass
+class HoldingCase:
+    path: Path  # the case file
+    release: str  # the board-side file that ends a blocking hold
+
+
+def holding_case(
+    folder: Path, setup_check: str = "true", timeout: float = 120, hold: str = "block"
+) -> HoldingCase:
     """A case whose board-side counter makes every even trigger reproduce; the third trigger
-    prints HOLD-42 and then blocks for longer than any wait for the kill, so a test can kill
-    the harness in the middle of it."""
-    counter = f"/tmp/repro-count-{secrets.token_hex(6)}"
+    prints HOLD-42 and then holds (see `_HOLDS`), so a test can kill the harness or fault the
+    board in the middle of it without betting on how long that takes."""
+    token = secrets.token_hex(6)
+    counter = f"/tmp/repro-count-{token}"
+    release = f"/tmp/repro-release-{token}"
     path = folder / "counting.yaml"
     path.write_text(f"""
 kind: case
@@ -138,13 +164,13 @@ setup:
   - run: '{setup_check.replace("COUNTER", counter)}'
 trigger:
   - run: |
-      n=$(cat {counter}); echo "trigger $n"
-      if [ "$n" = 3 ]; then echo "HOLD-$((40 + 2))"; sleep 30; fi
+      read -r n < {counter}; echo "trigger $n"
+      if [ "$n" = 3 ]; then echo "HOLD-$((40 + 2))"; {_HOLDS[hold].format(release=release)}; fi
       if [ $((n % 2)) = 0 ]; then echo "status: ERROR state"; fi
 signature: {{output: ['ERROR state']}}
 settings: {{iterations: 5, timeout: {timeout:g}}}
 """)
-    return path
+    return HoldingCase(path, release)
 
 
 def wait_for_hold(board: Any, proc: subprocess.Popen[str], since: int) -> None:
@@ -160,6 +186,14 @@ def wait_for_hold(board: Any, proc: subprocess.Popen[str], since: int) -> None:
                 proc.kill()
                 _, err = proc.communicate()
                 pytest.fail(f"no {HOLD} on the console (harness repro exit {proc.poll()}): {err}")
+
+
+def release_hold(board: Any, case: HoldingCase, since: int) -> None:
+    """End a blocking hold (over SSH: the console is busy with it) and wait until the board
+    printed that it ended (after console byte `since`): the trigger has finished and the
+    console shell reads input again."""
+    on_board(board, f"touch {case.release}")
+    wait_for_console(board, RELEASED, HOLD_WAIT, since=since)
 
 
 @pytest.fixture

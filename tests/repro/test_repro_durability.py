@@ -21,6 +21,7 @@ from tests.repro.conftest import (
     fixed_variant,
     harness_repro,
     holding_case,
+    release_hold,
     repro_argv,
     seeded_intermittent,
     wait_for_hold,
@@ -33,12 +34,12 @@ def test_sigkill_mid_iteration_then_resume_keeps_every_finished_iteration_once(
     case = holding_case(tmp_path)
     mark = sim_board.console_mark()
     proc = subprocess.Popen(
-        repro_argv(sim_board, case, results_root, "--no-submit", "--repeat", "4"),
+        repro_argv(sim_board, case.path, results_root, "--no-submit", "--repeat", "4"),
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
     )  # fmt: skip
     try:
         wait_for_hold(sim_board, proc, mark)
-        proc.send_signal(signal.SIGKILL)  # iteration 3 is running on the board right now
+        proc.send_signal(signal.SIGKILL)  # iteration 3 holds on the board until released
         assert proc.wait(timeout=60) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
@@ -50,27 +51,30 @@ def test_sigkill_mid_iteration_then_resume_keeps_every_finished_iteration_once(
     killed = json.loads((folder / "run.json").read_text())
     assert killed["status"] == "running" and killed["summary"] is None
 
-    # The board is still inside iteration 3's command: the resumed run gets a working shell
-    # back first (here the lab layer power-cycles the silent board, which also resets the
-    # board-side counter, so the outcomes of iterations 3-4 are not fixed; their count is).
+    # The killed run's command ends on the board (its hold released); the resumed run runs
+    # iterations 3 and 4 again from their setup, on the same board-side counter (4 and 5).
+    release_hold(sim_board, case, mark)
     resumed = harness_repro(
-        sim_board, case, results_root, "--no-submit", "--repeat", "4", "--resume", folder.name
+        sim_board, case.path, results_root, "--no-submit", "--repeat", "4", "--resume", folder.name
     )
-    assert resumed.code in (0, 1), resumed.stderr
+    assert resumed.code == 1, resumed.stderr
     lines = (folder / "results.jsonl").read_text().splitlines()
     assert lines[:2] == finished, "the finished iterations are kept byte for byte"
     records = resumed.iterations()
     assert [(r.iteration, r.session) for r in records] == [(1, 1), (2, 1), (3, 2), (4, 2)]
-    assert all(r.outcome != "error" for r in records), resumed.stderr
+    assert [r.outcome for r in records] == [
+        "not-reproduced",
+        "reproduced",
+        "reproduced",
+        "not-reproduced",
+    ], resumed.stderr
     run = resumed.run_json()
-    k = sum(r.outcome == "reproduced" for r in records)
-    assert run.status == "finished" and k >= 1, "iteration 2 reproduced"
-    assert run.verdict == "reproduced" and resumed.code == 1
+    assert run.status == "finished" and run.verdict == "reproduced"
     assert [s.finished_at is None for s in run.sessions] == [True, False], (
         "the killed session is recorded as never finished"
     )
-    assert (run.summary.iterations, run.summary.reproduced, run.summary.errors) == (4, k, 0)
-    low, high = stats.wilson(k, 4)
+    assert (run.summary.iterations, run.summary.reproduced, run.summary.errors) == (4, 2, 0)
+    low, high = stats.wilson(2, 4)
     assert (run.summary.interval.low, run.summary.interval.high) == (
         pytest.approx(low, abs=1e-6),
         pytest.approx(high, abs=1e-6),
@@ -137,7 +141,7 @@ def test_infrastructure_errors_are_not_counted_and_three_in_a_row_end_the_run_re
     sim_board, tmp_path: Path, results_root: Path
 ) -> None:
     # the second iteration's setup fails: an error, the rate is over the other three
-    flaky = holding_case(tmp_path, setup_check='[ "$(cat COUNTER)" != 2 ]')
+    flaky = holding_case(tmp_path, setup_check='[ "$(cat COUNTER)" != 2 ]').path
     flaky.write_text(flaky.read_text().replace('"$n" = 3', '"$n" = 99'))
     out = harness_repro(sim_board, flaky, results_root, "--no-submit", "--repeat", "3")
     assert out.code == 1, out.stderr
@@ -168,22 +172,14 @@ def test_hung_board_is_a_timeout_whose_evidence_is_board_output_never_the_comman
     sim_board, tmp_path: Path, results_root: Path
 ) -> None:
     """The signature regex ('ERROR state') is part of the trigger's own command text; a hang
-    must not make it match through the harness's message quoting that command."""
-    case = holding_case(tmp_path, timeout=5)
-    mark = sim_board.console_mark()
-    proc = subprocess.Popen(
-        repro_argv(sim_board, case, results_root, "--no-submit", "--repeat", "4"),
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
-    )  # fmt: skip
-    try:
-        wait_for_hold(sim_board, proc, mark)
-        sim_board.fault("hang")  # every process of the board stops, mid-trigger
-        _, err = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 1, err
+    must not make it match through the harness's message quoting that command.
+
+    The third trigger hangs the board itself right after printing HOLD-42 (every process of
+    the board stopped, as a lock-up the bug causes), so the hang is in place before the case
+    timeout can fire, however loaded the host."""
+    case = holding_case(tmp_path, timeout=10, hold="freeze")
+    out = harness_repro(sim_board, case.path, results_root, "--no-submit", "--repeat", "4")
+    assert out.code == 1, out.stderr
     (folder,) = list(results_root.iterdir())
     lines = (folder / "results.jsonl").read_text().splitlines()
     hung = json.loads(lines[2])

@@ -69,7 +69,7 @@ def test_up_list_down_two_qemu_boards_at_once(lab_dir, lab_artifacts):
     assert rows["bench-a"][1:3] == ["qemu-x86_64-mini", "on"]
     assert rows["bench-b"][1:3] == ["qemu-aarch64-uboot", "on"]
 
-    assert lab(lab_dir, "down", "bench-a").returncode == 0
+    assert lab(lab_dir, "down", "bench-a").returncode == 0  # returns once its processes are gone
     listed = lab(lab_dir, "list").stdout
     assert "bench-a" not in listed and "bench-b" in listed
     assert live_processes_mentioning(str(lab_dir / "bench-a")) == []
