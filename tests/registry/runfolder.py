@@ -10,8 +10,10 @@ harness/run/sysinfo.py itself from `_DebianUnit`, a stand-in for a unit's SSH li
 answers each diagnostic command; submission.json is written by `write_submission`. So a
 change to the run folder contract (a renamed field, a moved file) changes these folders
 too, and the tests that read them break where the registry or the bundle would.
-tests/registry/test_runfolder_contract.py checks these folders against a real `harness run`
-on the simulated board; the end-to-end tests (test_registry_end_to_end.py) use real runs.
+tests/registry/test_runfolder_contract.py checks the certification folders against a real
+`harness run` on the simulated board (the repro folders of `make_case_run_folder` are not
+checked against a real `harness repro` yet); the end-to-end tests
+(test_registry_end_to_end.py) use real runs.
 
 Only `unchecked` can write what the engine never would (a forged or hand-edited run.json):
 it is applied after the record was validated, for tests of what the registry refuses. The
