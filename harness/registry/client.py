@@ -27,7 +27,7 @@ from harness.registry.config import default_db_url, outbox_dir, remote_registry
 from harness.registry.interface import Registry
 from harness.report.bundle import make_bundle, read_run_json
 from harness.report.bundle_read import BundleUnreadable, verify_bundle
-from harness.report.runfolder import SUBMISSION, RunFolder, iso, utc_now
+from harness.report.runfolder import SUBMISSION, write_submission
 
 Delivery = Literal["delivered", "queued"]
 BUNDLE_SUFFIX = ".bundle.tar"
@@ -92,18 +92,13 @@ def _sibling(bundle_path: Path, suffix: str) -> Path:
     return bundle_path.with_name(bundle_path.name[: -len(BUNDLE_SUFFIX)] + suffix)
 
 
-def record_submission(run_dir: Path, status: str) -> None:
-    """Write the run folder's submission.json (harness/README.md "Run folder"); run.json is never touched."""
-    RunFolder(Path(run_dir)).write_json(SUBMISSION, {"status": status, "at": iso(utc_now())})
-
-
 def _record_delivered(bundle_path: Path, run_id: str) -> None:
     """Tell the entry's run folder, if it is still there and still that run, that it was delivered."""
     source = _sibling(bundle_path, SOURCE_SUFFIX)
     try:
         folder = Path(source.read_text(encoding="utf-8").strip())
         if folder.is_dir() and read_run_json(folder)["run_id"] == run_id:
-            record_submission(folder, "delivered")
+            write_submission(folder, "delivered")
     except (OSError, HarnessError):
         pass  # the folder moved or went away: the registry has the run, nothing to record
 
@@ -142,10 +137,14 @@ def submit_run(run_dir: str | os.PathLike[str]) -> Delivery:
         make_bundle(run_dir, bundle_path, identity)
         _sibling(bundle_path, SOURCE_SUFFIX).write_text(str(run_dir.absolute()) + "\n")
         fsync_dir(outbox)
-        status: Delivery = "queued" if _try_entry(bundle_path, identity, run_id) else "delivered"
-    if status == "queued":
-        record_submission(run_dir, status)
-    return status
+        problem = _try_entry(bundle_path, identity, run_id)
+    if problem is None:
+        return "delivered"  # recorded in the folder by _try_entry
+    from harness.registry.delivery import Problem
+
+    queued = Problem.parse(problem)
+    write_submission(run_dir, "queued", queued.reason, queued.what_to_do)
+    return "queued"
 
 
 def pending() -> list[tuple[str, Path]]:

@@ -9,27 +9,28 @@ run.json is believed.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from harness.errors import Location, UserError
-from harness.registry.submission import MAX_BUNDLE_BYTES
+from harness.registry.submission import MAX_BUNDLE_BYTES, MAX_RUN_JSON_BYTES
 from harness.report.bundle import read_run_json
-from harness.report.bundle_read import read_member, verify_bundle
+from harness.report.bundle_read import load_json_bounded, read_member, verify_bundle
 
 
 def _run_json_of_bundle(path: Path) -> dict[str, Any]:
+    """run.json of a verified bundle, read from the file in pieces (a bundle may be 256 MiB)."""
     size = path.stat().st_size
     if size > MAX_BUNDLE_BYTES:
         raise UserError(f"bundle is larger than {MAX_BUNDLE_BYTES} bytes", Location(path))
-    data = path.read_bytes()
-    report = verify_bundle(data, label=str(path))
+    report = verify_bundle(path)
     if not report.ok:
         raise UserError("bundle rejected: " + "; ".join(report.problems), Location(path))
     try:
-        run = json.loads(read_member(data, "run/run.json").decode("utf-8"))
-    except (KeyError, ValueError, UnicodeDecodeError) as exc:
+        with path.open("rb") as fh:
+            raw = read_member(fh, "run/run.json", MAX_RUN_JSON_BYTES)
+        run = load_json_bounded(raw, "run.json")
+    except (KeyError, ValueError) as exc:
         raise UserError(f"bundle has no readable run.json ({exc})", Location(path)) from None
     if not isinstance(run, dict):
         raise UserError("run.json in the bundle must hold a JSON object", Location(path))

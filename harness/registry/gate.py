@@ -10,7 +10,7 @@ hearing 401. This pure ASGI middleware runs first and looks at headers only:
   right role; otherwise it is answered 401/403 without reading a byte of body;
 - every request has a body limit for its route; a declared Content-Length above
   it is answered 413 at once, and a body sent without one is counted while it
-  streams and cut off with 413 at the limit.
+  streams and cut off at the limit: 413, and the connection is closed.
 
 Hand-written because Starlette and FastAPI (before its recent `max_body_size`)
 have no auth-before-body hook; it stays small and only reads headers. Roles are
@@ -71,11 +71,17 @@ class BodyTooLarge(HTTPException):
     """Raised from `receive` when a streamed body passes its limit; FastAPI answers 413.
 
     An HTTPException (not a RegistryError) because FastAPI re-raises HTTPException
-    from body parsing as it is, but turns any other error there into a 400.
+    from body parsing as it is, but turns any other error there into a 400. The answer
+    says `Connection: close`, so the server closes the connection after it: without
+    that, uvicorn keeps it open and reads (and drops) the rest of the body, however long.
     """
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body is larger than {limit} bytes for this route")
+        super().__init__(
+            413,
+            f"request body is larger than {limit} bytes for this route",
+            headers={"Connection": "close"},
+        )
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -221,6 +221,22 @@ def read_any_run_json(path: Path) -> dict[str, Any]:
     return parse_record(model, raw, path).model_dump(mode="json", by_alias=True)
 
 
+def write_submission(
+    run_dir: Path, status: str, reason: str | None = None, what_to_do: str | None = None
+) -> None:
+    """submission.json: how the delivery of a finished run went, in one shape for every writer.
+
+    `harness run`, `harness repro`, `registry submit` and the `registry sync` that later
+    delivers a queued run all record through here: `status` (delivered, queued, or
+    "unavailable: why"), `at`, and for a queued run the `reason` and `what_to_do`.
+    run.json is never touched, and the file is never part of the bundle.
+    """
+    record = {"status": status, "at": iso(utc_now())}
+    if reason is not None:
+        record.update(reason=reason, what_to_do=what_to_do or "")
+    RunFolder(Path(run_dir)).write_json(SUBMISSION, record)
+
+
 def read_result_lines(path: Path) -> list[ResultRecord]:
     """Every complete line of a certification run's results.jsonl (see `read_record_lines`)."""
     return read_record_lines(path, ResultRecord)

@@ -18,7 +18,7 @@ from harness.errors import EXIT_INFRA, InfraError, Location, UserError
 from harness.model.case import load_case
 from harness.model.case_records import IterationRecord, Summary
 from harness.options import place_options, results_option, run_id_option
-from harness.report.runfolder import RUN_ID, SUBMISSION, check_results_root, iso, utc_now
+from harness.report.runfolder import RUN_ID, check_results_root
 from harness.report.runfolder import new_run_id as new_run_id_for
 from harness.repro import stats
 from harness.repro.folder import ReproFolder
@@ -247,9 +247,7 @@ def repro(
         err=True,
     )
     if not no_submit:
-        delivery = submit(folder)
-        ReproFolder(folder).write_json(SUBMISSION, {"status": delivery, "at": iso(utc_now())})
-        click.echo(f"registry: {delivery}", err=True)
+        submit(folder)
     if code == EXIT_INFRA and run.verdict == "incomplete":
         raise InfraError(f"no iteration could be counted; continue with --resume {run_id}")
     return code

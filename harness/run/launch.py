@@ -34,12 +34,10 @@ from harness.model.plan import Plan, load_plan
 from harness.model.records import ImageInfo
 from harness.report.runfolder import (
     RUN_ID,
-    SUBMISSION,
     RunFolder,
     check_results_root,
-    iso,
     new_run_id,
-    utc_now,
+    write_submission,
 )
 from harness.run.image import (
     OsImage,
@@ -295,7 +293,7 @@ def _check_answers(request: RunRequest) -> None:
         )
 
 
-def submit(run_dir: Path) -> str:
+def _deliver(run_dir: Path) -> str:
     """Deliver the run to the registry: its delivery status, never an exception."""
     try:
         from harness.registry.client import submit_run
@@ -306,6 +304,29 @@ def submit(run_dir: Path) -> str:
     except Exception as exc:  # the registry never changes the verdict, and never loses the run
         log.info("submitting %s failed", run_dir, exc_info=True)
         return f"unavailable: {type(exc).__name__}: {exc}"
+
+
+def submit(run_dir: Path) -> str:
+    """Deliver a finished run, record how it went in its submission.json and tell the user.
+
+    A queued run's reason and what to do are printed here, not only kept in the outbox's
+    .error file. run.json is not touched: the bundle the registry holds is exactly the folder.
+    """
+    status = _deliver(run_dir)
+    problem = None
+    if status == "queued":
+        from harness.registry.delivery import queued_problem_of_folder
+
+        problem = queued_problem_of_folder(run_dir)
+    if problem is None:
+        write_submission(run_dir, status)
+    else:
+        write_submission(run_dir, status, problem.reason, problem.what_to_do)
+    click.echo(f"registry: {status}", err=True)
+    if problem is not None:
+        click.echo(f"  why: {problem.reason}", err=True)
+        click.echo(f"  what to do: {problem.what_to_do}", err=True)
+    return status
 
 
 def run_plan(request: RunRequest) -> tuple[int, Path]:
@@ -369,26 +390,11 @@ def run_plan(request: RunRequest) -> tuple[int, Path]:
         raise InfraError(
             f"the run did not start (pytest exit {int(status)}); see the messages above"
         )
-    session_folder = RunFolder(folder)
-    run_record = session_folder.read_run()
+    run_record = RunFolder(folder).read_run()
     if run_record.status != "finished":
         raise InfraError(f"run {run_id} did not finish; continue it with --resume {run_id}")
     if not request.no_submit:
-        # run.json is not touched after this point: the bundle the registry holds is exactly
-        # the folder; how the delivery went is kept beside it.
-        registry = submit(folder)
-        submission = {"status": registry, "at": iso(utc_now())}
-        if registry == "queued":
-            from harness.registry.delivery import queued_problem_of_folder
-
-            problem = queued_problem_of_folder(folder)
-            if problem is not None:  # shown here, not only in the outbox's .error file
-                submission.update(reason=problem.reason, what_to_do=problem.what_to_do)
-        session_folder.write_json(SUBMISSION, submission)
-        click.echo(f"registry: {registry}", err=True)
-        if "reason" in submission:
-            click.echo(f"  why: {submission['reason']}", err=True)
-            click.echo(f"  what to do: {submission['what_to_do']}", err=True)
+        submit(folder)
     code = run_record.exit_code
     return (code if code is not None else EXIT_INFRA), folder
 

@@ -26,6 +26,7 @@ from harness import __version__
 from harness.errors import HarnessError, InfraError, LabLost, UserError
 from harness.lab.contract import BoardLink
 from harness.model.board import BoardProfile
+from harness.model.facts import InventoryRecord
 from harness.model.plan import Plan, TestSpec
 from harness.model.records import (
     BoardInfo,
@@ -263,19 +264,14 @@ class RunSession:
         self._facts = facts.model_dump(mode="json")
         settle = board.last_settle
         kernel = kernel_identity(board)
-        self.folder.write_json(
-            INVENTORY,
-            {
-                "facts": self._facts,
-                # What the profile promised, so a report of the folder (or its bundle)
-                # can set the unit against it without the profile file.
-                "profile": self.profile.inventory.model_dump(mode="json"),
-                "kernel": kernel,
-                "collected_at": iso(utc_now()),
-                # How long the device set took to stop changing after the last boot.
-                "settle": settle.as_dict() if settle is not None else None,
-            },
+        inventory = InventoryRecord(
+            facts=facts,
+            profile=self.profile.inventory,
+            kernel=kernel,
+            collected_at=iso(utc_now()),
+            settle=settle.as_dict() if settle is not None else None,
         )
+        self.folder.write_json(INVENTORY, inventory.model_dump(mode="json"))
         software = software_identity(board, facts)
         software["kernel_build_id"] = kernel["build_id"]
         software["kernel_identity"] = kernel

@@ -2,11 +2,18 @@
 
 Every file comes from the code the engine uses: run.json is a `RunRecord` and every
 results.jsonl line a `ResultRecord` (harness/model/records.py), both written by
-`RunFolder`; counts, verdict and exit code come from harness.run.outcomes; junit.xml
-from harness.report.junit; inventory.json from the `Facts` model. So a change to the run
-folder contract (a renamed field, a moved file) changes these folders too, and the tests
-that read them break where the registry or the bundle would. The end-to-end tests
-(test_registry_end_to_end.py) use a real `harness run` on the simulated board instead.
+`RunFolder`; counts, verdict and exit code come from harness.run.outcomes; junit.xml from
+harness.report.junit; report.html from harness.report.html; inventory.json is an
+`InventoryRecord` (harness/model/facts.py) holding the kernel identity and settle report
+types of harness/lab; diagnostics/ and run.json `diagnostics` are collected by
+harness/run/sysinfo.py itself from `_DebianUnit`, a stand-in for a unit's SSH link that
+answers each diagnostic command; submission.json is written by `write_submission`. So a
+change to the run folder contract (a renamed field, a moved file) changes these folders
+too, and the tests that read them break where the registry or the bundle would.
+tests/registry/test_runfolder_contract.py checks the certification folders against a real
+`harness run` on the simulated board (the repro folders of `make_case_run_folder` are not
+checked against a real `harness repro` yet); the end-to-end tests
+(test_registry_end_to_end.py) use real runs.
 
 Only `unchecked` can write what the engine never would (a forged or hand-edited run.json):
 it is applied after the record was validated, for tests of what the registry refuses. The
@@ -22,7 +29,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.lab.kernel_identity import KernelIdentity
+from harness.lab.result import CommandResult
+from harness.lab.settle import SettleReport
 from harness.labkey import LabIdentity
+from harness.model.board import BlockDevice, Inventory
+from harness.model.board_evidence import ToolsInfo
 from harness.model.case_records import (
     Baseline,
     CaseBoard,
@@ -34,7 +46,7 @@ from harness.model.case_records import (
     IterationRecord,
     Verification,
 )
-from harness.model.facts import BlockDeviceFact, Facts
+from harness.model.facts import BlockDeviceFact, Facts, InventoryRecord
 from harness.model.records import (
     ErrorClass,
     LabInfo,
@@ -45,15 +57,19 @@ from harness.model.records import (
 )
 from harness.report.bundle import FORMAT, MANIFEST, RUN_PREFIX, SIGNATURE, canonical_json
 from harness.report.bundle import write_canonical as write_canonical_tar
+from harness.report.html import write_report
 from harness.report.junit import write_junit
-from harness.report.runfolder import INVENTORY, RUN_JSON, SUBMISSION, RunFolder
+from harness.report.runfolder import INVENTORY, RUN_JSON, RunFolder, write_submission
 from harness.repro.folder import ReproFolder
 from harness.repro.session import summarize
+from harness.run import sysinfo
 from harness.run.outcomes import count_outcomes, decide_verdict, exit_code_for
 
 STARTED = "2026-11-28T07:00:00.000Z"
 FINISHED = "2026-11-28T07:05:00.000Z"
 PASSING = 12  # blocker tests that pass in every folder
+BOOTLOADER = "U-Boot 2023.01"
+BUILD_ID = "3f1c0a9e7b5d2c4e6f8a0b1c2d3e4f5a6b7c8d9e"
 
 
 def _line(index: int, outcome: Outcome, **fields: Any) -> ResultRecord:
@@ -99,6 +115,64 @@ def results_for(verdict: str, plan_id: str) -> list[ResultRecord]:
     return lines
 
 
+# What a Debian arm64 unit answers to each diagnostic command (exit status, stdout, stderr):
+# no device tree blob exported and no DMI, like many vendor kernels.
+_ANSWERS: dict[str, tuple[int, str, str]] = {
+    "dmesg": (0, "[    0.000000] Booting Linux on physical CPU 0x0000000000\n", ""),
+    "kernel-config": (0, "CONFIG_ARM64=y\nCONFIG_MODULE_SIG=y\n", ""),
+    "cmdline": (0, "console=ttyS2,1500000 root=/dev/mmcblk0p2 rw rootwait\n", ""),
+    "modules": (0, "Module                  Size  Used by\nipv6                  557056  20\n", ""),
+    "devicetree": (sysinfo.ABSENT, "", "no device tree (/sys/firmware/fdt)\n"),
+    "dmi": (sysinfo.ABSENT, "", "no DMI (/sys/class/dmi/id)\n"),
+    "firmware": (0, "/sys/firmware: devicetree \n", ""),
+}
+_ITEM_OF_COMMAND = {item.command: item.name for item in sysinfo.ITEMS}
+
+
+class _DebianUnit:
+    """The SSH link `sysinfo.collect` reads the unit's diagnostics over, answering from `_ANSWERS`."""
+
+    has_ssh = True
+
+    def __init__(self) -> None:
+        self.ssh = self
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        status, out, err = _ANSWERS[_ITEM_OF_COMMAND[command]]
+        return CommandResult(command, status, out, err, 0.05)
+
+
+def _inventory(kernel: KernelIdentity) -> InventoryRecord:
+    """inventory.json of a unit that has what its profile promises, settled after one look."""
+    return InventoryRecord(
+        facts=Facts(
+            kernel_release=kernel.kernel_release,
+            kernel_version=kernel.kernel_version,
+            arch="aarch64",
+            os_name="Debian GNU/Linux",
+            os_version="12",
+            hostname="ab100-unit",
+            cpus=2,
+            memory_mib=256,
+            block_devices=[BlockDeviceFact(name="mmcblk0", size_mib=7456, removable=False)],
+            network_interfaces=["eth0"],
+            serial_ports=1,
+            watchdog=True,
+            rtc=False,
+        ),
+        profile=Inventory(
+            cpus=2,
+            memory_mib=256,
+            block_devices=[BlockDevice(name="mmcblk0", size_mib=7456)],
+            network_interfaces=["eth0"],
+            watchdog=True,
+        ),
+        kernel=kernel.to_dict(),
+        collected_at=STARTED,
+        settle=SettleReport(settled=True, seconds=1.5, looks=2, missing=()).as_dict(),
+    )
+
+
 def make_run_folder(
     parent: Path,
     run_id: str,
@@ -122,7 +196,8 @@ def make_run_folder(
 
     `extra` replaces run.json fields and must still fit `RunRecord`; `submitted` writes the
     submission.json that `harness run` adds after delivering ("delivered" or "queued").
-    `case_run` (see repro_fields) makes a `harness repro` folder instead.
+    `case_run` (see repro_fields) makes a `harness repro` folder instead. An interrupted
+    folder has what a killed harness leaves: no junit.xml, report.html or diagnostics.
     """
     if case_run is not None:
         board = {"vendor": vendor, "model": model, "revision": revision}
@@ -143,6 +218,22 @@ def make_run_folder(
     decided = decide_verdict(results) if status == "finished" else "incomplete"
     assert decided == verdict or status == "running", (decided, verdict)
     finished = status == "finished"
+    kernel = KernelIdentity(
+        kernel_release=kernel_release,
+        kernel_version=kernel_version,
+        build_id=BUILD_ID,
+        build_id_source="/sys/kernel/notes",
+        module_signer=None,
+        module_sig_key=None,
+        module=None,
+    )
+    diagnostics = (
+        sysinfo.collect(_DebianUnit(), folder, BOOTLOADER).model_copy(  # type: ignore[arg-type]
+            update={"collected_at": FINISHED}
+        )  # the same bytes on every call
+        if finished
+        else None
+    )
     run = RunRecord.model_validate(
         {
             "schema": 1,
@@ -177,7 +268,9 @@ def make_run_folder(
                 "kernel_release": kernel_release,
                 "kernel_version": kernel_version,
                 "os_release": os_release,
-                "bootloader": "U-Boot 2023.01",
+                "bootloader": BOOTLOADER,
+                "kernel_build_id": kernel.build_id,
+                "kernel_identity": kernel.to_dict(),
             },
             "started_at": STARTED,
             "finished_at": FINISHED if finished else None,
@@ -195,32 +288,26 @@ def make_run_folder(
             ],
             "retries": 1,
             "exit_code": exit_code_for(decide_verdict(results), counts) if finished else None,
+            "diagnostics": diagnostics,
+            "tools": ToolsInfo(probed=list(sysinfo.TOOLS)),
             **(extra or {}),
         }
     )
     run_folder.write_run(run)
-    if unchecked:
-        run_folder.write_json(RUN_JSON, {**run.to_json(), **unchecked})
-    write_junit(run_folder.junit_file, run, results)
     run_folder.console_log.write_bytes(
-        b"U-Boot 2023.01\r\nStarting kernel ...\r\nlogin: root\r\n# uname -r\r\n"
+        f"{BOOTLOADER}\r\nStarting kernel ...\r\nlogin: root\r\n# uname -r\r\n".encode()
         + kernel_release.encode()
         + b"\r\n"
     )
-    facts = Facts(
-        kernel_release=kernel_release,
-        kernel_version=kernel_version,
-        arch="aarch64",
-        cpus=2,
-        memory_mib=256,
-        block_devices=[BlockDeviceFact(name="mmcblk0", size_mib=7456, removable=False)],
-    )
-    run_folder.write_json(
-        INVENTORY, {"facts": facts.model_dump(mode="json"), "collected_at": STARTED}
-    )
-    (run_folder.artifacts / "dmesg.txt").write_text("[    0.000000] Booting Linux\n")
+    run_folder.write_json(INVENTORY, _inventory(kernel).model_dump(mode="json"))
+    (run_folder.artifacts / "roundtrip.bin").write_bytes(bytes(range(64)))
+    if finished:
+        write_junit(run_folder.junit_file, run, results)
+        write_report(folder)
+    if unchecked:
+        run_folder.write_json(RUN_JSON, {**run.to_json(), **unchecked})
     if submitted is not None:
-        run_folder.write_json(SUBMISSION, {"status": submitted, "at": FINISHED})
+        write_submission(folder, submitted)
     return folder
 
 
