@@ -36,7 +36,7 @@ from harness.registry.store import Store
 from harness.vlab.handle import RunningBoard
 from tests.registry.conftest import Server
 from tests.repro.conftest import holding_case, release_hold, repro_argv, wait_for_hold
-from tests.run.conftest import REPO
+from tests.run.conftest import REPO, RunOutput
 from tests.run.matrix_helpers import MatrixRun, before_is_intact, resume_matrix
 
 
@@ -58,19 +58,20 @@ class SoakLab:
         return {**self.env, "HARNESS_REGISTRY_URL": self.server.url}
 
 
-def _submitted_run(lab: SoakLab, row: str, inject: Callable[[MatrixRun], None] | None) -> str:
+def _submitted_run(lab: SoakLab, row: str, inject: Callable[[MatrixRun], None] | None) -> RunOutput:
     run = MatrixRun(lab.board, lab.next_root(), row, submit=True, **lab.registry_env())
     if inject is not None:
         run.wait_ready()
         inject(run)
+        run.release()  # the fault is in: a victim that waits for it may go on
     output = run.finish()
     assert output.code in (0, 1, 3), output.stderr
     assert "Traceback" not in output.stderr
-    return output.stderr
+    return output
 
 
 def clean_cycle(lab: SoakLab, rng: random.Random) -> None:
-    err = _submitted_run(lab, "", None)
+    err = _submitted_run(lab, "", None).stderr
     assert "registry: delivered" in err, err
 
 
@@ -78,15 +79,20 @@ def board_fault_cycle(lab: SoakLab, rng: random.Random) -> None:
     kind = rng.choice(["hang", "panic", "reset", "power-off", "noise"])
     lab.log.append(f"board fault {kind}")
     options = {"bytes": 2048} if kind == "noise" else {}
-    _submitted_run(lab, kind, lambda run: lab.board.fault(kind, **options))
+    output = _submitted_run(lab, kind, lambda run: lab.board.fault(kind, **options))
+    assert output.outcomes()["victim"] != "pass", (output.result("victim"), output.stderr)
 
 
 def sigkill_resume_cycle(lab: SoakLab, rng: random.Random) -> None:
-    run = MatrixRun(lab.board, lab.next_root(), "", submit=True, **lab.registry_env())
+    # The victim blocks on the board until released, so the kill lands inside it on any host.
+    run = MatrixRun(lab.board, lab.next_root(), "sigkill", submit=True, **lab.registry_env())
     run.wait_ready()
     run.proc.send_signal(signal.SIGKILL)
     killed = run.finish()
+    run.release()
+    assert killed.code == -signal.SIGKILL, killed.stderr
     before_is_intact(killed)
+    assert killed.outcomes().get("victim") != "pass"
     again = resume_matrix(lab.board, killed, submit=True, **lab.registry_env())
     assert again.code == 0, again.stderr
     assert "registry: delivered" in again.stderr
@@ -96,7 +102,7 @@ def registry_down_cycle(lab: SoakLab, rng: random.Random) -> None:
     """The registry is stopped for a whole run; the run is queued and delivered by sync later."""
     lab.server.stop()
     try:
-        err = _submitted_run(lab, "", None)
+        err = _submitted_run(lab, "", None).stderr
         assert "registry: queued" in err, err
     finally:
         lab.server.start()

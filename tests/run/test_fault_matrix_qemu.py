@@ -3,8 +3,10 @@
 Every row runs plans/fault-matrix.yaml (`before`, the `victim` the fault
 strikes, then `after` on the console and `after-ssh` over SSH) as a user
 would, with `harness run`. The fault is injected only once the victim's
-READY line is in the board's console log (evidence, never a timer), and each
-row then proves three things: the victim did not pass, the test finished
+READY line is in the board's console log (evidence, never a timer); the victim
+then blocks until the fault has ended it or the test releases it after the fault
+(plans/runtest_matrix.py), so the fault lands inside it however slow the host
+is. Each row then proves three things: the victim did not pass, the test finished
 before the fault is intact (same line, same session), and the run can be
 continued with `harness run --resume RUN_ID`.
 """
@@ -22,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from harness.lab.board import KERNEL_BANNER
 from harness.vlab.fixtures import wait_for_console
 from tests.run.conftest import RunOutput
 from tests.run.matrix_helpers import READY_WAIT, MatrixRun, before_is_intact, resume_matrix
@@ -62,7 +65,7 @@ BOARD_ROWS: dict[str, tuple[Callable[[Any], Any] | None, set[str], str]] = {
     "hang": (lambda b: b.fault("hang"), {"error"}, "ShellUnresponsive"),
     "panic": (lambda b: b.fault("panic"), {"fail"}, "panic"),
     "reset": (lambda b: b.fault("reset"), {"fail"}, "unexpected-reset"),
-    "power-off": (lambda b: b.fault("power-off"), {"error", "fail"}, ""),
+    "power-off": (lambda b: b.fault("power-off"), {"error"}, "ShellUnresponsive"),
     "noise": (lambda b: b.fault("noise", bytes=2048), {"fail", "error"}, ""),
     "silent": (None, {"error"}, ""),
     "sshd-killed": (None, {"error"}, "SSH"),
@@ -83,9 +86,12 @@ def test_board_fault_never_passes_keeps_finished_results_and_recovers(
         # the victim reboots next; strike again once the board is back at its login prompt
         since = board.console_mark()
         wait_for_console(board, board.profile.console.login_prompt, READY_WAIT, since=since)
+        since = board.console_mark()
         board.fault("reset")
+        wait_for_console(board, KERNEL_BANNER, READY_WAIT, since=since)  # it did reset
     elif inject is not None:
         inject(board)
+    run_bg.release()  # the fault is in: a victim that waits for it may go on
     run = run_bg.finish()
     outcomes = run.outcomes()
     victim = _line(run, "victim")
@@ -125,6 +131,7 @@ def test_signal_mid_run_loses_nothing_and_resume_completes_the_run(
     run_bg.wait_ready()
     run_bg.proc.send_signal(signum)
     run = run_bg.finish()
+    run_bg.release()  # only now that the harness is gone: its blocked command ends
     assert run.code in codes, (run.code, run.stderr)
     assert "Traceback" not in run.stderr
     before = before_is_intact(run)
@@ -178,6 +185,7 @@ def test_results_disk_full_stops_the_run_cleanly_and_resume_completes_it(
     run_bg = MatrixRun(any_board, small_results_root, "disk-full")
     run_bg.wait_ready()
     filler = _fill(small_results_root.parent)
+    run_bg.release()  # the disk is full: the victim passes now, and its result cannot be written
     run = run_bg.finish()
     assert run.code == 3, (run.code, run.stderr)
     assert "Traceback" not in run.stderr
