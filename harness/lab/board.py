@@ -341,6 +341,10 @@ class Board:
         if self.console.ready and self.console.resync(RESYNC_WAIT):
             return
         self.console.ready = False
+        # The shell was lost, often because the board reset or crashed: an SSH link opened
+        # before may point at a machine that no longer exists (a user-mode network keeps the
+        # host's end open), so the next SSH command reconnects instead of dying on it.
+        self._drop_ssh()
         self.machine.drive(BoardState.SHELL)
 
     # --- facts --------------------------------------------------------------------------
