@@ -70,7 +70,7 @@ BOARD_ROWS: dict[str, tuple[Callable[[Any], Any] | None, set[str], str]] = {
     "silent": (None, {"error"}, ""),
     "sshd-killed": (None, {"error"}, "SSH"),
     "link-down": (None, {"error"}, "SSH"),
-    "reboot-health": (None, {"fail", "error"}, ""),
+    "reboot-health": (None, {"fail"}, "unexpected-reset"),
 }
 
 
