@@ -14,23 +14,9 @@ from harness.vlab.boardhost import resolve_board
 from harness.vlab.envfile import OPT_CONTROL, OPT_PROFILE, OPT_SSH_HOST_KEY
 from harness.vlab.handle import RunningBoard
 from harness.vlab.state import pid_alive, running
+from tests.vlab.processes import live_processes_mentioning
 
 pytestmark = pytest.mark.qemu
-
-
-def processes_mentioning(text: str) -> list[int]:
-    """Live (non-zombie) processes whose command line contains `text`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if text.encode() in cmdline and pid_alive(int(entry)):
-            found.append(int(entry))
-    return found
 
 
 def test_env_file_loads_in_labgrid_and_serial_driver_sees_the_login_prompt(qemu_board):
@@ -82,7 +68,7 @@ def test_killing_the_owner_kills_the_bench_and_its_qemu(vlab_dir, lab_artifacts,
             "bench and QEMU to exit after their owner died",
         )
         eventually(
-            lambda: processes_mentioning(state_dir) == [],
+            lambda: live_processes_mentioning(state_dir) == [],
             120,
             "every process of the bench to end",
         )

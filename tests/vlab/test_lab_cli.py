@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from harness.vlab.state import pid_alive
+from tests.vlab.processes import live_processes_mentioning
 
 
 def lab(lab_dir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -27,20 +28,6 @@ def lab(lab_dir: Path, *args: str, timeout: float = 300) -> subprocess.Completed
 
 def up_facts(output: str) -> dict[str, str]:
     return dict(re.findall(r"^([a-z ]+):\s+(.+)$", output, re.MULTILINE))
-
-
-def live_processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if text.encode() in cmdline and pid_alive(int(entry)) and int(entry) != os.getpid():
-            found.append(int(entry))
-    return found
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from labgrid import Environment
 from harness.vlab.boardhost import stop_bench
 from harness.vlab.envfile import OPT_LAB_KIND, OPT_SSH_HOST_KEY
 from harness.vlab.state import pid_alive
+from tests.vlab.processes import live_processes_mentioning
 
 
 def ssh(board, password: str = "root") -> paramiko.SSHClient:
@@ -192,28 +193,13 @@ def test_env_file_drives_the_board_through_labgrid(sim_board):
     target.deactivate_all_drivers()
 
 
-def processes_mentioning(text: str) -> list[int]:
-    """Live (non-zombie) processes whose command line contains `text`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if text.encode() in cmdline and pid_alive(int(entry)):
-            found.append(int(entry))
-    return found
-
-
 def test_taking_down_a_bench_that_does_not_answer_returns_once_it_and_its_board_are_gone(
     sim_board,
 ):
     state = sim_board.state()
     folder = state.state_dir + "/"
-    assert state.machine_pid in processes_mentioning(folder)  # the board's unshare
+    assert state.machine_pid in live_processes_mentioning(folder)  # the board's unshare
     os.kill(state.pid, signal.SIGSTOP)  # the bench can neither answer nor exit: it is killed
     stop_bench(state, timeout=1.0)
-    assert processes_mentioning(folder) == []
+    assert live_processes_mentioning(folder) == []
     assert not pid_alive(state.pid) and not pid_alive(state.machine_pid)
