@@ -4,6 +4,10 @@ Each file must end in exit 2 / a UserError naming the file (and the line where
 one exists), in bounded time and memory. The time and memory bounds below are
 generous ceilings that only an unbounded loader would cross (issue 10 measured
 6.4 s / 1.1 GB for a 6-level bomb); the measured values are printed (-s).
+
+Time is the CPU time the loader spends (`time.process_time`), never wall time: on a loaded CI
+machine, wall time grows with every other process in the run queue (a 1 MB file once took
+2.04 s of wall time there), while the work an unbounded loader does grows with its input.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 BOARD = REPO / "boards" / "qemu-x86_64.yaml"
 PLAN = REPO / "tests" / "run" / "plans" / "all-pass.yaml"
 
-SECONDS = 2.0  # in-process ceiling per file; measured: under 0.1 s except the 1 MB files
+CPU_SECONDS = 2.0  # in-process ceiling per file; measured: under 0.1 s except the 1 MB files
 TRACED_MB = 32  # Python allocations while loading; measured: at most ~8 MB
 CHILD_RSS_MB = 250  # whole `harness check` process, interpreter included
 
@@ -52,10 +56,10 @@ def test_hostile_file_is_refused_in_bounded_time_and_memory(
     hostile.write(file)
     load_any(PLAN)  # import the loaders first: the bound is on loading, not on importing
 
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(UserError) as refused:
         load_any(file)
-    seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - started
 
     tracemalloc.start()
     try:
@@ -64,9 +68,9 @@ def test_hostile_file_is_refused_in_bounded_time_and_memory(
         peak = tracemalloc.get_traced_memory()[1] / 1e6
     finally:
         tracemalloc.stop()
-    print(f"\n{hostile.name}: {seconds * 1000:.1f} ms, peak {peak:.2f} MB traced")
+    print(f"\n{hostile.name}: {cpu_seconds * 1000:.1f} ms of CPU, peak {peak:.2f} MB traced")
     _expect(str(refused.value), hostile, file)
-    assert seconds < SECONDS
+    assert cpu_seconds < CPU_SECONDS
     assert peak < TRACED_MB
 
 

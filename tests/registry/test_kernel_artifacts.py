@@ -219,17 +219,19 @@ def hostile(kernels: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
-def test_hostile_artifact_is_refused_within_a_second_in_bounded_memory(
+def test_hostile_artifact_is_refused_within_a_cpu_second_in_bounded_memory(
     hostile: dict[str, Path], name: str
 ) -> None:
+    """CPU time, not wall time: a decompression bomb multiplies the work, while a loaded CI
+    machine stretches wall time by however many processes share the cores."""
     path = hostile[name]
-    started = time.monotonic()
+    started = time.process_time()
     with pytest.raises(UserError) as refused:
         identify_artifact(path)
-    seconds = time.monotonic() - started
-    print(f"refused {name:45} in {seconds:.3f} s: {refused.value.message}")
+    cpu_seconds = time.process_time() - started
+    print(f"refused {name:45} after {cpu_seconds:.3f} s of CPU: {refused.value.message}")
     assert str(path) in str(refused.value) and "kernel artifact refused" in str(refused.value)
-    assert seconds < 1.0, f"{name}: refused only after {seconds:.2f} s"
+    assert cpu_seconds < 1.0, f"{name}: refused only after {cpu_seconds:.2f} s of CPU"
     tracemalloc.start()
     try:
         with pytest.raises(UserError):
@@ -254,21 +256,21 @@ def test_cli_exits_2_with_one_paragraph_and_the_api_answers_422(
     admin = api.headers("admin")
     for name, path in hostile.items():
         body = path.read_bytes()
-        started = time.monotonic()
+        started = time.process_time()  # the app runs in this process (TestClient)
         answer = api.client.post(
             "/kernels/artifact", params={"board": BOARD, "name": path.name},
             content=body, headers=admin,
         )  # fmt: skip
-        seconds = time.monotonic() - started
+        cpu_seconds = time.process_time() - started
         assert answer.status_code == 422, (name, answer.text)
         assert (
             "kernel artifact refused" in answer.json()["detail"]
             or "empty" in answer.json()["detail"]
         )
-        # Bodies of tens of MB take their own time to upload on a loaded machine; what the
-        # registry spends on them is bounded by the in-process timing test above.
+        # Bodies of tens of MB cost their own CPU to send through the test client; what the
+        # registry spends on them is bounded by the in-process test above.
         if len(body) <= 8 << 20:
-            assert seconds < 1.0, f"{name}: 422 only after {seconds:.2f} s"
+            assert cpu_seconds < 1.0, f"{name}: 422 only after {cpu_seconds:.2f} s of CPU"
     assert api.client.get("/kernels").json() == []
 
 

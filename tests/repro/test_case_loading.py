@@ -4,6 +4,7 @@ are refused fast and in bounded memory before any YAML tree is built."""
 from __future__ import annotations
 
 import resource
+import threading
 import time
 from pathlib import Path
 
@@ -77,18 +78,21 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_hostile_case_file_is_refused_within_a_second_in_bounded_memory(
+def test_hostile_case_file_is_refused_within_a_cpu_second_in_bounded_memory(
     tmp_path: Path, name: str
 ) -> None:
+    """CPU time, not wall time: the loader's work is what an unbounded loader would multiply,
+    while a loaded CI machine stretches wall time by however many processes share the cores."""
     path = tmp_path / f"{name}.yaml"
     path.write_bytes(HOSTILE[name].encode("utf-8", "surrogateescape"))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(UserError) as raised:
         load_case(path)
-    elapsed = time.perf_counter() - started
+    cpu_seconds = time.process_time() - started
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    assert elapsed < 1.0, f"{name} took {elapsed:.2f} s"
+    print(f"{name}: refused after {cpu_seconds:.3f} s of CPU")
+    assert cpu_seconds < 1.0, f"{name} took {cpu_seconds:.2f} s of CPU"
     assert grown_kib < 64 * 1024, f"{name} grew the process by {grown_kib} KiB"
     assert str(raised.value.location.file).endswith(f"{name}.yaml")
 
@@ -100,11 +104,27 @@ def test_case_that_is_a_named_pipe_is_refused_instead_of_waiting_for_a_writer(
 
     path = tmp_path / "case.yaml"
     os.mkfifo(path)
-    started = time.perf_counter()
-    with pytest.raises(UserError, match="is a pipe") as raised:
-        load_case(path)
-    assert time.perf_counter() - started < 1.0
-    assert raised.value.location.file == path
+    outcome: list[BaseException | None] = []
+
+    def load() -> None:
+        try:
+            load_case(path)
+        except BaseException as error:  # handed to the test thread below
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    loader.join(timeout=120)  # a bound for a hang only: a loader that waits never returns
+    if loader.is_alive():
+        # Release the blocked open() so the thread can end, then report the hang.
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("load_case is still waiting for a writer on the pipe after 120 s")
+    (error,) = outcome
+    assert isinstance(error, UserError), error
+    assert "is a pipe" in str(error)
+    assert error.location.file == path
 
 
 def test_compressed_attachment_that_explodes_is_refused_before_any_board(tmp_path: Path) -> None:
